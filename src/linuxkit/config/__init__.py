@@ -1,0 +1,1 @@
+"""LinuxKit YAML configuration: loading with positions, the schema, merging, ``@pkg:`` templates."""

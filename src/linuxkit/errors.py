@@ -1,0 +1,114 @@
+"""The one error type of the project.
+
+Every failure a user can cause or meet ends up as a :class:`LinuxKitError`::
+
+    LinuxKitError             exit 1: something failed while doing what was asked
+    ├── UserError             exit 2: the input is wrong (YAML, flags, references, files)
+    │   └── ConfigError       exit 2: one or more located diagnostics from config files
+    └── BuildError            exit 1: a build step failed (tool, image, I/O)
+        └── ToolMissingError  exit 1: a host program is not installed (names its Debian package)
+
+The CLI prints ``str(error)`` (and the hint) and exits with ``error.exit_code``; a
+traceback is shown only in debug mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A position in a source file; ``line`` and ``col`` are 1-based."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in the input: ``FILE:LINE:COL: path: message`` plus an optional hint."""
+
+    message: str
+    location: Location | None = None
+    path: str | None = None
+    hint: str | None = None
+
+    def headline(self) -> str:
+        parts = []
+        if self.location is not None:
+            parts.append(str(self.location))
+        if self.path:
+            parts.append(self.path)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.headline()}\n  hint: {self.hint}"
+        return self.headline()
+
+
+class LinuxKitError(Exception):
+    """Base error: a message, an optional hint and an exit code."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        location: Location | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.location = location
+        self.path = path
+
+    @property
+    def diagnostics(self) -> Sequence[Diagnostic]:
+        return [Diagnostic(self.message, self.location, self.path, self.hint)]
+
+    def __str__(self) -> str:
+        return "\n".join(str(d) for d in self.diagnostics)
+
+
+class UserError(LinuxKitError):
+    """The user's input is wrong; nothing was built."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """All the problems found in one or more config files, reported together."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        diags = sorted(
+            diagnostics,
+            key=lambda d: (d.location is None, d.location or Location("", 0, 0), d.path or "", d.message),
+        )
+        if not diags:
+            raise ValueError("ConfigError needs at least one diagnostic")
+        first = diags[0]
+        super().__init__(first.message, hint=first.hint, location=first.location, path=first.path)
+        self._diagnostics = diags
+
+    @property
+    def diagnostics(self) -> Sequence[Diagnostic]:
+        return self._diagnostics
+
+
+class BuildError(LinuxKitError):
+    """A build step failed."""
+
+
+class ToolMissingError(BuildError):
+    """A host program needed for this step is not installed."""

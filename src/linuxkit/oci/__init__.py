@@ -1,0 +1,1 @@
+"""OCI images: references, the image-layout cache and (later) the registry client."""
