@@ -1,0 +1,236 @@
+"""``linuxkit build``: load the config, find every image, assemble the one rootfs stream and hand
+it to the requested formats, writing outputs atomically."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from . import log
+from .config import schema
+from .config.dump import dump_yaml, metadata_file
+from .config.load import LoadedConfig, load_configs
+from .errors import BuildError, Diagnostic, LinuxKitError, UserError
+from .formats.registry import FormatContext, validate_formats
+from .formats.tarfmt import write_docker, write_tar
+from .oci import reference
+from .oci.cache import Cache
+from .oci.image import ImageSource, Platform
+from .outputs import OutputSet
+from .rootfs.assemble import Addition, RootfsSettings
+from .rootfs.header import DEFAULT_MTIME, REG, Header
+from .rootfs.tarwriter import TarSink
+from .sbom import SbomCollector, attestation_sboms
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    configs: list[str]
+    formats: list[str]
+    name: str = ""
+    out_dir: Path = Path(".")
+    output_file: str = ""
+    size_mb: int = 1024
+    pull: bool = False
+    docker: bool = False
+    decompress_kernel: bool = False
+    arch: str = "amd64"
+    cache_dir: Path = Path(".")
+    input_tar: Path | None = None
+    sbom: str | None = "sbom.spdx.json"
+    sbom_current_time: bool = False
+    dry_run: bool = False
+    stdout: IO[bytes] | None = field(default=None, compare=False)
+
+
+def _image_refs(loaded: LoadedConfig) -> Iterator[tuple[str, tuple[str, int | None, tuple[str, ...]]]]:
+    """Every image the config names, with where it was written (section, index, fields)."""
+    moby = loaded.moby
+    if moby.kernel and moby.kernel.image:
+        yield moby.kernel.image, ("kernel", None, ("image",))
+    for i, ref in enumerate(moby.init or []):
+        yield ref, ("init", i, ())
+    for i, vol in enumerate(moby.volumes or []):
+        if vol.image:
+            yield vol.image, ("volumes", i, ("image",))
+    for section in ("onboot", "onshutdown", "services"):
+        for i, img in enumerate(getattr(moby, section) or []):
+            yield img.image, (section, i, ("image",))
+
+
+class ImageFinder:
+    """Finds the images of one build in the cache, once each, and says where a missing one was
+    asked for. (Pulling from registries comes with the registry client.)"""
+
+    def __init__(self, cache: Cache, platform: Platform) -> None:
+        self.cache = cache
+        self.platform = platform
+        self._found: dict[str, ImageSource] = {}
+
+    def _lookup(self, ref: str) -> ImageSource | None:
+        key = reference.normalize(ref)
+        if key not in self._found:
+            image = self.cache.resolve(key, self.platform)
+            if image is None:
+                return None
+            self._found[key] = image
+        return self._found[key]
+
+    def check_all(self, loaded: LoadedConfig, *, volume_oci: set[str]) -> None:
+        """Resolve every image before writing anything; report all missing ones together."""
+        diags: list[Diagnostic] = []
+        seen: set[str] = set()
+        for ref, (section, index, fields) in _image_refs(loaded):
+            key = reference.normalize(ref)
+            if key in seen or key in volume_oci:
+                continue
+            seen.add(key)
+            if self._lookup(ref) is not None:
+                continue
+            offered = self.cache.platforms(key)
+            if offered:
+                message = f"image {key} is in the cache but not for {self.platform}"
+                hint = "it has: " + ", ".join(map(str, offered)) + "; build with --arch to match"
+            else:
+                message = f"image {key} is not in the cache {self.cache.root}"
+                hint = "import it with `linuxkit cache import FILE`, or build it with `linuxkit pkg build`"
+            diags.append(
+                Diagnostic(message, loaded.locate(section, index, *fields), _path(section, index, fields), hint)
+            )
+        if diags:
+            raise MissingImagesError(diags)
+
+    def __call__(self, ref: str, platform: Platform) -> ImageSource:
+        image = self._lookup(ref)
+        if image is None:
+            raise BuildError(f"image {reference.normalize(ref)} is not in the cache {self.cache.root}")
+        return image
+
+
+def _path(section: str, index: int | None, fields: tuple[str, ...]) -> str:
+    out = section if index is None else f"{section}[{index}]"
+    return ".".join([out, *fields])
+
+
+class MissingImagesError(BuildError):
+    """One or more images are missing (exit 1: the YAML is fine, the cache is not)."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        first = diagnostics[0]
+        super().__init__(first.message, hint=first.hint, location=first.location, path=first.path)
+        self._diagnostics = diagnostics
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return self._diagnostics
+
+
+def _sbom_addition(collector: SbomCollector, filename: str) -> Addition:
+    def add(sink: TarSink) -> None:
+        data = collector.render()
+        sink.write_header(Header(name=filename, typeflag=REG, mode=0o644, size=len(data), mtime=DEFAULT_MTIME))
+        sink.write(data)
+
+    return add
+
+
+def _sbom_time(current: bool) -> datetime | None:
+    if not current:
+        return None
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() else datetime.now(UTC)
+
+
+def rootfs_settings(opts: BuildOptions, cache: Cache, platform: Platform) -> RootfsSettings:
+    additions: list[Addition] = []
+    on_image: Callable[[str, str], None] | None = None
+    if opts.sbom:
+        when = _sbom_time(opts.sbom_current_time)
+        collector = SbomCollector() if when is None else SbomCollector(build_time=when)
+
+        def on_image(ref: str, prefix: str) -> None:
+            for doc in attestation_sboms(cache, reference.normalize(ref), platform):
+                collector.add(prefix, doc, source=ref)
+
+        additions.append(_sbom_addition(collector, opts.sbom))
+    return RootfsSettings(
+        arch=opts.arch,
+        base_dir=Path.cwd(),
+        metadata_dump=metadata_file,
+        decompress_kernel=opts.decompress_kernel,
+        additions=tuple(additions),
+        on_image=on_image,
+    )
+
+
+def _write_streamable(opts: BuildOptions, write: Callable[[IO[bytes]], None]) -> list[Path]:
+    if opts.output_file == "-":
+        out = opts.stdout or sys.stdout.buffer
+        write(out)
+        out.flush()
+        return []
+    with OutputSet() as outputs:
+        with outputs.open(opts.output_file) as fh:
+            write(fh)
+        return outputs.commit()
+
+
+def run_build(opts: BuildOptions) -> list[Path]:
+    """Run one build; returns the files written."""
+    if opts.input_tar is not None:
+        raise UserError(
+            "--input-tar is not supported by this version yet",
+            hint="drop --input-tar: a full build gives the same bytes",
+        )
+    with log.step("Loading configuration"):
+        loaded = load_configs(opts.configs)
+    if opts.dry_run:
+        out = opts.stdout or sys.stdout.buffer
+        out.write(dump_yaml(loaded.moby) + b"\n")
+        out.flush()
+        return []
+    formats = validate_formats(opts.formats)
+    platform = Platform("linux", opts.arch)
+    cache = Cache(opts.cache_dir)
+    finder = ImageFinder(cache, platform)
+    oci_volumes = {reference.normalize(v.image) for v in loaded.moby.volumes or [] if v.image and v.format == "oci"}
+    if oci_volumes:
+        raise UserError(
+            "volumes with format: oci are not supported by this version yet",
+            location=loaded.locate("volumes", None),
+            path="volumes",
+        )
+    with log.step("Checking images"):
+        finder.check_all(loaded, volume_oci=oci_volumes)
+    settings = rootfs_settings(opts, cache, platform)
+    moby: schema.Moby = loaded.moby
+    if formats[0].streamable:
+        writer = write_tar if formats[0].name == "tar" else write_docker
+        target = "stdout" if opts.output_file == "-" else opts.output_file
+        with log.step(f"Writing {formats[0].name} to {target}"):
+            return _write_streamable(opts, lambda out: writer(moby, finder, out, settings))
+    base = opts.out_dir / opts.name
+    if not opts.out_dir.is_dir():
+        raise UserError(f"output directory {opts.out_dir} does not exist", hint="create it first")
+    with tempfile.TemporaryDirectory(prefix="linuxkit-build-") as tmp, OutputSet() as outputs:
+        rootfs = Path(tmp) / "rootfs.tar"
+        with log.step("Assembling the root filesystem"), open(rootfs, "wb") as fh:
+            write_tar(moby, finder, fh, settings)
+        ctx = FormatContext(base, opts.size_mb, opts.arch, opts.decompress_kernel, outputs)
+        for fmt in formats:
+            assert fmt.writer is not None
+            with log.step(f"Writing {fmt.name}"):
+                fmt.writer(ctx, rootfs)
+        written = outputs.commit()
+    for path in written:
+        log.info(f"  {path}")
+    return written
+
+
+__all__ = ["BuildOptions", "ImageFinder", "LinuxKitError", "run_build"]

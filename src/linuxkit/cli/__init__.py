@@ -1,0 +1,1 @@
+"""The ``linuxkit`` command line."""

@@ -1,0 +1,94 @@
+"""``linuxkit build``: upstream's flags, resolved into :class:`~linuxkit.build.BuildOptions`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..build import BuildOptions, run_build
+from ..errors import UserError
+from ..formats.registry import split_formats
+from ..oci.image import host_arch, normalize_arch
+from ..sizes import parse_size_mb
+from .common import CommonOptions, add_verb
+
+DEFAULT_NAME_FOR_STDIN = "moby"
+DEFAULT_SBOM_FILENAME = "sbom.spdx.json"
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = add_verb(verbs, "build", "Build a bootable OS image from a yaml configuration file")
+    p.add_argument("configs", nargs="+", metavar="FILE", help="YAML files (or - for stdin, or http(s) URLs)")
+    p.add_argument("--name", default="", help="name to use for output files")
+    p.add_argument("--dir", default="", help="directory for output files (default: current directory)")
+    p.add_argument("--o", dest="output_file", default="", metavar="FILE", help="single output file, or - for stdout")
+    p.add_argument("--size", default="1024M", help="size of disk images, where the format has a fixed size")
+    p.add_argument("--pull", action="store_true", help="always pull images")
+    p.add_argument("--docker", action="store_true", help="look for images in docker before the linuxkit cache")
+    p.add_argument("--decompress-kernel", action="store_true", help="decompress the Linux kernel")
+    p.add_argument("--arch", default=host_arch(), help="target architecture (default: host)")
+    p.add_argument("-f", "--format", action="append", default=[], help="formats to create (repeat or comma list)")
+    p.add_argument("--input-tar", default="", help="tar from a previous build to reuse unchanged parts from")
+    p.add_argument("--no-sbom", action="store_true", help="do not write a consolidated SBOM into the image")
+    p.add_argument("--sbom-output", default=DEFAULT_SBOM_FILENAME, help="SBOM file name in the root filesystem")
+    p.add_argument("--sbom-current-time", action="store_true", help="use the current time in the SBOM")
+    p.add_argument("--dry-run", action="store_true", help="print the merged configuration and stop")
+    p.set_defaults(func=run)
+
+
+def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildOptions:
+    """Upstream's rules for names, formats and ``--o``."""
+    name: str = args.name
+    out_dir: str = args.dir
+    output_file: str = args.output_file
+    configs: list[str] = args.configs
+    if not name and not output_file:
+        last = configs[-1]
+        name = DEFAULT_NAME_FOR_STDIN if last == "-" else Path(last).stem if "://" not in last else \
+            Path(last.rstrip("/").rsplit("/", 1)[-1]).stem
+    formats = split_formats(args.format) or (["tar"] if output_file else ["kernel+initrd"])
+    streamable = {"tar", "docker"}
+    if len(formats) > 1:
+        for fmt in formats:
+            if fmt in streamable:
+                raise UserError(f"format type {fmt} must be the only format specified")
+    if len(formats) == 1 and formats[0] in streamable and not output_file:
+        output_file = os.path.join(out_dir, f"{name}.{formats[0]}")
+        name = ""
+        out_dir = ""
+    if args.input_tar and args.pull:
+        raise UserError("cannot use --input-tar and --pull together")
+    if output_file:
+        if len(formats) > 1:
+            raise UserError("the --o option can only be specified when generating a single output format")
+        if name:
+            raise UserError("the --o option cannot be specified with --name")
+        if out_dir:
+            raise UserError("the --o option cannot be specified with --dir")
+        if formats[0] not in streamable:
+            raise UserError(f"the --o option cannot be specified for build type {formats[0]} as it cannot be streamed")
+    if args.input_tar and output_file and args.input_tar == output_file:
+        raise UserError("input-tar and output file cannot be the same")
+    return BuildOptions(
+        configs=configs,
+        formats=formats,
+        name=name,
+        out_dir=Path(out_dir or "."),
+        output_file=output_file,
+        size_mb=parse_size_mb(args.size),
+        pull=args.pull,
+        docker=args.docker,
+        decompress_kernel=args.decompress_kernel,
+        arch=normalize_arch(args.arch),
+        cache_dir=common.cache_dir,
+        input_tar=Path(args.input_tar) if args.input_tar else None,
+        sbom=None if args.no_sbom else args.sbom_output,
+        sbom_current_time=args.sbom_current_time,
+        dry_run=args.dry_run,
+    )
+
+
+def run(args: argparse.Namespace, common: CommonOptions) -> int:
+    run_build(options_from_args(args, common))
+    return 0

@@ -1,0 +1,102 @@
+"""``linuxkit cache ls|rm|clean|import|export``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import log
+from ..errors import UserError
+from ..oci.archive import FORMATS, export_to, import_archive
+from ..oci.cache import Cache
+from ..oci.image import Platform, host_arch
+from ..oci.verbs import clean, ls_lines, remove_images
+from .common import CommonOptions, add_verb
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cache = add_verb(verbs, "cache", "manage the linuxkit cache")
+    sub = cache.add_subparsers(dest="cache_verb", metavar="COMMAND")
+    sub.required = True
+
+    p = add_verb(sub, "ls", "list images in the linuxkit cache")
+    p.set_defaults(func=run_ls)
+
+    p = add_verb(sub, "rm", "remove individual images from the linuxkit cache")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--published-only", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=run_rm)
+
+    p = add_verb(sub, "clean", "empty the linuxkit cache")
+    p.add_argument("--published-only", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=run_clean)
+
+    p = add_verb(sub, "import", "import images from an OCI image-layout tar (FILE, or - for stdin)")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=run_import)
+
+    p = add_verb(sub, "export", "export an image from the linuxkit cache")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--platform", default=f"linux/{host_arch()}", help="platform to pick from a multi-arch index")
+    p.add_argument("--outfile", default="", help="file to write, or - for stdout")
+    p.add_argument("--format", default="oci", choices=FORMATS, help="oci (OCI tar), docker (docker tar), filesystem")
+    p.add_argument("--name", default="", help="name to record in the exported tar instead of NAME")
+    p.set_defaults(func=run_export)
+
+
+def _published_only(args: argparse.Namespace) -> None:
+    if args.published_only:
+        raise UserError(
+            "--published-only needs a registry client, which this version does not have yet",
+            hint="remove images by name with `linuxkit cache rm NAME`",
+        )
+
+
+def run_ls(args: argparse.Namespace, common: CommonOptions) -> int:
+    for line in ls_lines(Cache(common.cache_dir)):
+        log.console().print(line, markup=False, highlight=False)
+    return 0
+
+
+def run_rm(args: argparse.Namespace, common: CommonOptions) -> int:
+    _published_only(args)
+    for removed in remove_images(Cache(common.cache_dir), list(args.names)):
+        log.info(removed.message())
+    return 0
+
+
+def run_clean(args: argparse.Namespace, common: CommonOptions) -> int:
+    _published_only(args)
+    log.info(clean(common.cache_dir))
+    return 0
+
+
+def run_import(args: argparse.Namespace, common: CommonOptions) -> int:
+    cache = Cache(common.cache_dir)
+    if args.file == "-":
+        imported = import_archive(cache, sys.stdin.buffer, source="stdin")
+    else:
+        try:
+            fh = open(args.file, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise UserError(f"unable to open {args.file}: {exc.strerror}") from exc
+        with fh:
+            imported = import_archive(cache, fh, source=args.file)
+    for item in imported:
+        if item.name:
+            log.info(f"imported {item.name} ({item.descriptor.digest})")
+        else:
+            log.warn(f"imported {item.descriptor.digest} without a name (no io.containerd.image.name annotation)")
+    return 0
+
+
+def run_export(args: argparse.Namespace, common: CommonOptions) -> int:
+    export_to(
+        Cache(common.cache_dir),
+        args.names[0],
+        args.outfile,
+        fmt=args.format,
+        platform=Platform.parse(args.platform),
+        name=args.name or None,
+    )
+    return 0

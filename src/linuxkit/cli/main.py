@@ -1,0 +1,84 @@
+"""``linuxkit``: parse the command line as upstream's cobra CLI does, run a verb, turn errors into
+messages and exit codes (2 bad input, 1 failure, 130 interrupted)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from .. import log
+from ..errors import LinuxKitError, UserError
+from . import build_cmd, cache_cmd, pkg_cmd, version_cmd
+from .common import BOOL_FLAGS, CommonOptions, add_common, new_parser
+
+
+def _normalise_argv(argv: Sequence[str]) -> list[str]:
+    """Accept cobra spellings argparse does not: ``--flag=true|false`` for booleans and a bare ``-v``."""
+    out: list[str] = []
+    items = list(argv)
+    for i, arg in enumerate(items):
+        if arg == "--":
+            out.extend(items[i:])
+            break
+        name, eq, value = arg.partition("=")
+        if eq and name in BOOL_FLAGS and value.lower() in {"true", "false", "1", "0"}:
+            if value.lower() in {"true", "1"}:
+                out.append(name)
+            continue
+        if arg in ("-v", "--verbose"):
+            nxt = items[i + 1] if i + 1 < len(items) else ""
+            if not nxt.isdigit():
+                out.append(f"{arg}=2")
+                continue
+        out.append(arg)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser("linuxkit", "Build and run small, immutable Linux systems made of containers.")
+    add_common(parser, top_level=True)
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    verbs.required = True
+    build_cmd.register(verbs)
+    cache_cmd.register(verbs)
+    pkg_cmd.register(verbs)
+    version_cmd.register(verbs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
+    common = CommonOptions.from_args(args)
+    log.configure(common.verbosity)
+    try:
+        result: int = args.func(args, common)
+        return result
+    except LinuxKitError as exc:
+        if common.debug:
+            traceback.print_exc()
+        prefix = "" if isinstance(exc, UserError) and exc.location else "error: "
+        log.error(prefix + str(exc).replace("\n  hint:", "\n  hint:"))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader of our stdout went away (``linuxkit build --o - | head``): not our failure.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if common.debug:
+            traceback.print_exc()
+        else:
+            log.error(f"internal error: {type(exc).__name__}: {exc}")
+            log.error("  hint: run again with --debug (or -v 2) for a traceback, and report it")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""Load YAML into plain values plus a map of where every node came from.
+
+PyYAML parses and composes the node tree; everything after that is ours, because upstream
+decodes with go-yaml v3 and PyYAML's constructor follows YAML 1.1. What we do by hand:
+
+* scalar resolution as go-yaml v3 does it (YAML 1.2 core plus Go's ``strconv`` quirks:
+  ``yes``/``on`` stay strings, ``0644`` is the octal int 420, ``1_000`` is 1000, ``08`` is 8.0);
+* merge keys (``<<``) with v3's precedence: explicit keys win, then earlier merged maps;
+* duplicate keys are an error (v3 rejects them; PyYAML silently keeps the last);
+* a cap on constructed nodes so alias bombs fail fast, and a refusal of recursive anchors;
+* only the first document is used (upstream decodes one); later ones are ignored with a warning.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .. import log
+from ..errors import ConfigError, Diagnostic, Location
+
+MAX_BYTES = 16 * 1024 * 1024
+MAX_NODES = 1_000_000
+
+Path = tuple[str | int, ...]
+
+_PLAIN = "!plain"  # sentinel tag our resolver gives to untagged plain scalars
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_YAML_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_DOT_FLOAT = re.compile(r"^\.[0-9]+([eE][-+]?[0-9]+)?$")
+_TIMESTAMP = re.compile(
+    r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+    r"(?:(?:[Tt]| )[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]{1,9})?(?:Z|[-+][0-9]{2}:[0-9]{2})?)?$"
+)
+_CONSTANTS: Mapping[str, Any] = {
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+    **dict.fromkeys(("", "~", "null", "Null", "NULL"), None),
+    **dict.fromkeys((".nan", ".NaN", ".NAN"), math.nan),
+    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
+    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
+}
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class Timestamp(str):
+    """A plain scalar that go-yaml resolves as a timestamp (decoded as its text, like upstream's string fields)."""
+
+
+def _go_parse_int(text: str) -> int | None:
+    """``strconv.ParseInt(text, 0, 64)`` falling back to ``ParseUint``: base prefixes, leading-0 octal."""
+    sign = 1
+    body = text
+    if body[:1] in "+-":
+        sign = -1 if body[0] == "-" else 1
+        body = body[1:]
+    lower = body[:2].lower()
+    try:
+        if lower == "0x":
+            value = int(body[2:], 16)
+        elif lower == "0o":
+            value = int(body[2:], 8)
+        elif lower == "0b":
+            value = int(body[2:], 2)
+        elif len(body) > 1 and body[0] == "0":
+            value = int(body[1:], 8)
+        else:
+            value = int(body, 10)
+    except ValueError:
+        return None
+    if not body or not body.isascii() or any(c in "+-_ " for c in body):
+        return None
+    value *= sign
+    if _INT64[0] <= value <= _INT64[1] or (text[0] != "+" and sign > 0 and value < 2**64):
+        return value
+    return None
+
+
+def _go_float(text: str) -> float | str:
+    """``strconv.ParseFloat``: out-of-range values are an error, so the scalar stays a string."""
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+def resolve_plain(text: str) -> Any:
+    """The value go-yaml v3 gives an untagged plain scalar (timestamps become :class:`Timestamp`)."""
+    if text in _CONSTANTS:
+        return _CONSTANTS[text]
+    first = text[:1]
+    if first == ".":
+        return _go_float(text) if _DOT_FLOAT.match(text) else text
+    if not first or not ((first.isdigit() and first.isascii()) or first in "+-"):
+        return text
+    if _TIMESTAMP.match(text):
+        return Timestamp(text)
+    plain = text.replace("_", "")
+    if plain:
+        number = _go_parse_int(plain)
+        if number is not None:
+            return number
+        if _YAML_FLOAT.match(plain):
+            return text if isinstance(_go_float(plain), str) else float(plain)
+    return text
+
+
+def is_plain_string(text: str) -> bool:
+    """Whether go-yaml would write ``text`` unquoted (it resolves back to the same string)."""
+    if type(resolve_plain(text)) is not str:
+        return False
+    if _BASE60.match(text):
+        return False
+    return text not in _OLD_BOOLS
+
+
+_BASE60 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+_OLD_BOOLS = frozenset(
+    ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF"]
+)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded YAML document: its value and the location of every value and mapping key."""
+
+    file: str
+    value: Any
+    positions: Mapping[Path, Location] = field(default_factory=dict)
+    key_positions: Mapping[Path, Location] = field(default_factory=dict)
+
+    def locate(self, path: Path, *, key: bool = False) -> Location:
+        """The location of ``path`` (its key with ``key``), or of its nearest located ancestor."""
+        while True:
+            if key and path in self.key_positions:
+                return self.key_positions[path]
+            if path in self.positions:
+                return self.positions[path]
+            if not path:
+                return Location(self.file, 1, 1)
+            path = path[:-1]
+
+
+def _resolve(self: Any, kind: Any, value: Any, implicit: Any) -> Any:
+    """Mark untagged plain scalars so that we resolve them ourselves, v3-style."""
+    if kind is ScalarNode and implicit[0]:
+        return _PLAIN
+    return yaml.resolver.BaseResolver.resolve(self, kind, value, implicit)  # type: ignore[no-untyped-call]
+
+
+class _PyLoader(yaml.SafeLoader):
+    resolve = _resolve
+
+
+try:
+    from yaml.cyaml import CSafeLoader
+
+    class _CLoader(CSafeLoader):
+        resolve = _resolve
+
+    _Loader: type[Any] = _CLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = _PyLoader
+
+
+def _loc(file: str, mark: Any) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def _fail(file: str, node: Node | None, message: str, hint: str | None = None) -> ConfigError:
+    location = _loc(file, node.start_mark) if node is not None else Location(file, 1, 1)
+    return ConfigError([Diagnostic(message, location, hint=hint)])
+
+
+def _decode(data: bytes, file: str) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise ConfigError(
+            [Diagnostic("invalid UTF-8 in YAML file", Location(file, line, col), hint="save the file as UTF-8")]
+        ) from exc
+
+
+def _syntax_error(file: str, text: str, exc: yaml.YAMLError) -> ConfigError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        parts = [p for p in (exc.context, exc.problem) if p]
+        message = "YAML syntax error: " + ", ".join(parts)
+        return ConfigError([Diagnostic(message, _loc(file, mark) if mark else Location(file, 1, 1))])
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        where = Location(file, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        return ConfigError([Diagnostic(f"YAML syntax error: {exc.reason} (character {exc.character!r})", where)])
+    return ConfigError([Diagnostic(f"YAML syntax error: {exc}", Location(file, 1, 1))])
+
+
+def load_yaml(data: bytes | str, file: str, *, max_nodes: int = MAX_NODES, max_bytes: int = MAX_BYTES) -> Document:
+    """Parse the first YAML document of ``data``; raise :class:`ConfigError` with a location on any problem.
+
+    An empty stream gives a document whose value is ``None``.
+    """
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > max_bytes:
+        raise ConfigError(
+            [Diagnostic(f"YAML file is too large ({size} bytes, limit {max_bytes})", Location(file, 1, 1))]
+        )
+    text = data if isinstance(data, str) else _decode(data, file)
+    loader = _Loader(text)
+    try:
+        try:
+            root = _first_node(loader, file)
+        except yaml.YAMLError as exc:
+            raise _syntax_error(file, text, exc) from exc
+        if root is None:
+            return Document(file, None)
+        builder = _Builder(file, max_nodes)
+        value = builder.build(root, ())
+        return Document(file, value, builder.positions, builder.key_positions)
+    finally:
+        loader.dispose()
+
+
+def _first_node(loader: Any, file: str) -> Node | None:
+    if not loader.check_node():
+        return None
+    node: Node = loader.get_node()
+    try:
+        more = bool(loader.check_node())
+    except yaml.YAMLError:
+        more = True
+    if more:
+        log.warn(f"{file}: only the first YAML document is used; the others are ignored")
+    return node
+
+
+def _is_merge(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.value == "<<" and node.tag in (_PLAIN, _MERGE)
+
+
+class _Builder:
+    """Turns a composed node tree into plain values, v3-style, recording positions."""
+
+    def __init__(self, file: str, max_nodes: int) -> None:
+        self.file = file
+        self.max_nodes = max_nodes
+        self.count = 0
+        self.active: set[int] = set()
+        self.positions: dict[Path, Location] = {}
+        self.key_positions: dict[Path, Location] = {}
+
+    def build(self, node: Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > self.max_nodes:
+            raise _fail(
+                self.file,
+                node,
+                f"document expands to more than {self.max_nodes} nodes",
+                hint="this looks like an alias bomb; reduce the use of anchors and aliases",
+            )
+        self.positions.setdefault(path, _loc(self.file, node.start_mark))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        if id(node) in self.active:
+            raise _fail(self.file, node, "anchor value contains itself")
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            assert isinstance(node, MappingNode)
+            out: dict[Any, Any] = {}
+            self._mapping(node, path, out)
+            return out
+        finally:
+            self.active.discard(id(node))
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        tag = node.tag
+        text = node.value
+        if tag == _PLAIN:
+            value = resolve_plain(text)
+            return str(value) if isinstance(value, Timestamp) else value
+        short = tag.removeprefix("tag:yaml.org,2002:")
+        if tag.startswith("tag:yaml.org,2002:") and short in ("int", "float", "bool", "null"):
+            value = resolve_plain(text)
+            kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "null": (type(None),)}[short]
+            if (isinstance(value, bool) and short != "bool") or not isinstance(value, kinds):
+                raise _fail(self.file, node, f"cannot decode {text!r} as !!{short}")
+            return float(value) if short == "float" and value is not None else value
+        if tag == "tag:yaml.org,2002:binary":
+            import base64
+            import binascii
+
+            try:
+                return base64.b64decode("".join(text.split()), validate=True).decode("utf-8", "surrogateescape")
+            except (binascii.Error, ValueError) as exc:
+                raise _fail(self.file, node, "!!binary value contains invalid base64 data") from exc
+        return text  # !!str, !!timestamp, quoted and block scalars, custom tags
+
+    def _mapping(self, node: MappingNode, path: Path, out: dict[Any, Any]) -> None:
+        seen: dict[tuple[str, str], Node] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode):
+                ident = ("scalar", key_node.value)
+                if ident in seen:
+                    first = seen[ident]
+                    raise _fail(
+                        self.file,
+                        key_node,
+                        f"mapping key {key_node.value!r} already defined at line {first.start_mark.line + 1}",
+                        hint="YAML keys must be unique within a mapping",
+                    )
+                seen[ident] = key_node
+            if _is_merge(key_node):
+                merges.append(value_node)
+                continue
+            key = self._scalar(key_node) if isinstance(key_node, ScalarNode) else None
+            if not isinstance(key, str):
+                raise _fail(self.file, key_node, f"mapping key {key_node.value!r} is not a string", hint="quote it")
+            if key in out:  # only reachable through merged maps
+                continue
+            self.key_positions[(*path, key)] = _loc(self.file, key_node.start_mark)
+            out[key] = self.build(value_node, (*path, key))
+        for merge in merges:
+            for source in _merge_sources(merge, self.file):
+                self._merge_from(source, path, out)
+
+    def _merge_from(self, node: MappingNode, path: Path, out: dict[Any, Any]) -> None:
+        if id(node) in self.active:
+            raise _fail(self.file, node, "anchor value contains itself")
+        self.active.add(id(node))
+        try:
+            self._mapping(node, path, out)
+        finally:
+            self.active.discard(id(node))
+
+
+def _merge_sources(node: Node, file: str) -> Iterator[MappingNode]:
+    if isinstance(node, MappingNode):
+        yield node
+        return
+    if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
+        yield from node.value
+        return
+    raise _fail(file, node, "map merge requires map or sequence of maps as the value")

@@ -1,0 +1,1 @@
+"""Output formats, registered by upstream's names."""

@@ -1,0 +1,99 @@
+"""The table of output formats: upstream's names, which ones stream, and who writes them.
+
+A *streamable* format (``tar``, ``docker``) is the rootfs stream itself, so it can go to a file
+or stdout (``--o``) and must be the only format of a run. Every other format reads the one
+assembled rootfs tar and writes its files through an :class:`~linuxkit.outputs.OutputSet`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..outputs import OutputSet
+
+
+@dataclass(frozen=True)
+class FormatContext:
+    """What a format writer gets besides the rootfs tar."""
+
+    base: Path  # output path without suffix: DIR/NAME
+    size_mb: int
+    arch: str
+    decompress_kernel: bool
+    outputs: OutputSet
+
+
+FormatWriter = Callable[[FormatContext, Path], None]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    streamable: bool = False
+    writer: FormatWriter | None = None
+
+
+# Upstream's format names in its own order, then ours. Writers are attached as formats land.
+_NAMES = (
+    "tar",
+    "docker",
+    "kernel+initrd",
+    "tar-kernel-initrd",
+    "iso-bios",
+    "iso-efi",
+    "iso-efi-initrd",
+    "raw-bios",
+    "raw-efi",
+    "kernel+squashfs",
+    "kernel+erofs",
+    "kernel+iso",
+    "aws",
+    "gcp",
+    "qcow2-efi",
+    "qcow2-bios",
+    "vhd",
+    "dynamic-vhd",
+    "vmdk",
+    "rpi3",
+    "uki",
+)
+STREAMABLE = frozenset({"tar", "docker"})
+
+
+def all_formats() -> dict[str, Format]:
+    """Every known format with its writer (``None`` where this version cannot write it yet)."""
+    writers: dict[str, FormatWriter] = {}
+    return {name: Format(name, name in STREAMABLE, writers.get(name)) for name in _NAMES}
+
+
+def split_formats(values: Sequence[str]) -> list[str]:
+    """``-f a,b -f c`` → ``[a, b, c]`` (upstream splits each value on commas)."""
+    out: list[str] = []
+    for value in values:
+        out.extend(value.split(","))
+    return out
+
+
+def validate_formats(names: Sequence[str]) -> list[Format]:
+    """Check a list of requested formats; raise :class:`UserError` for unknown or unusable ones."""
+    table = all_formats()
+    chosen: list[Format] = []
+    for name in names:
+        fmt = table.get(name)
+        if fmt is None:
+            raise UserError(
+                f"unknown format {name!r}",
+                hint="known formats: " + ", ".join(_NAMES),
+            )
+        if fmt.streamable and len(names) > 1:
+            raise UserError(f"format type {name} must be the only format specified")
+        if not fmt.streamable and fmt.writer is None:
+            raise UserError(
+                f"format {name!r} is not available in this version yet",
+                hint="available now: " + ", ".join(n for n, f in table.items() if f.streamable or f.writer),
+            )
+        chosen.append(fmt)
+    return chosen

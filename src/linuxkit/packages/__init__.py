@@ -1,0 +1,1 @@
+"""LinuxKit packages: ``build.yml`` and the tag a package directory builds to."""

@@ -1,0 +1,140 @@
+"""A strict reader for a package's ``build.yml`` (upstream ``pkglib`` ``pkgInfo``, decoded with known fields only)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from pydantic import Field, ValidationError
+
+from ..config import schema
+from ..config.validate import Reporter, schema_diagnostics
+from ..config.yamlload import load_yaml
+from ..errors import ConfigError, UserError
+from ..oci import reference
+
+DEFAULT_ORG = "linuxkit"
+DEFAULT_TAG = "{{.Hash}}"
+DEFAULT_DOCKERFILE = "Dockerfile"
+DEFAULT_ARCHES = ("amd64", "arm64", "riscv64")
+DEFAULT_GITREPO = "https://github.com/linuxkit/linuxkit"
+BUILD_YML = "build.yml"
+
+
+class DockerImages(schema.Model):
+    target_dir: str | None = Field(None, alias="target-dir")
+    target: str | None = None
+    from_file: str | None = Field(None, alias="from-file")
+    images: list[str] | None = Field(None, alias="list")
+
+
+class Depends(schema.Model):
+    docker_images: DockerImages | None = Field(None, alias="docker-images")
+
+
+class BuildYml(schema.Model):
+    """The keys ``build.yml`` may hold; ``None`` means "absent" (defaults are applied in :class:`PkgInfo`)."""
+
+    image: str | None = None
+    org: str | None = None
+    tag: str | None = None
+    dockerfile: str | None = None
+    arches: list[str] | None = None
+    extra_sources: list[str] | None = Field(None, alias="extra-sources")
+    gitrepo: str | None = None
+    network: bool | None = None
+    disable_cache: bool | None = Field(None, alias="disable-cache")
+    config: schema.ImageConfig | None = None
+    build_args: list[str] | None = Field(None, alias="buildArgs")
+    depends: Depends | None = None
+    # A future ``debian:`` section (packages built from Debian sources) goes here.
+
+
+@dataclass(frozen=True)
+class PkgInfo:
+    """A package's build settings with upstream's defaults filled in."""
+
+    image: str
+    org: str = DEFAULT_ORG
+    tag: str = DEFAULT_TAG
+    dockerfile: str = DEFAULT_DOCKERFILE
+    arches: tuple[str, ...] = DEFAULT_ARCHES
+    extra_sources: tuple[str, ...] = ()
+    gitrepo: str = DEFAULT_GITREPO
+    network: bool = False
+    disable_cache: bool = False
+    config: schema.ImageConfig | None = None
+    build_args: tuple[str, ...] | None = None
+    depends_images: tuple[str, ...] = ()
+    depends_target: str = ""
+    depends_target_dir: str = ""
+    depends_from_file: str = ""
+    path: str = field(default="", compare=False)
+
+
+def parse_build_yml(data: bytes | str, name: str) -> PkgInfo:
+    """Parse ``build.yml`` text; raise :class:`ConfigError` listing every problem, located."""
+    doc = load_yaml(data, name)
+    rep = Reporter(doc)
+    if not isinstance(doc.value, dict):
+        rep.add((), "build.yml must be a mapping with at least an image key")
+        raise ConfigError(rep.diagnostics)
+    try:
+        raw = BuildYml.model_validate(doc.value)
+    except ValidationError as exc:
+        raise ConfigError(schema_diagnostics(doc, exc, BuildYml)) from exc
+    if not raw.image:
+        rep.add(("image",) if "image" in doc.value else (), "image is required", key=True)
+    images = DockerImages()
+    if raw.depends is not None and raw.depends.docker_images is not None:
+        images = raw.depends.docker_images
+    base: tuple[str, ...] = ("depends", "docker-images")
+    if images.target and images.target_dir:
+        rep.add((*base, "target"), "target and target-dir are mutually exclusive")
+    if images.from_file and images.images:
+        rep.add((*base, "list"), "list and from-file are mutually exclusive")
+    for i, ref in enumerate(images.images or []):
+        try:
+            parsed = reference.parse(ref)
+        except UserError as exc:
+            rep.add((*base, "list", i), f"invalid image reference {ref!r}", exc.hint)
+            continue
+        if not parsed.digest:
+            rep.add((*base, "list", i), f"image {ref!r} lacks a digest", "pin it as name@sha256:…")
+    for i, src in enumerate(raw.extra_sources or []):
+        if len(src.split(":")) != 2:
+            rep.add(("extra-sources", i), f"bad source format {src!r}", "write it as source:destination")
+    if rep.diagnostics:
+        raise ConfigError(rep.diagnostics)
+    assert raw.image is not None
+    return PkgInfo(
+        image=raw.image,
+        org=DEFAULT_ORG if raw.org is None else raw.org,
+        tag=DEFAULT_TAG if raw.tag is None else raw.tag,
+        dockerfile=DEFAULT_DOCKERFILE if raw.dockerfile is None else raw.dockerfile,
+        arches=DEFAULT_ARCHES if raw.arches is None else tuple(raw.arches),
+        extra_sources=tuple(raw.extra_sources or ()),
+        gitrepo=DEFAULT_GITREPO if raw.gitrepo is None else raw.gitrepo,
+        network=bool(raw.network),
+        disable_cache=bool(raw.disable_cache),
+        config=raw.config,
+        build_args=None if raw.build_args is None else tuple(raw.build_args),
+        depends_images=tuple(images.images or ()),
+        depends_target=images.target or "",
+        depends_target_dir=images.target_dir or "",
+        depends_from_file=images.from_file or "",
+    )
+
+
+def read_build_yml(pkg_dir: str, build_yml: str = BUILD_YML) -> PkgInfo:
+    """Read ``<pkg_dir>/<build_yml>``."""
+    path = os.path.join(pkg_dir, build_yml)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise UserError(
+            f"cannot read {path}: {exc.strerror or exc}", hint="a package directory needs a build.yml"
+        ) from exc
+    info = parse_build_yml(data, path)
+    return PkgInfo(**{**info.__dict__, "path": os.path.abspath(pkg_dir)})

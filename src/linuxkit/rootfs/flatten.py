@@ -1,0 +1,246 @@
+"""Flatten an image's layers into one filesystem stream, in upstream's order, safely.
+
+Upstream (go-containerregistry ``mutate.Extract``) walks the layers from the top one down and
+emits the first occurrence of each path: a path seen once (or whited out with ``.wh.NAME``) is
+skipped in lower layers, and a non-directory hides everything below it in lower layers. Names
+are cleaned (``./a/`` → ``a``). We keep that order and those rules, and deliberately add:
+
+* **Opaque whiteouts** (``DIR/.wh..wh..opq``): lower layers' entries below ``DIR`` are hidden
+  (upstream ignores the marker and lets them through).
+* **Safety.** We re-emit a tar, so "escaping" means producing an entry that a tar extractor
+  would place outside the image's directory or through something that is not a directory:
+
+  - an absolute name is made relative (``/etc/x`` → ``etc/x``); a name climbing above the
+    image root (``../x``) is dropped;
+  - an entry below a path that is a non-directory in the result is dropped (upstream already
+    drops those from lower layers; we also drop a lower non-directory that would replace a
+    directory implied by entries already emitted);
+  - a directory in an upper layer over a non-directory or whiteout in a lower one hides what
+    even lower layers have below it (upstream lets those through);
+  - a hard link must name an entry already emitted from the same layer; otherwise (target
+    whited out, replaced by an upper layer, in a lower layer, or missing) the link becomes a
+    copy of the file it pointed to in its own layer (read again from that layer), or is dropped
+    when there is no such file. Targets climbing above the root are dropped.
+
+The output of :func:`flatten` carries, per header, exactly the PAX records upstream's
+intermediate tar would carry, so the final bytes match upstream's.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from contextlib import closing
+from typing import IO
+
+from .. import log
+from ..oci.image import ImageSource
+from .header import DIR, LINK, PAX, REG, Header, plan_header
+from .tarreader import Entry, read_entries
+from .tarwriter import TarWriter, copy_data
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+_MAX_LINK_DEPTH = 16
+
+
+def go_clean(name: str) -> str:
+    """Go's ``path.Clean``."""
+    out = posixpath.normpath(name) if name else "."
+    if out.startswith("//"):
+        out = "/" + out.lstrip("/")
+    return out
+
+
+def go_dir(name: str) -> str:
+    """Go's ``path.Dir`` of a cleaned name."""
+    head = name[: name.rfind("/") + 1]
+    return go_clean(head) if head else "."
+
+
+def go_base(name: str) -> str:
+    """Go's ``path.Base`` of a cleaned name."""
+    if not name:
+        return "."
+    stripped = name.rstrip("/")
+    if not stripped:
+        return "/"
+    return stripped[stripped.rfind("/") + 1 :]
+
+
+def go_join(*parts: str) -> str:
+    """Go's ``path.Join``: empty elements ignored, result cleaned ("" when all are empty)."""
+    kept = [p for p in parts if p]
+    return go_clean("/".join(kept)) if kept else ""
+
+
+def safe_relative(name: str) -> str | None:
+    """``name`` cleaned and made relative to the image root, or ``None`` when it climbs above it."""
+    cleaned = go_clean(name)
+    if cleaned.startswith("/"):
+        cleaned = cleaned.lstrip("/") or "."
+    if cleaned == ".." or cleaned.startswith("../"):
+        return None
+    return cleaned
+
+
+def ancestors(name: str) -> Iterator[str]:
+    """The proper ancestors of a cleaned relative name, nearest first (``a/b/c`` → ``a/b``, ``a``)."""
+    while "/" in name:
+        name = name[: name.rfind("/")]
+        yield name
+
+
+def roundtrip(hdr: Header) -> Header:
+    """``hdr`` as it reads back after Go writes it in PAX format (only the PAX records change)."""
+    hdr = hdr.copy(want_pax=True)
+    choice, records = plan_header(hdr)
+    hdr.pax = dict(records) if choice == PAX and records else None
+    return hdr
+
+
+def _in_whiteout_dir(seen: dict[str, bool], name: str) -> bool:
+    while name:
+        parent = go_dir(name)
+        if parent == name:
+            return False
+        if seen.get(parent):
+            return True
+        name = parent
+    return False
+
+
+class _Flattener:
+    def __init__(self, source: ImageSource) -> None:
+        self.source = source
+        self.seen: dict[str, bool] = {}  # upstream's fileMap: True hides what is below
+        self.emitted: dict[str, int] = {}  # non-directories emitted → layer index
+        self.implied_dirs: set[str] = set()  # ancestors of everything emitted
+        self.opaque: set[str] = set()  # opaque directories of the layers above the current one
+
+    def run(self) -> Iterator[Entry]:
+        for layer in range(self.source.layer_count() - 1, -1, -1):
+            new_opaque: set[str] = set()
+            with closing(self.source.open_layer(layer)) as stream:
+                for entry in read_entries(stream):
+                    yield from self._entry(layer, entry, new_opaque)
+            self.opaque |= new_opaque
+
+    def _entry(self, layer: int, entry: Entry, new_opaque: set[str]) -> Iterator[Entry]:
+        hdr = entry.header
+        name = safe_relative(hdr.name)
+        if name is None:
+            log.warn(f"{self.source.ref}: dropping {hdr.name!r}: it climbs out of the image root")
+            return
+        base, parent = go_base(name), go_dir(name)
+        if base == OPAQUE:
+            new_opaque.add(parent)
+            return
+        tombstone = base.startswith(WHITEOUT)
+        if tombstone:
+            base = base[len(WHITEOUT) :]
+        is_dir = hdr.typeflag == DIR
+        key = name if is_dir else go_join(parent, base)
+        if key in self.seen:
+            if tombstone or not is_dir:
+                # A directory above replaced this whiteout or non-directory: nothing below it shows.
+                self.seen[key] = True
+            return
+        if _in_whiteout_dir(self.seen, key):
+            return
+        if any(a in self.opaque for a in ancestors(key)):
+            return
+        if not is_dir and not tombstone and key in self.implied_dirs:
+            # An upper layer made this a directory; this non-directory still hides what is below it.
+            log.debug(f"{self.source.ref}: dropping {key!r}: a directory of that name is already in the image")
+            self.seen[key] = True
+            return
+        self.seen[key] = tombstone or not is_dir
+        if tombstone:
+            return
+        hdr = hdr.copy(name=name)
+        if hdr.typeflag == LINK:
+            yield from self._hardlink(layer, hdr, entry)
+            return
+        self._mark(key, layer, is_dir)
+        yield Entry(roundtrip(hdr), entry.data)
+
+    def _mark(self, key: str, layer: int, is_dir: bool) -> None:
+        if not is_dir:
+            self.emitted[key] = layer
+        self.implied_dirs.update(ancestors(key))
+
+    def _hardlink(self, layer: int, hdr: Header, entry: Entry) -> Iterator[Entry]:
+        target = safe_relative(hdr.linkname)
+        if target is None or target == ".":
+            log.warn(f"{self.source.ref}: dropping hard link {hdr.name!r} to {hdr.linkname!r}: outside the image")
+            return
+        # A relative link that stays inside is kept byte for byte (``./bin/sh`` too), as upstream does.
+        link = target if hdr.linkname.startswith("/") else hdr.linkname
+        if self.emitted.get(target) == layer:
+            self._mark(hdr.name, layer, False)
+            yield Entry(roundtrip(hdr.copy(linkname=link)), entry.data)
+            return
+        found = False
+        for copy in _materialise(self.source, layer, target, hdr):
+            found = True
+            self._mark(hdr.name, layer, False)
+            yield copy
+        if not found:
+            log.warn(f"{self.source.ref}: dropping hard link {hdr.name!r}: its target {target!r} is not in the image")
+
+
+def _materialise(source: ImageSource, layer: int, target: str, link: Header, depth: int = 0) -> Iterator[Entry]:
+    """Yield ``link`` turned into a copy of ``target`` as seen from ``layer`` (nothing if absent)."""
+    if depth > _MAX_LINK_DEPTH:
+        return
+    covers = {target, *ancestors(target)}
+    for index in range(layer, -1, -1):
+        hidden = False
+        with closing(source.open_layer(index)) as stream:
+            for entry in read_entries(stream):
+                name = safe_relative(entry.header.name)
+                if name is None:
+                    continue
+                base, parent = go_base(name), go_dir(name)
+                if (base == OPAQUE and parent in covers and parent != target) or (
+                    base.startswith(WHITEOUT) and go_join(parent, base[len(WHITEOUT) :]) in covers
+                ):
+                    hidden = True
+                    continue
+                if name != target:
+                    continue
+                hdr = entry.header
+                if hdr.typeflag == LINK:
+                    next_target = safe_relative(hdr.linkname)
+                    if next_target is not None:
+                        yield from _materialise(source, index, next_target, link, depth + 1)
+                    return
+                if hdr.typeflag == DIR:
+                    return
+                out = link.copy(
+                    typeflag=hdr.typeflag,
+                    linkname=hdr.linkname if hdr.typeflag != REG else "",
+                    size=hdr.size,
+                    devmajor=hdr.devmajor,
+                    devminor=hdr.devminor,
+                )
+                yield Entry(roundtrip(out), entry.data)
+                return
+        if hidden:
+            return
+
+
+def flatten(source: ImageSource) -> Iterator[Entry]:
+    """The image's filesystem as one stream of entries (top layer first, as upstream)."""
+    return _Flattener(source).run()
+
+
+def write_flattened(source: ImageSource, out: IO[bytes]) -> None:
+    """Write the flattened filesystem of ``source`` as a tar (``cache export --format filesystem``)."""
+    writer = TarWriter(out)
+    for entry in flatten(source):
+        writer.write_header(entry.header)
+        if entry.header.has_data:
+            copy_data(writer, entry.data, entry.header.size)
+    writer.close()

@@ -1,0 +1,66 @@
+"""The ``org.mobyproject.config`` label: an image's own defaults for the YAML image keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..config import schema
+from ..errors import BuildError
+from ..oci.image import MOBY_CONFIG_LABEL
+
+_HINT = (
+    f"the {MOBY_CONFIG_LABEL} label must be a JSON object with the keys of a YAML image entry "
+    "(capabilities, binds, mounts, ...) except name and image; rebuild the image with a valid label"
+)
+
+
+def _error(image_ref: str, detail: str) -> BuildError:
+    return BuildError(f"image {image_ref}: invalid {MOBY_CONFIG_LABEL} label: {detail}", hint=_HINT)
+
+
+def _decode(text: str, image_ref: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as json_error:
+        # upstream reads the label with a YAML parser, so YAML that is not JSON is accepted too
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise _error(image_ref, f"not valid JSON: {json_error}") from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
+def parse_label(text: str, image_ref: str) -> schema.ImageConfig:
+    """The label's settings; :class:`BuildError` (naming ``image_ref`` and the label) when it is invalid."""
+    value = _decode(text, image_ref)
+    if not isinstance(value, dict):
+        raise _error(image_ref, f"expected an object, got {type(value).__name__}")
+    for key in ("name", "image"):
+        if key in value:
+            raise _error(image_ref, f"{key} cannot be set in the label")
+    try:
+        return schema.ImageConfig.model_validate(value)
+    except ValidationError as error:
+        raise _error(image_ref, _describe(error)) from None
+
+
+def image_label(image_config: dict[str, Any], image_ref: str) -> schema.ImageConfig:
+    """The parsed label of an OCI image config, or empty settings when it has none (or an empty one)."""
+    inner = image_config.get("config") or {}
+    labels = inner.get("Labels") or {}
+    text = labels.get(MOBY_CONFIG_LABEL) or ""
+    if not text:
+        return schema.ImageConfig()
+    return parse_label(str(text), image_ref)
