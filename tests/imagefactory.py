@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import json
+import random
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -70,25 +71,18 @@ def opaque(directory_path: str) -> Entry:
 
 
 class _PseudoRandom(io.RawIOBase):
-    """Deterministic incompressible bytes (sha256 counter stream), read in chunks."""
+    """Deterministic, incompressible bytes (seeded by the file name), produced in chunks."""
 
     def __init__(self, seed: str, size: int) -> None:
-        self._seed = seed.encode()
+        self._rng = random.Random(seed)
         self._left = size
-        self._counter = 0
-        self._buf = b""
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
         want = min(len(b), self._left)
-        while len(self._buf) < want:
-            block = hashlib.sha256(self._seed + self._counter.to_bytes(8, "big")).digest()
-            self._buf += block * 64  # 2 KiB per hash; compressible only at 2 KiB period
-            self._counter += 1
-        b[:want] = self._buf[:want]
-        self._buf = self._buf[want:]
+        b[:want] = self._rng.randbytes(want)
         self._left -= want
         return want
 
@@ -194,18 +188,29 @@ def write_layout_tar(path: Path, specs: Sequence[ImageSpec], *, multiarch: bool 
             children = []
             for spec in group:
                 manifest = json.dumps(_image_manifest(spec, blobs)).encode()
-                children.append({"mediaType": OCI_MANIFEST, **blobs.add(manifest),
-                                 "platform": {"architecture": spec.arch, "os": "linux"}})
+                children.append(
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        **blobs.add(manifest),
+                        "platform": {"architecture": spec.arch, "os": "linux"},
+                    }
+                )
             child_index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}).encode()
             index_manifests.append({"mediaType": OCI_INDEX, **blobs.add(child_index), "annotations": annotations})
         else:
             (spec,) = group
             manifest = json.dumps(_image_manifest(spec, blobs)).encode()
-            index_manifests.append({"mediaType": OCI_MANIFEST, **blobs.add(manifest),
-                                    "platform": {"architecture": spec.arch, "os": "linux"},
-                                    "annotations": annotations})
+            index_manifests.append(
+                {
+                    "mediaType": OCI_MANIFEST,
+                    **blobs.add(manifest),
+                    "platform": {"architecture": spec.arch, "os": "linux"},
+                    "annotations": annotations,
+                }
+            )
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_manifests}).encode()
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+
         def add(name: str, data: bytes | None) -> None:
             info = tarfile.TarInfo(name)
             if data is None:
@@ -214,6 +219,7 @@ def write_layout_tar(path: Path, specs: Sequence[ImageSpec], *, multiarch: bool 
             else:
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
+
         add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         add("index.json", index)
         add("blobs", None)

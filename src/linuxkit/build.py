@@ -216,8 +216,6 @@ def run_build(opts: BuildOptions) -> list[Path]:
         with log.step(f"Writing {formats[0].name} to {target}"):
             return _write_streamable(opts, lambda out: writer(moby, finder, out, settings))
     base = opts.out_dir / opts.name
-    if not opts.out_dir.is_dir():
-        raise UserError(f"output directory {opts.out_dir} does not exist", hint="create it first")
     with tempfile.TemporaryDirectory(prefix="linuxkit-build-") as tmp, OutputSet() as outputs:
         rootfs = Path(tmp) / "rootfs.tar"
         with log.step("Assembling the root filesystem"), open(rootfs, "wb") as fh:

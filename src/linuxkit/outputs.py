@@ -37,17 +37,28 @@ class OutputSet:
 
     def __init__(self) -> None:
         self._pending: dict[Path, Path] = {}
+        self._created: list[Path] = []  # directories we made, removed again on abort when empty
 
     def path(self, final: str | os.PathLike[str]) -> Path:
         """A fresh temporary path that becomes ``final`` on commit."""
         target = Path(final)
-        if not target.parent.is_dir():
-            raise UserError(f"cannot write {target}: directory {target.parent} does not exist", hint="create it first")
+        self._make_parents(target.parent)
         if target in self._pending:
             return self._pending[target]
         temp = _temp_name(target)
         self._pending[target] = temp
         return temp
+
+    def _make_parents(self, directory: Path) -> None:
+        missing = []
+        while not directory.is_dir():
+            if directory.exists():
+                raise UserError(f"cannot write below {directory}: it is not a directory")
+            missing.append(directory)
+            directory = directory.parent
+        for d in reversed(missing):
+            d.mkdir()
+            self._created.append(d)
 
     @contextlib.contextmanager
     def open(self, final: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
@@ -70,6 +81,7 @@ class OutputSet:
             fsync_dir(final.parent)
             done.append(final)
         self._pending.clear()
+        self._created.clear()
         return done
 
     def abort(self) -> None:
@@ -77,6 +89,10 @@ class OutputSet:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
         self._pending.clear()
+        for directory in reversed(self._created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        self._created.clear()
 
     def __enter__(self) -> OutputSet:
         return self

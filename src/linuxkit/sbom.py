@@ -26,8 +26,14 @@ SPDX_PREDICATE = "https://spdx.dev/Document"
 INTOTO_PREDICATE_TYPE = "in-toto.io/predicate-type"
 INTOTO_MEDIA_TYPE = "application/vnd.in-toto+json"
 DEFAULT_BUILD_TIME = datetime(2017, 4, 18, 16, 30, 0, tzinfo=UTC)
-_MERGED_KEYS = ("packages", "files", "hasExtractedLicensingInfos", "relationships", "annotations",
-                "externalDocumentRefs")
+_MERGED_KEYS = (
+    "packages",
+    "files",
+    "hasExtractedLicensingInfos",
+    "relationships",
+    "annotations",
+    "externalDocumentRefs",
+)
 
 
 def _prefixed(prefix: str, name: str) -> str:

@@ -45,8 +45,13 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
     configs: list[str] = args.configs
     if not name and not output_file:
         last = configs[-1]
-        name = DEFAULT_NAME_FOR_STDIN if last == "-" else Path(last).stem if "://" not in last else \
-            Path(last.rstrip("/").rsplit("/", 1)[-1]).stem
+        name = (
+            DEFAULT_NAME_FOR_STDIN
+            if last == "-"
+            else Path(last).stem
+            if "://" not in last
+            else Path(last.rstrip("/").rsplit("/", 1)[-1]).stem
+        )
     formats = split_formats(args.format) or (["tar"] if output_file else ["kernel+initrd"])
     streamable = {"tar", "docker"}
     if len(formats) > 1:

@@ -13,9 +13,23 @@ from ..oci.cache import default_cache_dir
 # Boolean long flags that upstream (pflag) also accepts as ``--flag=true|false``.
 BOOL_FLAGS = frozenset(
     {
-        "--pull", "--docker", "--decompress-kernel", "--no-sbom", "--sbom-current-time", "--dry-run",
-        "--quiet", "--debug", "--canonical", "--short", "--commit", "--force", "--dev", "--force-dirty",
-        "--published-only", "--with-arch-tags", "--override",
+        "--pull",
+        "--docker",
+        "--decompress-kernel",
+        "--no-sbom",
+        "--sbom-current-time",
+        "--dry-run",
+        "--quiet",
+        "--debug",
+        "--canonical",
+        "--short",
+        "--commit",
+        "--force",
+        "--dev",
+        "--force-dirty",
+        "--published-only",
+        "--with-arch-tags",
+        "--override",
     }
 )
 

@@ -120,7 +120,9 @@ class CachedImage:
     def _open_blob(self, index: int) -> VerifyingReader:
         layer = self.layers[index]
         try:
-            blob = self.layout.open_blob(layer.digest, layer.size, f"image {self.name}: layer {index} ({layer.digest})")
+            blob = self.layout.open_blob(
+                layer.digest, layer.size, f"image {self.name} in the cache is damaged: layer {index} ({layer.digest})"
+            )
         except FileNotFoundError as exc:
             raise damaged(self.name, exc) from exc
         blob.hint = _fix_hint(self.name)

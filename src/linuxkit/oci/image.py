@@ -8,8 +8,15 @@ from typing import IO, Any, Protocol
 
 MOBY_CONFIG_LABEL = "org.mobyproject.config"
 
-_GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "riscv64": "riscv64",
-           "s390x": "s390x", "ppc64le": "ppc64le"}
+_GOARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "riscv64": "riscv64",
+    "s390x": "s390x",
+    "ppc64le": "ppc64le",
+}
 
 
 def host_arch() -> str:

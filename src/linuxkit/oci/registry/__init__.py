@@ -1,0 +1,20 @@
+"""A small OCI distribution client: pull images into the cache and push them from it.
+
+Public API::
+
+    pull(cache, ref, platforms, options=...) -> Descriptor   # root (index or manifest) now named in the cache
+    push(cache, ref, remote_ref=None, options=...) -> Descriptor
+    RegistryOptions(...)                                     # insecure hosts, mirrors, CA files, credentials
+
+Everything goes through :class:`~linuxkit.oci.registry.client.Client` (one per registry host per
+operation), which owns the HTTP session, the bearer-token cache and the retry policy.
+"""
+
+from __future__ import annotations
+
+from .errors import RegistryError
+from .options import Credentials, RegistryOptions
+from .pull import pull
+from .push import push
+
+__all__ = ["Credentials", "RegistryError", "RegistryOptions", "pull", "push"]

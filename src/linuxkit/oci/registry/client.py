@@ -1,0 +1,284 @@
+"""One registry host: base URL (HTTPS, or HTTP where allowed), auth, retries.
+
+A :class:`Client` is made per operation; its token cache maps (repository, actions) to a
+bearer token, so pulling from several repositories or pushing (``pull,push``) each get the
+scope they need.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import tempfile
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+import urllib3
+
+from ... import log
+from .auth import Challenge, parse_challenge, scope, token_from
+from .errors import AuthError, RegistryError
+from .options import RegistryOptions
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+#: Transport failures worth retrying (``requests`` wraps most; raw streams raise urllib3's).
+TRANSIENT: tuple[type[Exception], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+)
+Body = Callable[[], Any]
+
+
+def retry_after(value: str | None, limit: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date), at most ``limit``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, min(seconds, limit))
+
+
+class Client:
+    """Requests to one registry for one image (``what`` names it in errors)."""
+
+    def __init__(self, domain: str, options: RegistryOptions, what: str, *, mirror: str | None = None) -> None:
+        self.domain = domain
+        self.options = options
+        self.what = what
+        self.host = options.registry_host(domain)
+        self._base = mirror.rstrip("/") if mirror else None
+        self._own_session = options.session is None
+        self.session = options.session if options.session is not None else requests.Session()
+        self._bundle: Path | None = None
+        self._verify: bool | str = self._tls_verify()
+        self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, str], str] = {}
+        self._credentials_loaded = False
+        self._credentials: tuple[str, str] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+        if self._bundle is not None:
+            self._bundle.unlink(missing_ok=True)
+
+    def _tls_verify(self) -> bool | str:
+        if self.host in self.options.insecure:
+            return False
+        if not self.options.cert_files:
+            return True
+        import certifi
+
+        with tempfile.NamedTemporaryFile("wb", prefix="linuxkit-ca-", suffix=".pem", delete=False) as out:
+            out.write(Path(certifi.where()).read_bytes())
+            for path in self.options.cert_files:
+                out.write(b"\n" + path.read_bytes())
+        self._bundle = Path(out.name)
+        return out.name
+
+    # -- URLs ------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``https://host`` (or ``http://host`` where allowed and HTTPS does not answer), found once."""
+        if self._base is None:
+            self._base = self._probe()
+        return self._base
+
+    def _probe(self) -> str:
+        https = f"https://{self.host}"
+        if not self.options.allows_http(self.host):
+            return https
+        try:
+            resp = self.session.get(https + "/v2/", timeout=min(self.options.timeout, 5.0), verify=self._verify)
+            resp.close()
+            return https
+        except (requests.ConnectionError, requests.Timeout):
+            log.debug(f"registry {self.host}: no HTTPS, using plain HTTP")
+            return f"http://{self.host}"
+
+    def url(self, path_or_url: str) -> str:
+        return urljoin(self.base_url + "/", path_or_url)
+
+    # -- auth ------------------------------------------------------------------------------------
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        if not self._credentials_loaded:
+            creds = self.options.credentials_for(self.domain)
+            self._credentials = (creds.username, creds.password) if creds else None
+            self._credentials_loaded = True
+        return self._credentials
+
+    def _auth_header(self, repository: str, actions: str) -> dict[str, str]:
+        challenge = self._challenge
+        if challenge is None:
+            return {}
+        if challenge.scheme == "basic":
+            if self.credentials is None:
+                return {}
+            user, password = self.credentials
+            encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
+            return {"Authorization": f"Basic {encoded}"}
+        if challenge.scheme == "bearer":
+            key = (repository, actions)
+            if key not in self._tokens:
+                self._tokens[key] = self._fetch_token(challenge, repository, actions)
+            return {"Authorization": f"Bearer {self._tokens[key]}"}
+        return {}
+
+    def _fetch_token(self, challenge: Challenge, repository: str, actions: str) -> str:
+        if not challenge.realm:
+            raise AuthError(f"{self.what}: registry {self.host} asked for a token without saying where to get it")
+        params = {"scope": scope(repository, actions)}
+        if challenge.service:
+            params["service"] = challenge.service
+        auth = self.credentials
+        resp = self._send("GET", challenge.realm, params=params, auth=auth)
+        try:
+            if resp.status_code in (401, 403):
+                raise AuthError(
+                    f"{self.what}: the token server of {self.host} refused "
+                    + (f"the credentials of {auth[0]}" if auth else "anonymous access")
+                    + f" (HTTP {resp.status_code}) for {params['scope']}",
+                    hint=f"check the credentials for {self.domain} (docker login {self.domain}, ~/.docker/config.json)",
+                )
+            if resp.status_code != 200:
+                raise RegistryError(f"{self.what}: token server {challenge.realm} answered HTTP {resp.status_code}")
+            try:
+                token = token_from(resp.json())
+            except ValueError:
+                token = None
+            if token is None:
+                raise RegistryError(f"{self.what}: token server {challenge.realm} sent no token")
+            return token
+        finally:
+            resp.close()
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        repository: str,
+        actions: str = "pull",
+        headers: Mapping[str, str] | None = None,
+        body: Body | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send with auth and retries; a 401 is answered once by (re)authenticating.
+
+        The response is returned whatever its status (the caller decides); a 401 that survives
+        authentication raises :class:`AuthError`.
+        """
+        url = self.url(path_or_url)
+        for attempt in (1, 2):
+            all_headers = {**(headers or {}), **self._auth_header(repository, actions)}
+            resp = self._send(method, url, headers=all_headers, body=body, stream=stream)
+            if resp.status_code != 401:
+                return resp
+            resp.close()
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            if attempt == 2 or challenge is None:
+                who = f"as {self.credentials[0]}" if self.credentials else "anonymously"
+                raise AuthError(
+                    f"{self.what}: registry {self.host} refused access {who} to {repository} ({actions})",
+                    hint=f"log in to {self.domain} (docker login) or pass credentials for it; "
+                    "check the repository name and that you may access it",
+                )
+            if challenge.scheme == "basic" and self.credentials is None:
+                raise AuthError(
+                    f"{self.what}: registry {self.host} needs a user name and password",
+                    hint=f"log in to {self.domain} (docker login) or pass credentials for it",
+                )
+            self._challenge = challenge
+            self._tokens.pop((repository, actions), None)
+        raise AssertionError("unreachable")
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Body | None = None,
+        stream: bool = False,
+        params: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> requests.Response:
+        """One request with retries on connection errors, 429 and 5xx (``Retry-After`` honoured)."""
+        opts = self.options
+        attempt = 0
+        while True:
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    data=body() if body is not None else None,
+                    stream=stream,
+                    params=params,
+                    auth=auth,
+                    timeout=opts.timeout,
+                    verify=self._verify,
+                )
+            except TRANSIENT as exc:
+                if attempt >= opts.retries:
+                    raise RegistryError(
+                        f"{self.what}: cannot reach registry {self.host}: {exc}",
+                        hint=f"check the network and the registry address; it was retried {opts.retries} time(s)",
+                    ) from exc
+                delay = self.backoff(attempt)
+                log.debug(f"{method} {url}: {exc}; retrying in {delay:.1f}s")
+            else:
+                if resp.status_code not in RETRY_STATUS or attempt >= opts.retries:
+                    return resp
+                delay = retry_after(resp.headers.get("Retry-After"), opts.max_retry_after) or self.backoff(attempt)
+                log.debug(f"{method} {url}: HTTP {resp.status_code}; retrying in {delay:.1f}s")
+                resp.close()
+            attempt += 1
+            opts.sleep(delay)
+
+    def backoff(self, attempt: int) -> float:
+        return float(min(self.options.backoff * (2**attempt), self.options.max_retry_after))
+
+
+def http_error(what: str, resp: requests.Response, doing: str) -> RegistryError:
+    """An error for an unexpected answer, with the registry's error message when it sent one."""
+    detail = ""
+    try:
+        errors = resp.json().get("errors") or []
+        detail = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict))
+    except (ValueError, AttributeError):
+        detail = ""
+    resp.close()
+    hint = "the registry is overloaded or failing; retry later" if resp.status_code >= 500 else None
+    if resp.status_code == 404:
+        hint = "check the image name and tag, and that it was pushed"
+    return RegistryError(f"{what}: {doing}: HTTP {resp.status_code}" + (f" ({detail})" if detail else ""), hint=hint)

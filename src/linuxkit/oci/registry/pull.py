@@ -1,0 +1,144 @@
+"""Pull an image (index or manifest) for some platforms into the cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ... import log
+from .. import jsonfmt, reference
+from ..cache import Cache
+from ..descriptor import Descriptor, matches, platform_of
+from ..image import Platform
+from ..mediatypes import NON_DISTRIBUTABLE_TYPES, SCHEMA1_TYPES, is_image_manifest, is_index
+from .client import Client
+from .errors import RegistryError
+from .manifests import fetch_blob, fetch_manifest
+from .options import RegistryOptions
+
+
+def open_client(domain: str, options: RegistryOptions, what: str, *, pulling: bool) -> Client:
+    """A client for ``domain`` (through its mirror when pulling and one is set)."""
+    mirror = options.mirrors.get(domain) if pulling else None
+    if mirror is None and pulling and domain in ("docker.io", "index.docker.io"):
+        mirror = options.mirrors.get(options.registry_host(domain))
+    return Client(domain, options, what, mirror=mirror)
+
+
+def pull(
+    cache: Cache,
+    ref: str,
+    platforms: Sequence[Platform] | None = None,
+    *,
+    options: RegistryOptions | None = None,
+) -> Descriptor:
+    """Pull ``ref`` into ``cache`` and name it there; returns the root descriptor.
+
+    From an index, the whole index is kept (so its digest is the registry's) but only the
+    image manifests for ``platforms`` (all when ``None`` or empty) and attestation manifests are
+    fetched with their blobs. Blobs already in the cache are not downloaded again. The name is
+    written only when every blob of what was fetched is present and verified, so an interrupted
+    pull leaves the cache as it was plus some complete blobs, and the next pull completes it.
+    """
+    opts = options or RegistryOptions()
+    parsed = reference.parse(ref)
+    name = reference.normalize(ref)
+    what = f"pulling {name}"
+    with open_client(parsed.domain, opts, what, pulling=True) as client:
+        object_ref = parsed.digest or parsed.tag or "latest"
+        raw, media_type = fetch_manifest(client, parsed.path, object_ref, parsed.digest)
+        root = Descriptor(media_type, _digest_of(raw), len(raw))
+        writer = cache.writer()
+        if is_index(media_type):
+            for child in _select(what, _manifests(what, raw), platforms):
+                _pull_image(client, cache, parsed.path, child)
+        elif is_image_manifest(media_type):
+            _store_image(client, cache, parsed.path, root, raw)
+        elif media_type in SCHEMA1_TYPES:
+            raise RegistryError(
+                f"{what}: the image uses the Docker schema 1 manifest format, which is not supported",
+                hint="re-push the image with a current tool",
+            )
+        else:
+            raise RegistryError(f"{what}: unsupported manifest media type {media_type!r}")
+        writer.add_blob(raw, media_type, digest=root.digest)
+        writer.tag(name, root)
+    log.debug(f"pulled {name} ({root.digest})")
+    return root
+
+
+def _digest_of(raw: bytes) -> str:
+    from ..digest import of_bytes
+
+    return of_bytes(raw)
+
+
+def _manifests(what: str, raw: bytes) -> list[Descriptor]:
+    obj = _json(what, raw, "index")
+    items = obj.get("manifests") or []
+    try:
+        if not isinstance(items, list):
+            raise ValueError("manifests is not a list")
+        return [Descriptor.from_json(m, f"index manifests[{i}]") for i, m in enumerate(items)]
+    except ValueError as exc:
+        raise RegistryError(f"{what}: bad index: {exc}") from exc
+
+
+def _json(what: str, raw: bytes, kind: str) -> dict[str, Any]:
+    try:
+        obj = jsonfmt.loads(raw, kind)
+    except ValueError as exc:
+        raise RegistryError(f"{what}: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise RegistryError(f"{what}: {kind} is not a JSON object")
+    return obj
+
+
+def _select(what: str, children: list[Descriptor], platforms: Sequence[Platform] | None) -> list[Descriptor]:
+    """The image manifests for ``platforms`` plus attestations (manifests without a real platform)."""
+    images = [c for c in children if is_image_manifest(c.media_type)]
+    if not platforms:
+        return images
+    chosen = [c for c in images if c.platform is None or c.is_attestation]
+    missing = []
+    for plat in platforms:
+        found = [c for c in images if not c.is_attestation and matches(c.platform, plat)]
+        if not found:
+            missing.append(str(plat))
+        chosen.extend(found[:1])
+    if missing:
+        offered = sorted({str(p) for c in images if not c.is_attestation and (p := platform_of(c.platform))})
+        raise RegistryError(
+            f"{what}: the image has no variant for {', '.join(missing)}",
+            hint=f"it offers {', '.join(offered) or 'no platform'}; choose one of those with --platform/--arch",
+        )
+    return list({c.digest: c for c in chosen}.values())
+
+
+def _pull_image(client: Client, cache: Cache, repository: str, desc: Descriptor) -> None:
+    layout = cache.layout
+    if layout.has_blob(desc.digest, desc.size):
+        raw = layout.read_blob(desc.digest, desc.size)
+    else:
+        raw, _ = fetch_manifest(client, repository, desc.digest, desc.digest)
+    _store_image(client, cache, repository, desc, raw)
+
+
+def _store_image(client: Client, cache: Cache, repository: str, desc: Descriptor, raw: bytes) -> None:
+    """Fetch the config and layers ``raw`` lists that are missing, then store ``raw`` itself."""
+    what = client.what
+    obj = _json(what, raw, f"manifest {desc.digest}")
+    try:
+        parts = [Descriptor.from_json(obj.get("config"), f"manifest {desc.digest}: config")]
+        parts += [
+            Descriptor.from_json(x, f"manifest {desc.digest}: layers[{i}]")
+            for i, x in enumerate(obj.get("layers") or [])
+        ]
+    except ValueError as exc:
+        raise RegistryError(f"{what}: bad manifest: {exc}") from exc
+    for part in parts:
+        if part.media_type in NON_DISTRIBUTABLE_TYPES and part.extra.get("urls"):
+            log.debug(f"{what}: skipping non-distributable layer {part.digest}")
+            continue
+        fetch_blob(client, repository, part, cache.layout)
+    cache.writer().add_blob(raw, desc.media_type, digest=desc.digest)

@@ -1,0 +1,39 @@
+"""Shared fixtures: run the real ``linuxkit`` command line in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "unit"))  # the rootfs scenario helpers live there
+
+RunLinuxkit = Callable[..., subprocess.CompletedProcess[bytes]]
+
+
+@pytest.fixture
+def linuxkit(tmp_path: Path) -> RunLinuxkit:
+    """Run ``linuxkit ARGS`` with a private cache (``tmp_path/cache``) and cwd ``tmp_path``."""
+
+    def run(
+        *args: str | os.PathLike[str],
+        check: bool = True,
+        input: bytes | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        full_env = {**os.environ, "LINUXKIT_CACHE": str(tmp_path / "cache"), "COLUMNS": "200", **(env or {})}
+        cmd: Sequence[str] = [sys.executable, "-m", "linuxkit.cli.main", *map(str, args)]
+        proc = subprocess.run(cmd, input=input, capture_output=True, cwd=cwd or tmp_path, env=full_env, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"linuxkit {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stderr.decode(errors='replace')}"
+            )
+        return proc
+
+    return run
