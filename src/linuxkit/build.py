@@ -22,6 +22,7 @@ from .formats.tarfmt import write_docker, write_tar
 from .oci import reference
 from .oci.cache import Cache
 from .oci.image import ImageSource, Platform
+from .oci.registry import RegistryOptions, pull
 from .outputs import OutputSet
 from .rootfs.assemble import Addition, RootfsSettings
 from .rootfs.header import DEFAULT_MTIME, REG, Header
@@ -46,6 +47,7 @@ class BuildOptions:
     sbom: str | None = "sbom.spdx.json"
     sbom_current_time: bool = False
     dry_run: bool = False
+    registry: RegistryOptions | None = field(default=None, compare=False)
     stdout: IO[bytes] | None = field(default=None, compare=False)
 
 
@@ -65,13 +67,28 @@ def _image_refs(loaded: LoadedConfig) -> Iterator[tuple[str, tuple[str, int | No
 
 
 class ImageFinder:
-    """Finds the images of one build in the cache, once each, and says where a missing one was
-    asked for. (Pulling from registries comes with the registry client.)"""
+    """Finds the images of one build in the cache, pulling the missing ones (all of them with
+    ``--pull``), once each, and says where a missing one was asked for."""
 
-    def __init__(self, cache: Cache, platform: Platform) -> None:
+    def __init__(
+        self, cache: Cache, platform: Platform, *, registry: RegistryOptions | None = None, always_pull: bool = False
+    ) -> None:
         self.cache = cache
         self.platform = platform
+        self.registry = registry
+        self.always_pull = always_pull
         self._found: dict[str, ImageSource] = {}
+
+    def _pull(self, key: str) -> str | None:
+        """Pull ``key`` for our platform; the reason when that failed (``None`` on success)."""
+        if self.registry is None:
+            return "pulling is off"
+        try:
+            with log.step(f"Pulling {key}"):
+                pull(self.cache, key, [self.platform], options=self.registry)
+        except LinuxKitError as exc:
+            return exc.message
+        return None
 
     def _lookup(self, ref: str) -> ImageSource | None:
         key = reference.normalize(ref)
@@ -91,10 +108,16 @@ class ImageFinder:
             if key in seen or key in volume_oci:
                 continue
             seen.add(key)
-            if self._lookup(ref) is not None:
+            if not self.always_pull and self._lookup(ref) is not None:
+                continue
+            why = self._pull(key)
+            if why is None and self._lookup(ref) is not None:
                 continue
             offered = self.cache.platforms(key)
-            if offered:
+            if why is not None:
+                message = f"image {key} is not in the cache {self.cache.root} and could not be pulled: {why}"
+                hint = "check the name and the registry, or import it (`linuxkit cache import FILE`) or build it"
+            elif offered:
                 message = f"image {key} is in the cache but not for {self.platform}"
                 hint = "it has: " + ", ".join(map(str, offered)) + "; build with --arch to match"
             else:
@@ -198,7 +221,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
     formats = validate_formats(opts.formats)
     platform = Platform("linux", opts.arch)
     cache = Cache(opts.cache_dir)
-    finder = ImageFinder(cache, platform)
+    finder = ImageFinder(cache, platform, registry=opts.registry, always_pull=opts.pull)
     oci_volumes = {reference.normalize(v.image) for v in loaded.moby.volumes or [] if v.image and v.format == "oci"}
     if oci_volumes:
         raise UserError(

@@ -91,6 +91,7 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
         sbom=None if args.no_sbom else args.sbom_output,
         sbom_current_time=args.sbom_current_time,
         dry_run=args.dry_run,
+        registry=common.registry_options(),
     )
 
 

@@ -7,6 +7,7 @@ import sys
 
 from .. import log
 from ..errors import UserError
+from ..oci import reference, registry
 from ..oci.archive import FORMATS, export_to, import_archive
 from ..oci.cache import Cache
 from ..oci.image import Platform, host_arch
@@ -30,6 +31,16 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = add_verb(sub, "clean", "empty the linuxkit cache")
     p.add_argument("--published-only", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run_clean)
+
+    p = add_verb(sub, "pull", "pull images from their registries into the linuxkit cache")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--platform", action="append", default=[], help="platform to pull (repeatable; default: all)")
+    p.set_defaults(func=run_pull)
+
+    p = add_verb(sub, "push", "push an image from the linuxkit cache to its registry")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--remote-name", default="", help="push under this name instead of NAME")
+    p.set_defaults(func=run_push)
 
     p = add_verb(sub, "import", "import images from an OCI image-layout tar (FILE, or - for stdin)")
     p.add_argument("file", metavar="FILE")
@@ -68,6 +79,28 @@ def run_rm(args: argparse.Namespace, common: CommonOptions) -> int:
 def run_clean(args: argparse.Namespace, common: CommonOptions) -> int:
     _published_only(args)
     log.info(clean(common.cache_dir))
+    return 0
+
+
+def run_pull(args: argparse.Namespace, common: CommonOptions) -> int:
+    cache, options = Cache(common.cache_dir), common.registry_options()
+    platforms = [Platform.parse(p) for p in args.platform] or None
+    for name in args.names:
+        with log.step(f"Pulling {reference.normalize(name)}"):
+            desc = registry.pull(cache, name, platforms, options=options)
+        log.info(f"{reference.normalize(name)} {desc.digest}")
+    return 0
+
+
+def run_push(args: argparse.Namespace, common: CommonOptions) -> int:
+    if args.remote_name and len(args.names) > 1:
+        raise UserError("--remote-name needs exactly one NAME")
+    cache, options = Cache(common.cache_dir), common.registry_options()
+    for name in args.names:
+        target = args.remote_name or name
+        with log.step(f"Pushing {reference.normalize(name)} to {reference.normalize(target)}"):
+            desc = registry.push(cache, name, args.remote_name or None, options=options)
+        log.info(f"{reference.normalize(target)} {desc.digest}")
     return 0
 
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import log
+from ..errors import UserError
 from ..oci.cache import default_cache_dir
+from ..oci.registry import RegistryOptions
 
 # Boolean long flags that upstream (pflag) also accepts as ``--flag=true|false``.
 BOOL_FLAGS = frozenset(
@@ -67,6 +69,25 @@ class CommonOptions:
     debug: bool
     mirrors: list[str] = field(default_factory=list)
     cert_files: list[str] = field(default_factory=list)
+
+    def registry_options(self) -> RegistryOptions:
+        """Mirrors (``--mirror``, ``LINUXKIT_MIRROR``) and CA files as upstream reads them."""
+        raw = [m for m in os.environ.get("LINUXKIT_MIRROR", "").replace(",", " ").split() if m] + self.mirrors
+        mirrors: dict[str, str] = {}
+        for item in raw:
+            key, eq, value = item.partition("=")
+            if not eq:
+                key, value = "*", item
+            if not value.startswith(("http://", "https://")):
+                raise UserError(f"mirror {value!r} must start with http:// or https://")
+            for host in (
+                ("docker.io", "index.docker.io", "registry-1.docker.io") if key.rstrip("/") == "docker.io" else (key,)
+            ):
+                mirrors[host] = value
+        for cert in self.cert_files:
+            if not Path(cert).is_file():
+                raise UserError(f"failed to read certificate file {cert!r}")
+        return RegistryOptions(mirrors=mirrors, cert_files=tuple(Path(c) for c in self.cert_files))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> CommonOptions:

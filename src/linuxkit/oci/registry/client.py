@@ -249,10 +249,10 @@ class Client:
                     verify=self._verify,
                 )
             except TRANSIENT as exc:
-                if attempt >= opts.retries:
+                if attempt >= opts.retries or _unresolvable(exc):
                     raise RegistryError(
-                        f"{self.what}: cannot reach registry {self.host}: {exc}",
-                        hint=f"check the network and the registry address; it was retried {opts.retries} time(s)",
+                        f"{self.what}: cannot reach registry {self.host}: {_short(exc)}",
+                        hint=f"check the network and the registry address (tried {attempt + 1} time(s))",
                     ) from exc
                 delay = self.backoff(attempt)
                 log.debug(f"{method} {url}: {exc}; retrying in {delay:.1f}s")
@@ -282,3 +282,17 @@ def http_error(what: str, resp: requests.Response, doing: str) -> RegistryError:
     if resp.status_code == 404:
         hint = "check the image name and tag, and that it was pushed"
     return RegistryError(f"{what}: {doing}: HTTP {resp.status_code}" + (f" ({detail})" if detail else ""), hint=hint)
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    """A host name that does not resolve: retrying will not help."""
+    text = str(exc)
+    return "NameResolutionError" in text or "Name or service not known" in text or "nodename nor servname" in text
+
+
+def _short(exc: BaseException) -> str:
+    """The useful end of a requests/urllib3 error chain."""
+    text = str(exc)
+    if _unresolvable(exc):
+        return "host name does not resolve"
+    return text if len(text) < 300 else text[:300] + "…"

@@ -22,6 +22,8 @@ def open_client(domain: str, options: RegistryOptions, what: str, *, pulling: bo
     mirror = options.mirrors.get(domain) if pulling else None
     if mirror is None and pulling and domain in ("docker.io", "index.docker.io"):
         mirror = options.mirrors.get(options.registry_host(domain))
+    if mirror is None and pulling:
+        mirror = options.mirrors.get("*")  # upstream's mirror for every registry not named
     return Client(domain, options, what, mirror=mirror)
 
 
