@@ -16,7 +16,7 @@ from . import log
 from .config import schema
 from .config.dump import dump_yaml, metadata_file
 from .config.load import LoadedConfig, load_configs
-from .errors import BuildError, Diagnostic, LinuxKitError, UserError
+from .errors import BuildError, BuildErrors, Diagnostic, LinuxKitError, UserError
 from .formats.registry import FormatContext, validate_formats
 from .formats.tarfmt import write_docker, write_tar
 from .oci import reference
@@ -141,17 +141,8 @@ def _path(section: str, index: int | None, fields: tuple[str, ...]) -> str:
     return ".".join([out, *fields])
 
 
-class MissingImagesError(BuildError):
-    """One or more images are missing (exit 1: the YAML is fine, the cache is not)."""
-
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        first = diagnostics[0]
-        super().__init__(first.message, hint=first.hint, location=first.location, path=first.path)
-        self._diagnostics = diagnostics
-
-    @property
-    def diagnostics(self) -> list[Diagnostic]:
-        return self._diagnostics
+class MissingImagesError(BuildErrors):
+    """One or more images could not be found or pulled (exit 1: the YAML is fine, the cache is not)."""
 
 
 def _sbom_addition(collector: SbomCollector, filename: str) -> Addition:
@@ -211,6 +202,8 @@ def run_build(opts: BuildOptions) -> list[Path]:
             "--input-tar is not supported by this version yet",
             hint="drop --input-tar: a full build gives the same bytes",
         )
+    if opts.docker:
+        log.warn("--docker: looking images up in a Docker daemon is not supported; using the linuxkit cache")
     with log.step("Loading configuration"):
         loaded = load_configs(opts.configs)
     if opts.dry_run:

@@ -6,6 +6,7 @@ Every failure a user can cause or meet ends up as a :class:`LinuxKitError`::
     ├── UserError             exit 2: the input is wrong (YAML, flags, references, files)
     │   └── ConfigError       exit 2: one or more located diagnostics from config files
     └── BuildError            exit 1: a build step failed (tool, image, I/O)
+        ├── BuildErrors       exit 1: several located build problems (e.g. missing images)
         └── ToolMissingError  exit 1: a host program is not installed (names its Debian package)
 
 The CLI prints ``str(error)`` (and the hint) and exits with ``error.exit_code``; a
@@ -87,8 +88,8 @@ class UserError(LinuxKitError):
     exit_code = 2
 
 
-class ConfigError(UserError):
-    """All the problems found in one or more config files, reported together."""
+class _Many(LinuxKitError):
+    """An error made of several located diagnostics, sorted by position, reported together."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
         diags = sorted(
@@ -96,7 +97,7 @@ class ConfigError(UserError):
             key=lambda d: (d.location is None, d.location or Location("", 0, 0), d.path or "", d.message),
         )
         if not diags:
-            raise ValueError("ConfigError needs at least one diagnostic")
+            raise ValueError(f"{type(self).__name__} needs at least one diagnostic")
         first = diags[0]
         super().__init__(first.message, hint=first.hint, location=first.location, path=first.path)
         self._diagnostics = diags
@@ -106,8 +107,16 @@ class ConfigError(UserError):
         return self._diagnostics
 
 
+class ConfigError(_Many, UserError):
+    """All the problems found in one or more config files, reported together (exit 2)."""
+
+
 class BuildError(LinuxKitError):
     """A build step failed."""
+
+
+class BuildErrors(_Many, BuildError):
+    """Several build problems found together, each where the YAML asked for it (exit 1)."""
 
 
 class ToolMissingError(BuildError):
