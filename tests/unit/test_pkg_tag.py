@@ -19,7 +19,13 @@ UPSTREAM = "/work/upstream/bin/linuxkit"
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     env["GIT_COMMITTER_EMAIL"] = "t@t"
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True, env=env, text=True).stdout
 
