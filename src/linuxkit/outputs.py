@@ -24,7 +24,7 @@ def _temp_name(final: Path) -> Path:
 def fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable (best effort on filesystems that refuse it)."""
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from oci_testutil import AMD64, ARM64, make_tar
 
 from linuxkit.errors import UserError
 from linuxkit.oci import jsonfmt
@@ -18,22 +19,9 @@ from linuxkit.oci import mediatypes as mt
 from linuxkit.oci.archive import export_image, export_to, import_archive
 from linuxkit.oci.cache import Cache
 from linuxkit.oci.descriptor import Descriptor
-from linuxkit.oci.image import ImageSource, Platform
+from linuxkit.oci.image import ImageSource
 from linuxkit.oci.layout import OCI_LAYOUT_CONTENT
 from linuxkit.oci.writer import write_image, write_multiarch
-
-AMD64 = Platform("linux", "amd64")
-ARM64 = Platform("linux", "arm64")
-
-
-def make_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def config_for(arch: str) -> dict[str, object]:

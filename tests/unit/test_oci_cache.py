@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from oci_testutil import AMD64, ARM64, make_tar
 
 from linuxkit.errors import BuildError, UserError
 from linuxkit.oci import mediatypes as mt
@@ -19,19 +20,6 @@ from linuxkit.oci.descriptor import Descriptor
 from linuxkit.oci.image import Platform
 from linuxkit.oci.verbs import clean, ls_lines, remove_images
 from linuxkit.oci.writer import write_image, write_multiarch
-
-AMD64 = Platform("linux", "amd64")
-ARM64 = Platform("linux", "arm64")
-
-
-def make_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def config_for(arch: str) -> dict[str, object]:

@@ -7,7 +7,7 @@ import io
 import json
 import struct
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from linuxkit.rootfs.assemble import RootfsSettings, SpecApi, assemble, with_mou
 from linuxkit.rootfs.files import dir_mode, parse_mode
 from linuxkit.rootfs.kernel import decompress_kernel
 from linuxkit.spec.ids import allocate_ids, resolve_id
+from linuxkit.spec.oci import runtime_mount
 
 
 @dataclass(frozen=True)
@@ -40,18 +41,7 @@ def _container_spec(
     )
 
 
-def _mount(destination: str, kind: str, source: str, options: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"destination": destination}
-    if kind:
-        out["type"] = kind
-    if source:
-        out["source"] = source
-    if options:
-        out["options"] = list(options)
-    return out
-
-
-FAKE_SPEC = SpecApi(allocate_ids, resolve_id, _container_spec, lambda r: json.dumps(r).encode(), _mount)
+FAKE_SPEC = SpecApi(allocate_ids, resolve_id, _container_spec, lambda r: json.dumps(r).encode(), runtime_mount)
 
 KERNEL = gzip.compress(b"\x00" * 4096, mtime=0)
 KTAR = layer(directory("lib/"), file("lib/mod.ko", "m"))

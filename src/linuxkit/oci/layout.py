@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from ..outputs import fsync_dir
 from . import digest as _digest
 from . import jsonfmt
 from .descriptor import Descriptor
@@ -38,15 +39,6 @@ MAX_JSON_BLOB = 32 << 20
 
 class LayoutError(ValueError):
     """The layout (index.json or a blob) is malformed or incomplete; the message says where."""
-
-
-def fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class AtomicFile:
