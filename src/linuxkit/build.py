@@ -15,7 +15,7 @@ from typing import IO
 from . import log
 from .config import schema
 from .config.dump import dump_yaml, metadata_file
-from .config.load import LoadedConfig, load_configs
+from .config.load import LoadedConfig, default_package_resolver, load_configs
 from .errors import BuildError, BuildErrors, Diagnostic, LinuxKitError, UserError
 from .formats.registry import FormatContext, validate_formats
 from .formats.tarfmt import write_docker, write_tar
@@ -49,6 +49,11 @@ class BuildOptions:
     dry_run: bool = False
     registry: RegistryOptions | None = field(default=None, compare=False)
     stdout: IO[bytes] | None = field(default=None, compare=False)
+    #: Builds a ``@pkg:`` package (its directory) for a platform when its image is not in the cache.
+    pkg_builder: PackageBuilder | None = field(default=None, compare=False)
+
+
+PackageBuilder = Callable[[str, Platform], None]
 
 
 def _image_refs(loaded: LoadedConfig) -> Iterator[tuple[str, tuple[str, int | None, tuple[str, ...]]]]:
@@ -71,13 +76,30 @@ class ImageFinder:
     ``--pull``), once each, and says where a missing one was asked for."""
 
     def __init__(
-        self, cache: Cache, platform: Platform, *, registry: RegistryOptions | None = None, always_pull: bool = False
+        self,
+        cache: Cache,
+        platform: Platform,
+        *,
+        registry: RegistryOptions | None = None,
+        always_pull: bool = False,
+        packages: dict[str, str] | None = None,
+        pkg_builder: PackageBuilder | None = None,
     ) -> None:
         self.cache = cache
         self.platform = platform
         self.registry = registry
         self.always_pull = always_pull
+        self.packages = packages or {}  # normalised reference → package directory (from ``@pkg:``)
+        self.pkg_builder = pkg_builder
         self._found: dict[str, ImageSource] = {}
+
+    def _build_package(self, key: str) -> bool:
+        directory = self.packages.get(key)
+        if directory is None or self.pkg_builder is None:
+            return False
+        log.info(f"{key} is not in the cache: building the package in {directory}")
+        self.pkg_builder(directory, self.platform)
+        return True
 
     def _pull(self, key: str) -> str | None:
         """Pull ``key`` for our platform; the reason when that failed (``None`` on success)."""
@@ -109,6 +131,8 @@ class ImageFinder:
                 continue
             seen.add(key)
             if not self.always_pull and self._lookup(ref) is not None:
+                continue
+            if self._build_package(key) and self._lookup(ref) is not None:
                 continue
             why = self._pull(key)
             if why is None and self._lookup(ref) is not None:
@@ -195,6 +219,17 @@ def _write_streamable(opts: BuildOptions, write: Callable[[IO[bytes]], None]) ->
         return outputs.commit()
 
 
+def source_date_epoch() -> int:
+    """``SOURCE_DATE_EPOCH`` (seconds), else 0: the one time reproducible outputs may carry."""
+    text = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if not text:
+        return 0
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise UserError(f"SOURCE_DATE_EPOCH={text!r} is not a number of seconds") from exc
+
+
 def run_build(opts: BuildOptions) -> list[Path]:
     """Run one build; returns the files written."""
     if opts.input_tar is not None:
@@ -204,8 +239,15 @@ def run_build(opts: BuildOptions) -> list[Path]:
         )
     if opts.docker:
         log.warn("--docker: looking images up in a Docker daemon is not supported; using the linuxkit cache")
+    packages: dict[str, str] = {}
+
+    def resolve_package(pkg_dir: str) -> str:
+        ref = default_package_resolver(pkg_dir)
+        packages[reference.normalize(ref)] = pkg_dir
+        return ref
+
     with log.step("Loading configuration"):
-        loaded = load_configs(opts.configs)
+        loaded = load_configs(opts.configs, pkg_resolver=resolve_package)
     if opts.dry_run:
         out = opts.stdout or sys.stdout.buffer
         out.write(dump_yaml(loaded.moby) + b"\n")
@@ -214,7 +256,9 @@ def run_build(opts: BuildOptions) -> list[Path]:
     formats = validate_formats(opts.formats)
     platform = Platform("linux", opts.arch)
     cache = Cache(opts.cache_dir)
-    finder = ImageFinder(cache, platform, registry=opts.registry, always_pull=opts.pull)
+    finder = ImageFinder(
+        cache, platform, registry=opts.registry, always_pull=opts.pull, packages=packages, pkg_builder=opts.pkg_builder
+    )
     oci_volumes = {reference.normalize(v.image) for v in loaded.moby.volumes or [] if v.image and v.format == "oci"}
     if oci_volumes:
         raise UserError(
@@ -236,7 +280,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
         rootfs = Path(tmp) / "rootfs.tar"
         with log.step("Assembling the root filesystem"), open(rootfs, "wb") as fh:
             write_tar(moby, finder, fh, settings)
-        ctx = FormatContext(base, opts.size_mb, opts.arch, opts.decompress_kernel, outputs)
+        ctx = FormatContext(base, opts.size_mb, opts.arch, opts.decompress_kernel, outputs, epoch=source_date_epoch())
         for fmt in formats:
             assert fmt.writer is not None
             with log.step(f"Writing {fmt.name}"):

@@ -6,12 +6,16 @@ import argparse
 import os
 from pathlib import Path
 
-from ..build import BuildOptions, run_build
+from ..build import BuildOptions, PackageBuilder, run_build
 from ..errors import UserError
 from ..formats.registry import split_formats
-from ..oci.image import host_arch, normalize_arch
+from ..oci.cache import Cache
+from ..oci.image import Platform, host_arch, normalize_arch
+from ..packages.pkgbuild import PkgBuildOptions, build_package
+from ..packages.tag import TagOptions
 from ..sizes import parse_size_mb
 from .common import CommonOptions, add_verb
+from .pkg_cmd import debian_settings
 
 DEFAULT_NAME_FOR_STDIN = "moby"
 DEFAULT_SBOM_FILENAME = "sbom.spdx.json"
@@ -34,6 +38,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--sbom-output", default=DEFAULT_SBOM_FILENAME, help="SBOM file name in the root filesystem")
     p.add_argument("--sbom-current-time", action="store_true", help="use the current time in the SBOM")
     p.add_argument("--dry-run", action="store_true", help="print the merged configuration and stop")
+    p.add_argument("--debian-mirror", default=None, help="Debian archive URL for @pkg: packages built on the way")
+    p.add_argument("--debian-security-mirror", default=None, help="Debian security archive URL (same)")
     p.set_defaults(func=run)
 
 
@@ -92,7 +98,23 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
         sbom_current_time=args.sbom_current_time,
         dry_run=args.dry_run,
         registry=common.registry_options(),
+        pkg_builder=package_builder(args, common),
     )
+
+
+def package_builder(args: argparse.Namespace, common: CommonOptions) -> PackageBuilder:
+    """Builds a missing ``@pkg:`` package for one platform, as ``pkg build`` would (tag ``{{.Hash}}``)."""
+
+    def build(directory: str, platform: Platform) -> None:
+        opts = PkgBuildOptions(
+            cache=Cache(common.cache_dir),
+            debian=debian_settings(args),
+            tag=TagOptions(tag_template="{{.Hash}}"),
+            platforms=(platform,),
+        )
+        build_package(directory, opts)
+
+    return build
 
 
 def run(args: argparse.Namespace, common: CommonOptions) -> int:

@@ -1,11 +1,18 @@
-"""``linuxkit pkg show-tag`` (``pkg build`` arrives with the package builder)."""
+"""``linuxkit pkg build|lock|show-tag``."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
-from ..packages.buildyml import BUILD_YML
+from .. import log
+from ..errors import UserError
+from ..oci.cache import Cache
+from ..oci.image import Platform
+from ..packages.buildyml import BUILD_YML, read_build_yml
+from ..packages.debian_image import DebianSettings, default_debian_cache, locked_packages
+from ..packages.pkgbuild import PkgBuildOptions, build_package, require_dirs
 from ..packages.tag import TagOptions, package_tag
 from .common import CommonOptions, add_verb
 
@@ -31,6 +38,86 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("dirs", nargs="+", metavar="DIR")
     p.add_argument("--canonical", action="store_true", help="show docker.io/org/image:tag")
     p.set_defaults(func=run_show_tag)
+
+    p = add_verb(sub, "build", "build packages (from Debian packages, or a Dockerfile through buildah/docker)")
+    _add_pkg_flags(p)
+    _add_debian_flags(p)
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("--force", action="store_true", help="build even when the image is already in the cache")
+    p.add_argument("--platforms", default="", help="comma-separated platforms, e.g. linux/amd64 (default: build.yml)")
+    p.add_argument("--release", default="", help="also name the image org/image:RELEASE")
+    p.add_argument("--update", action="store_true", help="resolve the Debian packages again and rewrite debian.lock")
+    p.add_argument("--locked", action="store_true", help="fail instead of changing a missing or stale debian.lock")
+    p.add_argument("--push", action="store_true", help="push the result to its registry (not available yet)")
+    p.set_defaults(func=run_build)
+
+    p = add_verb(sub, "lock", "resolve the Debian packages of packages and write their debian.lock")
+    _add_pkg_flags(p)
+    _add_debian_flags(p)
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("--platforms", default="", help="comma-separated platforms (default: the arches of build.yml)")
+    p.set_defaults(func=run_lock)
+
+
+def _add_debian_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debian-mirror", default=None, help="Debian archive URL (env LINUXKIT_DEBIAN_MIRROR)")
+    p.add_argument(
+        "--debian-security-mirror",
+        default=None,
+        help="Debian security archive URL (env LINUXKIT_DEBIAN_SECURITY_MIRROR)",
+    )
+
+
+def debian_settings(args: argparse.Namespace, *, update: bool = False, locked: bool = False) -> DebianSettings:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "0")
+    try:
+        mtime = int(epoch)
+    except ValueError as exc:
+        raise UserError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds") from exc
+    return DebianSettings(
+        cache_dir=default_debian_cache(),
+        mirror=args.debian_mirror,
+        security_mirror=args.debian_security_mirror,
+        update_lock=update,
+        frozen_lock=locked,
+        epoch=mtime,
+    )
+
+
+def parse_platforms(text: str) -> tuple[Platform, ...]:
+    return tuple(Platform.parse(p.strip()) for p in text.split(",") if p.strip())
+
+
+def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
+    if args.push:
+        raise UserError("pkg build --push is not available yet", hint="build, then: linuxkit cache push NAME")
+    require_dirs(args.dirs)
+    opts = PkgBuildOptions(
+        cache=Cache(common.cache_dir),
+        debian=debian_settings(args, update=args.update, locked=args.locked),
+        tag=tag_options(args),
+        platforms=parse_platforms(args.platforms),
+        force=args.force,
+        release=args.release,
+    )
+    for directory in args.dirs:
+        result = build_package(directory, opts)
+        if result.built:
+            log.info(f"Built {result.name} ({', '.join(str(p) for p in result.built)})")
+    return 0
+
+
+def run_lock(args: argparse.Namespace, common: CommonOptions) -> int:
+    require_dirs(args.dirs)
+    settings = debian_settings(args, update=True)
+    for directory in args.dirs:
+        info = read_build_yml(directory, args.build_yml)
+        if info.debian is None:
+            raise UserError(f"{directory}: build.yml has no debian: section, nothing to lock")
+        arches = [p.architecture for p in parse_platforms(args.platforms)] or list(info.arches)
+        for arch in arches:
+            locked_packages(info, Path(directory), arch, settings)
+    return 0
 
 
 def tag_options(args: argparse.Namespace) -> TagOptions:

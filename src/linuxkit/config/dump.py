@@ -23,7 +23,8 @@ from typing import Literal
 from ..errors import UserError
 from ..oci import reference
 from . import schema as s
-from .goemit import Field, GoValue, NilMap, NilSlice, Ptr, Struct, marshal_json, marshal_yaml
+from ..spec import gojson
+from .goemit import Field, GoValue, NilMap, NilSlice, Ptr, Struct, marshal_json, marshal_yaml, to_plain
 
 
 def _ptr(value: GoValue) -> GoValue:
@@ -229,50 +230,56 @@ def _runtime(r: s.Runtime, j: bool) -> GoValue:
     )
 
 
-def _image(i: s.Image, j: bool) -> GoValue:
+def _image_config_fields(i: s.ImageConfig, j: bool) -> list[Field]:
     def f(key: str, value: GoValue) -> Field:
         return Field(key, value, True)
 
-    return Struct(
-        [
-            Field("name", i.name),
-            Field("image", i.image),
-            f("capabilities", _pstrs(i.capabilities)),
-            f("capabilities.add", _pstrs(i.capabilities_add)),
-            f("ambient", _pstrs(i.ambient)),
-            f("mounts", _pslice(i.mounts, _mount, j)),
-            f("binds", _pstrs(i.binds)),
-            f("binds.add", _pstrs(i.binds_add)),
-            f("devices", _pslice(i.devices, _device, j)),
-            f("tmpfs", _pstrs(i.tmpfs)),
-            f("command", _pstrs(i.command)),
-            f("env", _pstrs(i.env)),
-            f("cwd", i.cwd or ""),
-            f("net", i.net or ""),
-            f("pid", i.pid or ""),
-            f("ipc", i.ipc or ""),
-            f("uts", i.uts or ""),
-            f("userns", i.userns or ""),
-            f("hostname", i.hostname or ""),
-            f("readonly", _ptr(i.readonly)),
-            f("maskedPaths", _pstrs(i.masked_paths)),
-            f("readonlyPaths", _pstrs(i.readonly_paths)),
-            f("uid", _ptr(i.uid)),
-            f("gid", _ptr(i.gid)),
-            f("additionalGids", None if i.additional_gids is None else Ptr(list(i.additional_gids))),
-            f("noNewPrivileges", _ptr(i.no_new_privileges)),
-            f("oomScoreAdj", _ptr(i.oom_score_adj)),
-            f("rootfsPropagation", _ptr(i.rootfs_propagation)),
-            f("cgroupsPath", _ptr(i.cgroups_path)),
-            f("resources", _sub(i.resources, _resources, j)),
-            f("sysctl", _pmap(i.sysctl)),
-            f("rlimits", _pstrs(i.rlimits)),
-            f("uidMappings", _pslice(i.uid_mappings, _idmapping, j)),
-            f("gidMappings", _pslice(i.gid_mappings, _idmapping, j)),
-            f("annotations", _pmap(i.annotations)),
-            f("runtime", _sub(i.runtime, _runtime, j)),
-        ]
-    )
+    return [
+        f("capabilities", _pstrs(i.capabilities)),
+        f("capabilities.add", _pstrs(i.capabilities_add)),
+        f("ambient", _pstrs(i.ambient)),
+        f("mounts", _pslice(i.mounts, _mount, j)),
+        f("binds", _pstrs(i.binds)),
+        f("binds.add", _pstrs(i.binds_add)),
+        f("devices", _pslice(i.devices, _device, j)),
+        f("tmpfs", _pstrs(i.tmpfs)),
+        f("command", _pstrs(i.command)),
+        f("env", _pstrs(i.env)),
+        f("cwd", i.cwd or ""),
+        f("net", i.net or ""),
+        f("pid", i.pid or ""),
+        f("ipc", i.ipc or ""),
+        f("uts", i.uts or ""),
+        f("userns", i.userns or ""),
+        f("hostname", i.hostname or ""),
+        f("readonly", _ptr(i.readonly)),
+        f("maskedPaths", _pstrs(i.masked_paths)),
+        f("readonlyPaths", _pstrs(i.readonly_paths)),
+        f("uid", _ptr(i.uid)),
+        f("gid", _ptr(i.gid)),
+        f("additionalGids", None if i.additional_gids is None else Ptr(list(i.additional_gids))),
+        f("noNewPrivileges", _ptr(i.no_new_privileges)),
+        f("oomScoreAdj", _ptr(i.oom_score_adj)),
+        f("rootfsPropagation", _ptr(i.rootfs_propagation)),
+        f("cgroupsPath", _ptr(i.cgroups_path)),
+        f("resources", _sub(i.resources, _resources, j)),
+        f("sysctl", _pmap(i.sysctl)),
+        f("rlimits", _pstrs(i.rlimits)),
+        f("uidMappings", _pslice(i.uid_mappings, _idmapping, j)),
+        f("gidMappings", _pslice(i.gid_mappings, _idmapping, j)),
+        f("annotations", _pmap(i.annotations)),
+        f("runtime", _sub(i.runtime, _runtime, j)),
+    ]
+
+
+def _image(i: s.Image, j: bool) -> GoValue:
+    return Struct([Field("name", i.name), Field("image", i.image), *_image_config_fields(i, j)])
+
+
+def image_config_label(config: s.ImageConfig) -> str:
+    """The ``org.mobyproject.config`` label for ``config``, as upstream's ``pkg build`` writes it
+    (``json.Marshal`` of its ImageConfig: field order of the struct, empty fields left out)."""
+    return gojson.marshal(to_plain(Struct(_image_config_fields(config, True)), json=True)).decode()
 
 
 def _file(fl: s.File, j: bool) -> GoValue:

@@ -24,6 +24,11 @@ class FormatContext:
     arch: str
     decompress_kernel: bool
     outputs: OutputSet
+    #: Root of a Debian-layout tree holding boot loaders (isolinux, syslinux, systemd-boot, EFI stub), taken
+    #: from a package image; ``None`` when the build has not provided one (formats that need it say so).
+    boot_files: Path | None = None
+    #: Fixed time for every timestamp a format writes (``SOURCE_DATE_EPOCH``, else 0).
+    epoch: int = 0
 
 
 FormatWriter = Callable[[FormatContext, Path], None]
@@ -65,7 +70,26 @@ STREAMABLE = frozenset({"tar", "docker"})
 
 def all_formats() -> dict[str, Format]:
     """Every known format with its writer (``None`` where this version cannot write it yet)."""
-    writers: dict[str, FormatWriter] = {}
+    from . import disk, iso, uki
+    from .initrd import write_kernel_initrd, write_tar_kernel_initrd  # here: initrd imports this module
+
+    writers: dict[str, FormatWriter] = {
+        "kernel+initrd": write_kernel_initrd,
+        "tar-kernel-initrd": write_tar_kernel_initrd,
+        "iso-bios": iso.write_iso_bios,
+        "iso-efi": iso.write_iso_efi,
+        "iso-efi-initrd": iso.write_iso_efi_initrd,
+        "raw-bios": disk.write_raw_bios,
+        "raw-efi": disk.write_raw_efi,
+        "aws": disk.write_aws,
+        "gcp": disk.write_gcp,
+        "qcow2-bios": disk.write_qcow2_bios,
+        "qcow2-efi": disk.write_qcow2_efi,
+        "vhd": disk.write_vhd,
+        "dynamic-vhd": disk.write_dynamic_vhd,
+        "vmdk": disk.write_vmdk,
+        "uki": uki.write_uki,
+    }
     return {name: Format(name, name in STREAMABLE, writers.get(name)) for name in _NAMES}
 
 

@@ -32,6 +32,38 @@ class Depends(schema.Model):
     docker_images: DockerImages | None = Field(None, alias="docker-images")
 
 
+class DebianCopy(schema.Model):
+    """A file or directory of the package directory copied into the image."""
+
+    src: str
+    dst: str
+    mode: str | None = None  # octal string, e.g. "0755" (files only)
+
+
+class DebianKernel(schema.Model):
+    """Turn a Debian kernel package into a LinuxKit kernel image (``/kernel`` + ``/kernel.tar``)."""
+
+    modules: list[str] = Field(default_factory=list)  # module names; their dependencies are added
+
+
+class DebianSection(schema.Model):
+    """Our extension: build the image from Debian packages instead of a Dockerfile (see docs/packages.md)."""
+
+    suites: list[str] | None = None
+    packages: list[str]
+    exclude_packages: list[str] | None = Field(None, alias="exclude-packages")
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+    copy_: list[DebianCopy] | None = Field(None, alias="copy")
+    symlinks: dict[str, str] | None = None
+    directories: list[str] | None = None
+    kernel: DebianKernel | None = None
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    env: list[str] | None = None
+    workdir: str | None = None
+
+
 class BuildYml(schema.Model):
     """The keys ``build.yml`` may hold; ``None`` means "absent" (defaults are applied in :class:`PkgInfo`)."""
 
@@ -47,7 +79,7 @@ class BuildYml(schema.Model):
     config: schema.ImageConfig | None = None
     build_args: list[str] | None = Field(None, alias="buildArgs")
     depends: Depends | None = None
-    # A future ``debian:`` section (packages built from Debian sources) goes here.
+    debian: DebianSection | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +101,7 @@ class PkgInfo:
     depends_target: str = ""
     depends_target_dir: str = ""
     depends_from_file: str = ""
+    debian: DebianSection | None = None
     path: str = field(default="", compare=False)
 
 
@@ -104,6 +137,8 @@ def parse_build_yml(data: bytes | str, name: str) -> PkgInfo:
     for i, src in enumerate(raw.extra_sources or []):
         if len(src.split(":")) != 2:
             rep.add(("extra-sources", i), f"bad source format {src!r}", "write it as source:destination")
+    if raw.debian is not None:
+        _check_debian(raw.debian, rep)
     if rep.diagnostics:
         raise ConfigError(rep.diagnostics)
     assert raw.image is not None
@@ -123,7 +158,33 @@ def parse_build_yml(data: bytes | str, name: str) -> PkgInfo:
         depends_target=images.target or "",
         depends_target_dir=images.target_dir or "",
         depends_from_file=images.from_file or "",
+        debian=raw.debian,
     )
+
+
+def _check_debian(deb: DebianSection, rep: Reporter) -> None:
+    base: tuple[str, ...] = ("debian",)
+    if not deb.packages:
+        rep.add((*base, "packages"), "debian.packages lists no package", "name at least one Debian package")
+    for i, item in enumerate(deb.copy_ or []):
+        if os.path.isabs(item.src) or ".." in item.src.split("/"):
+            rep.add((*base, "copy", i, "src"), f"{item.src!r} must be a path inside the package directory")
+        if not item.dst.startswith("/"):
+            rep.add((*base, "copy", i, "dst"), f"{item.dst!r} must be an absolute path in the image")
+        if item.mode is not None and not _octal(item.mode):
+            rep.add((*base, "copy", i, "mode"), f"bad mode {item.mode!r}", 'write it as an octal string, e.g. "0755"')
+    for link in deb.symlinks or {}:
+        if not link.startswith("/"):
+            rep.add((*base, "symlinks", link), f"{link!r} must be an absolute path in the image", key=True)
+    if deb.workdir is not None and not deb.workdir.startswith("/"):
+        rep.add((*base, "workdir"), "workdir must be an absolute path")
+
+
+def _octal(text: str) -> bool:
+    try:
+        return 0 <= int(text, 8) <= 0o7777
+    except ValueError:
+        return False
 
 
 def read_build_yml(pkg_dir: str, build_yml: str = BUILD_YML) -> PkgInfo:

@@ -1,0 +1,185 @@
+"""Build one architecture of a package image from its ``debian:`` section.
+
+lock (or resolve and lock) → download (sha256 from the lock) → unpack every ``.deb`` → choose files →
+add the package's own files → one reproducible layer + an image config. No maintainer script runs and
+nothing needs root: the image is described, not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import log
+from ..config.dump import image_config_label
+from ..debian.deb import iter_deb_data
+from ..debian.download import fetch_debs
+from ..debian.index import Archive
+from ..debian.model import DebRef
+from ..debian.resolver import resolve
+from ..debian.sources import DEFAULT_SUITES, debian_sources
+from ..errors import UserError
+from . import kmod
+from .buildyml import DebianSection, PkgInfo
+from .fstree import Tree, copy_tree, select, write_layer
+from .lockfile import LOCK_NAME, Lock, inputs_digest, read_lock, write_lock
+
+#: Never shipped unless a package asks for them by ``include``: documentation and translations.
+DEFAULT_EXCLUDES = (
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+    "usr/share/bug",
+    "usr/share/doc-base",
+)
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def default_debian_cache(env: dict[str, str] | None = None) -> Path:
+    """Where downloaded indexes and ``.deb`` files are kept (``LINUXKIT_DEBIAN_CACHE``)."""
+    env = dict(os.environ) if env is None else env
+    if env.get("LINUXKIT_DEBIAN_CACHE"):
+        return Path(env["LINUXKIT_DEBIAN_CACHE"])
+    return Path.home() / ".linuxkit" / "debian"
+
+
+@dataclass(frozen=True)
+class DebianSettings:
+    cache_dir: Path
+    mirror: str | None = None
+    security_mirror: str | None = None
+    update_lock: bool = False  # resolve again even when the lock is current
+    frozen_lock: bool = False  # refuse to change the lock (CI: "the lock must be current")
+    epoch: int = 0  # mtime of every file in the image
+    jobs: int = 4
+
+
+@dataclass(frozen=True)
+class BuiltLayer:
+    config: dict[str, Any]
+    layer: Path
+    packages: tuple[DebRef, ...]
+
+
+def _section(info: PkgInfo) -> DebianSection:
+    assert info.debian is not None
+    return info.debian
+
+
+def locked_packages(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSettings) -> list[DebRef]:
+    """The exact packages for ``arch``: from ``debian.lock`` when current, else resolved and written."""
+    deb = _section(info)
+    suites = tuple(deb.suites or DEFAULT_SUITES)
+    inputs = inputs_digest(deb.packages, deb.exclude_packages or (), suites)
+    lock_path = pkg_dir / LOCK_NAME
+    lock = read_lock(lock_path)
+    if lock is not None and not settings.update_lock:
+        refs = lock.for_arch(arch, inputs)
+        if refs is not None:
+            return refs
+    if settings.frozen_lock:
+        why = "has no entry for " + arch if lock is not None and lock.inputs == inputs else "is out of date"
+        raise UserError(
+            f"{lock_path} {why}" if lock is not None else f"{lock_path} is missing",
+            hint=f"run: linuxkit pkg lock {pkg_dir}",
+        )
+    refs = resolve_packages(deb, arch, settings)
+    if lock is None or lock.inputs != inputs or (settings.update_lock and lock.inputs != inputs):
+        lock = Lock(inputs=inputs)
+    lock.arches[arch] = refs
+    write_lock(lock_path, lock)
+    log.info(f"  wrote {lock_path} ({arch}: {len(refs)} packages)")
+    return refs
+
+
+def resolve_packages(deb: DebianSection, arch: str, settings: DebianSettings) -> list[DebRef]:
+    suites = tuple(deb.suites or DEFAULT_SUITES)
+    sources = debian_sources(suites, mirror=settings.mirror, security_mirror=settings.security_mirror)
+    archive = Archive(sources, arch, settings.cache_dir)
+    with log.step(f"Resolving {', '.join(deb.packages)} for {arch}"):
+        archive.load()
+        packages = resolve(archive, deb.packages, exclude=deb.exclude_packages or ())
+    return [p.ref() for p in packages]
+
+
+@contextmanager
+def build_layer(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSettings) -> Iterator[BuiltLayer]:
+    """Build ``arch``'s layer in a temporary directory (removed when the ``with`` block ends)."""
+    deb = _section(info)
+    refs = locked_packages(info, pkg_dir, arch, settings)
+    sources = debian_sources(
+        tuple(deb.suites or DEFAULT_SUITES), mirror=settings.mirror, security_mirror=settings.security_mirror
+    )
+    debs = fetch_debs(refs, sources, settings.cache_dir, jobs=settings.jobs)
+    with tempfile.TemporaryDirectory(prefix="linuxkit-pkg-") as tmp:
+        tree = Tree(Path(tmp) / "stage")
+        tree.root.mkdir()
+        for ref in sorted(refs, key=lambda r: r.name):
+            for member, data in iter_deb_data(debs[ref]):
+                tree.add_deb_member(member, data, ref.name)
+        if deb.kernel is not None:
+            image = _kernel_tree(tree, deb, Path(tmp) / "kernel", settings.epoch)
+            chosen = set(image.nodes)
+        else:
+            image = tree
+            chosen = select(tree, arch=arch, include=deb.include, exclude=[*DEFAULT_EXCLUDES, *(deb.exclude or ())])
+        before = set(image.nodes)
+        for item in deb.copy_ or []:
+            copy_tree(image, pkg_dir, item.src, item.dst, int(item.mode, 8) if item.mode else None)
+        for link, target in sorted((deb.symlinks or {}).items()):
+            image.add_symlink(link.strip("/"), target)
+        for directory in deb.directories or []:
+            image.add_dir(directory.strip("/"))
+        chosen |= set(image.nodes) - before
+        for path in deb.symlinks or {}:
+            chosen.add(path.strip("/"))
+        layer = Path(tmp) / "layer.tar"
+        with open(layer, "wb") as out:
+            write_layer(image, _with_parents(chosen), out, mtime=settings.epoch)
+        yield BuiltLayer(image_config(info, arch), layer, tuple(refs))
+
+
+def _with_parents(paths: set[str]) -> set[str]:
+    out = set(paths)
+    for path in paths:
+        parent = os.path.dirname(path)
+        while parent:
+            out.add(parent)
+            parent = os.path.dirname(parent)
+    return out
+
+
+def _kernel_tree(tree: Tree, deb: DebianSection, root: Path, epoch: int) -> Tree:
+    """A tree with just ``kernel`` (the vmlinuz) and ``kernel.tar`` (the chosen modules)."""
+    assert deb.kernel is not None
+    vmlinuz, version = kmod.find_kernel(tree)
+    out = Tree(root)
+    root.mkdir()
+    out.add_file("kernel", tree.staged(vmlinuz), 0o644, origin="kernel")
+    out.add_bytes("kernel.tar", kmod.kernel_tar(tree, version, deb.kernel.modules, mtime=epoch), origin="kernel")
+    return out
+
+
+def image_config(info: PkgInfo, arch: str) -> dict[str, Any]:
+    """The OCI image config: entrypoint/cmd/env/workdir from ``debian:``, upstream's labels."""
+    deb = _section(info)
+    labels: dict[str, str] = {}
+    if info.config is not None:
+        labels["org.mobyproject.config"] = image_config_label(info.config)
+    container: dict[str, Any] = {"Env": list(deb.env) if deb.env is not None else [DEFAULT_PATH]}
+    if deb.entrypoint is not None:
+        container["Entrypoint"] = list(deb.entrypoint)
+    if deb.cmd is not None:
+        container["Cmd"] = list(deb.cmd)
+    if deb.workdir:
+        container["WorkingDir"] = deb.workdir
+    if labels:
+        container["Labels"] = labels
+    return {"architecture": arch, "os": "linux", "config": container}

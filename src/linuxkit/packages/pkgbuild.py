@@ -1,0 +1,123 @@
+"""``linuxkit pkg build``: make a package's image for each platform and put it in the cache.
+
+As upstream: the image is named ``org/image:tag`` (tag from git, see :mod:`.tag`), each platform is
+also named ``…:tag-<arch>``, and the plain name is an index over the platforms built so far. A
+platform already in the cache is not built again unless ``force``.
+
+Packages with a ``debian:`` section are built here from Debian packages; packages with only a
+``Dockerfile`` go to an existing engine (:mod:`.dockerfile`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import log
+from ..errors import UserError
+from ..oci.cache import Cache
+from ..oci.descriptor import Descriptor
+from ..oci.image import Platform, host_arch
+from .debian_image import DebianSettings, build_layer
+from .tag import Git, PackageTag, TagOptions, package_tag
+
+
+@dataclass(frozen=True)
+class PkgBuildOptions:
+    cache: Cache
+    debian: DebianSettings
+    tag: TagOptions = field(default_factory=TagOptions)
+    platforms: tuple[Platform, ...] = ()  # empty: every arch of build.yml
+    force: bool = False
+    release: str = ""
+
+
+@dataclass(frozen=True)
+class PkgBuildResult:
+    name: str  # canonical reference of the index
+    built: tuple[Platform, ...]
+    skipped: tuple[Platform, ...]
+
+
+def _platforms(tag: PackageTag, requested: Sequence[Platform]) -> list[Platform]:
+    if requested:
+        return list(requested)
+    return [Platform("linux", arch) for arch in tag.info.arches]
+
+
+def _labels(tag: PackageTag, pkg_dir: Path) -> dict[str, str]:
+    labels = {"org.opencontainers.image.source": tag.info.gitrepo}
+    git = Git(str(pkg_dir))
+    if not tag.dirty and git.is_work_tree():
+        code, out = git._run("rev-parse", "HEAD")
+        if code == 0:
+            labels["org.opencontainers.image.revision"] = out.strip()
+    return labels
+
+
+def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> PkgBuildResult:
+    directory = Path(pkg_dir).resolve()
+    tag = package_tag(str(directory), opts.tag)
+    name = tag.canonical
+    wanted = _platforms(tag, opts.platforms)
+    todo = [p for p in wanted if opts.force or opts.cache.resolve(name, p) is None]
+    skipped = tuple(p for p in wanted if p not in todo)
+    for plat in skipped:
+        log.info(f"{name} ({plat}) is already in the cache; skipping (use --force to build it again)")
+    if todo and tag.info.debian is None:
+        from .dockerfile import build_dockerfile_package  # only when a Dockerfile package is built
+
+        manifests = {p: build_dockerfile_package(tag, directory, p, opts) for p in todo}
+    elif todo:
+        manifests = {p: _build_debian(tag, directory, p, opts) for p in todo}
+    else:
+        manifests = {}
+    if manifests:
+        _name_index(opts.cache, name, manifests)
+        if opts.release:
+            release = name.rsplit(":", 1)[0] + ":" + opts.release
+            _name_index(opts.cache, release, manifests)
+    return PkgBuildResult(name, tuple(manifests), skipped)
+
+
+def _build_debian(tag: PackageTag, directory: Path, platform: Platform, opts: PkgBuildOptions) -> Descriptor:
+    arch = platform.architecture
+    with (
+        log.step(f"Building {tag.canonical} for {platform} from Debian packages"),
+        build_layer(tag.info, directory, arch, opts.debian) as built,
+    ):
+        config = built.config
+        config["config"].setdefault("Labels", {}).update(_labels(tag, directory))
+        writer = opts.cache.writer()
+        with open(built.layer, "rb") as layer:
+            desc = writer.add_image(config, [layer], platform=platform)
+        writer.tag(f"{tag.canonical}-{arch}", desc)
+        log.info(f"  {tag.canonical}-{arch}: {desc.digest}")
+    return desc
+
+
+def _name_index(cache: Cache, name: str, built: dict[Platform, Descriptor]) -> None:
+    """Point ``name`` at an index of the platforms just built plus those it already had."""
+    keep: list[Descriptor] = []
+    current = cache.find(name)
+    if current is not None and current.media_type.endswith(("index+json", "manifest.list.v2+json")):
+        for child in cache.children(current):
+            plat = child.platform or {}
+            arch = plat.get("architecture")
+            if arch is None or all(p.architecture != arch for p in built):
+                keep.append(child)
+    manifests = sorted([*keep, *built.values()], key=lambda d: str((d.platform or {}).get("architecture", "")))
+    writer = cache.writer()
+    writer.tag(name, writer.add_index(manifests))
+
+
+def host_platform() -> Platform:
+    return Platform("linux", host_arch())
+
+
+def require_dirs(dirs: Sequence[str]) -> None:
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise UserError(f"{d}: not a package directory", hint="pass directories that hold a build.yml")
