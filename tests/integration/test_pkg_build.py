@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -188,3 +189,40 @@ def test_unreachable_mirror_is_a_clear_error(linuxkit: RunLinuxkit, tmp_path: Pa
     assert proc.returncode in (1, 2)
     assert b"127.0.0.1:9" in proc.stderr
     assert b"Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("buildah") is None, reason="buildah is not installed")
+def test_dockerfile_package_from_our_package_with_buildah(
+    linuxkit: RunLinuxkit, tmp_path: Path, lock_text: str
+) -> None:
+    base_repo = make_repo(tmp_path / "base", lock=lock_text)
+    debs = {"LINUXKIT_DEBIAN_CACHE": str(shared_debian_cache())}
+    linuxkit("pkg", "build", base_repo, env=debs)
+    base = linuxkit("pkg", "show-tag", base_repo).stdout.decode().strip()
+    app = tmp_path / "base" / "pkg" / "app"
+    app.mkdir()
+    (app / "build.yml").write_text("image: app\norg: test\narches: [amd64]\nconfig:\n  net: host\n")
+    (app / "greeting").write_text("hi from a Dockerfile package\n")
+    (app / "Dockerfile").write_text(
+        f'FROM {base}\nCOPY greeting /etc/greeting\nRUN ["/bin/sh", "-c", "/bin/busybox cp /etc/greeting /etc/copied"]\n'
+        'ENTRYPOINT ["/bin/busybox", "cat", "/etc/copied"]\n'
+    )
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", "-C", str(tmp_path / "base"), "add", "."], check=True, env=env)
+    subprocess.run(["git", "-C", str(tmp_path / "base"), "commit", "-qm", "app"], check=True, env=env)
+    linuxkit("pkg", "build", app)
+    name = linuxkit("pkg", "show-tag", "--canonical", app).stdout.decode().strip()
+    out = tmp_path / "app.tar"
+    linuxkit("cache", "export", "--format", "filesystem", "--outfile", out, name)
+    with tarfile.open(out) as tf:
+        copied = tf.extractfile("etc/copied")
+        assert copied is not None and copied.read() == b"hi from a Dockerfile package\n"
+        assert "bin/busybox" in tf.getnames()
+    docker = tmp_path / "app-docker.tar"
+    linuxkit("cache", "export", "--format", "docker", "--outfile", docker, name)
+    with tarfile.open(docker) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+        config = json.load(tf.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
+    assert config["config"]["Entrypoint"] == ["/bin/busybox", "cat", "/etc/copied"]
+    assert config["config"]["Labels"]["org.mobyproject.config"] == '{"net":"host"}'

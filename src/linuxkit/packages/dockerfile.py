@@ -1,8 +1,9 @@
 """Dockerfile packages, built by an existing engine without a Docker daemon: ``buildah``.
 
-The build runs with private storage in a temporary directory (``--root``/``--runroot``, vfs driver),
-``--isolation chroot`` and ``--network none`` (runc/crun isolation fails or leaves network state on
-hosts like ours), ``--timestamp`` fixed so rebuilds give the same layers. ``FROM`` images that our
+The build runs with private storage in a temporary directory (``--root``/``--runroot``, vfs driver)
+and ``--timestamp`` fixed so rebuilds give the same layers. ``RUN`` steps have no network (upstream's
+default) through runc isolation with ``--network none``; ``network: true`` in build.yml uses chroot
+isolation with the host's network (buildah's default runtime, crun, fails on hybrid cgroup hosts). ``FROM`` images that our
 cache holds are handed to buildah from the cache (exported as OCI archives and tagged in its private
 storage), so a package built on top of another of our packages needs no registry. The result is
 pushed by buildah into an OCI archive and imported into our cache under ``NAME-<arch>``.
@@ -74,10 +75,9 @@ def build_dockerfile_package(tag: PackageTag, directory: Path, platform: Platfor
             buildah,
             *store,
             "build",
-            "--isolation",
-            "chroot",
-            "--network",
-            "host" if tag.info.network else "none",
+            # chroot isolation cannot cut the network; without network use runc (crun fails on hybrid cgroups)
+            *(["--isolation", "chroot"] if tag.info.network else ["--isolation", "oci", "--runtime", "runc"]),
+            *([] if tag.info.network else ["--network", "none"]),
             "--pull-never",
             "--timestamp",
             str(opts.debian.epoch),
