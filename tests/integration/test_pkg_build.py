@@ -205,7 +205,8 @@ def test_dockerfile_package_from_our_package_with_buildah(
     (app / "build.yml").write_text("image: app\norg: test\narches: [amd64]\nconfig:\n  net: host\n")
     (app / "greeting").write_text("hi from a Dockerfile package\n")
     (app / "Dockerfile").write_text(
-        f'FROM {base}\nCOPY greeting /etc/greeting\nRUN ["/bin/sh", "-c", "/bin/busybox cp /etc/greeting /etc/copied"]\n'
+        f"FROM {base}\nCOPY greeting /etc/greeting\n"
+        'RUN ["/bin/sh", "-c", "/bin/busybox cp /etc/greeting /etc/copied"]\n'
         'ENTRYPOINT ["/bin/busybox", "cat", "/etc/copied"]\n'
     )
     env = {**os.environ, **GIT_ENV}

@@ -22,8 +22,8 @@ from typing import Literal
 
 from ..errors import UserError
 from ..oci import reference
-from . import schema as s
 from ..spec import gojson
+from . import schema as s
 from .goemit import Field, GoValue, NilMap, NilSlice, Ptr, Struct, marshal_json, marshal_yaml, to_plain
 
 

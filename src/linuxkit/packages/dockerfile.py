@@ -3,10 +3,10 @@
 The build runs with private storage in a temporary directory (``--root``/``--runroot``, vfs driver)
 and ``--timestamp`` fixed so rebuilds give the same layers. ``RUN`` steps have no network (upstream's
 default) through runc isolation with ``--network none``; ``network: true`` in build.yml uses chroot
-isolation with the host's network (buildah's default runtime, crun, fails on hybrid cgroup hosts). ``FROM`` images that our
-cache holds are handed to buildah from the cache (exported as OCI archives and tagged in its private
-storage), so a package built on top of another of our packages needs no registry. The result is
-pushed by buildah into an OCI archive and imported into our cache under ``NAME-<arch>``.
+isolation with the host's network (buildah's default runtime, crun, fails on hybrid cgroup hosts).
+``FROM`` images that our cache holds are handed to buildah from the cache (exported as OCI archives
+and tagged in its private storage), so a package built on top of another of our packages needs no
+registry. The result is pushed by buildah into an OCI archive and imported into our cache under ``NAME-<arch>``.
 """
 
 from __future__ import annotations
