@@ -66,6 +66,11 @@ def _add_debian_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="Debian security archive URL (env LINUXKIT_DEBIAN_SECURITY_MIRROR)",
     )
+    p.add_argument(
+        "--debian-allow-expired",
+        action="store_true",
+        help="accept archive indexes past their Valid-Until date (for snapshot mirrors)",
+    )
 
 
 def debian_settings(args: argparse.Namespace, *, update: bool = False, locked: bool = False) -> DebianSettings:
@@ -81,6 +86,7 @@ def debian_settings(args: argparse.Namespace, *, update: bool = False, locked: b
         update_lock=update,
         frozen_lock=locked,
         epoch=mtime,
+        allow_expired=bool(getattr(args, "debian_allow_expired", False)),
     )
 
 

@@ -234,7 +234,7 @@ class Archive:
         raise UserError(
             message,
             hint="an expired index may hide security fixes; for a snapshot mirror allow it explicitly "
-            "(ignore_valid_until / the CLI's option for it)",
+            "with --debian-allow-expired",
         )
 
     def _index_file(self, source: Source, release: Release, component: str) -> IndexFile:

@@ -59,6 +59,7 @@ class DebianSettings:
     frozen_lock: bool = False  # refuse to change the lock (CI: "the lock must be current")
     epoch: int = 0  # mtime of every file in the image
     jobs: int = 4
+    allow_expired: bool = False  # accept an InRelease past its Valid-Until (snapshot mirrors)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def locked_packages(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSet
 def resolve_packages(deb: DebianSection, arch: str, settings: DebianSettings) -> list[DebRef]:
     suites = tuple(deb.suites or DEFAULT_SUITES)
     sources = debian_sources(suites, mirror=settings.mirror, security_mirror=settings.security_mirror)
-    archive = Archive(sources, arch, settings.cache_dir)
+    archive = Archive(sources, arch, settings.cache_dir, ignore_valid_until=settings.allow_expired)
     with log.step(f"Resolving {', '.join(deb.packages)} for {arch}"):
         archive.load()
         packages = resolve(archive, deb.packages, exclude=deb.exclude_packages or ())
