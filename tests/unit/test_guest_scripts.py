@@ -136,11 +136,11 @@ def test_runtime_json_mounts_mkdir_and_cgroups(guest: Guest) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert guest.stub_calls() == [
         f"mount -t tmpfs tmpfs $ROOT{b}/tmp",
-        f"mount -o private $ROOT{b}/tmp",
+        f"mount --make-private $ROOT{b}/tmp",
         f"mount -t overlay -o lowerdir=$ROOT{b}/lower,upperdir=$ROOT{b}/tmp/upper,workdir=$ROOT{b}/tmp/work "
         f"overlay $ROOT{b}/rootfs",
         f"mount -o rbind $ROOT/var/lib/data $ROOT{b}/rootfs/data",
-        f"mount -o rshared $ROOT{b}/rootfs/data",
+        f"mount --make-rshared $ROOT{b}/rootfs/data",
         f"umount $ROOT{b}/rootfs",
     ]
     assert (path / "tmp" / "upper").is_dir() and (path / "tmp" / "work").is_dir()

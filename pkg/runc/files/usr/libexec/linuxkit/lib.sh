@@ -118,7 +118,7 @@ lk_mount_one() { # bundle type source destination options(comma separated)
 		}
 	fi
 	for _p in $_props; do
-		"$MOUNT" -o "$_p" "$_dest" || {
+		"$MOUNT" "--make-$_p" "$_dest" || {  # busybox: -o private would look the path up in fstab
 			lk_log "failed to make $_dest $_p"
 			return 1
 		}
