@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from .. import log
 from ..errors import LinuxKitError, UserError
-from . import build_cmd, cache_cmd, pkg_cmd, version_cmd
+from . import build_cmd, cache_cmd, metadata_cmd, pkg_cmd, run_cmd, version_cmd
 from .common import BOOL_FLAGS, CommonOptions, add_common, new_parser
 
 
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.register(verbs)
     cache_cmd.register(verbs)
     pkg_cmd.register(verbs)
+    run_cmd.register(verbs)
+    metadata_cmd.register(verbs)
     version_cmd.register(verbs)
     return parser
 

@@ -1,0 +1,391 @@
+"""``linuxkit run qemu PATH``: work out what PATH names, build qemu's command line as upstream
+does (:func:`qemu_argv`, pure), then run qemu with the serial console on our stdio.
+
+What PATH may name: ``PATH-kernel`` + ``PATH-initrd.img`` (+ ``PATH-cmdline``) when PATH itself
+does not exist (with ``PATH-squashfs.img``: a kernel+squashfs boot); ``X.iso`` (``X-efi.iso``
+boots under UEFI); a disk image (``.img``, ``.qcow2``, ``.raw``, ``.vhd``, ``.vmdk``; ``-efi.*``
+boots under UEFI); a unified kernel image ``X.efi`` (booted by OVMF as ``-kernel``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import log
+from ..errors import UserError
+from ..metadata.iso import write_metadata_iso
+from ..runner import find_tool
+from .accel import choose_accel, host_arch
+from .disks import DiskSpec, create_missing, resolve_disks
+
+ARCHES = ("x86_64", "aarch64", "s390x", "riscv64")
+OVMF_PATHS = (
+    "/usr/share/ovmf/OVMF.fd",
+    "/usr/share/qemu/OVMF.fd",
+    "/usr/share/OVMF/OVMF.fd",
+    "/usr/share/ovmf/bios.bin",  # upstream's default
+)
+_DISK_FORMATS = {".qcow2": "qcow2", ".raw": "raw", ".img": "raw", ".vhd": "vpc", ".vmdk": "vmdk"}
+PUBLISH_HINT = "use --publish HOSTPORT:GUESTPORT[/tcp|udp], e.g. --publish 8080:80"
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    host: int
+    guest: int
+    protocol: str = "tcp"
+
+
+def parse_publish(value: str) -> PublishedPort:
+    """``HOST:GUEST[/tcp|udp]`` with upstream's checks."""
+    parts = value.split(":")
+    if len(parts) < 2:
+        raise UserError(f"cannot parse --publish {value!r}", hint=PUBLISH_HINT)
+    guest_text, _, proto = parts[1].partition("/")
+    protocol = proto.strip().lower() if proto else "tcp"
+    if protocol not in ("tcp", "udp"):
+        raise UserError(f"--publish {value!r}: protocol must be tcp or udp", hint=PUBLISH_HINT)
+    try:
+        host, guest = int(parts[0]), int(guest_text)
+    except ValueError:
+        raise UserError(f"--publish {value!r}: ports must be numbers", hint=PUBLISH_HINT) from None
+    for what, port in (("host", host), ("guest", guest)):
+        if not 1 <= port <= 65535:
+            raise UserError(f"--publish {value!r}: invalid {what} port {port}", hint=PUBLISH_HINT)
+    return PublishedPort(host, guest, protocol)
+
+
+def check_ports_free(ports: list[PublishedPort]) -> None:
+    """Bind each host port as qemu will (all addresses) and release it: a busy port is the user's
+    to fix, better said now than by qemu after it started."""
+    for p in ports:
+        kind = socket.SOCK_STREAM if p.protocol == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("", p.host))
+            except OSError as exc:
+                why = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+                raise UserError(
+                    f"cannot publish {p.protocol} port {p.host}: {why}",
+                    hint="choose another host port, or stop what listens on it (e.g. `ss -ltnp`)",
+                ) from exc
+
+
+@dataclass(frozen=True)
+class Boot:
+    """What to boot: ``kind`` is kernel, squashfs, iso, disk or uki; ``prefix`` names the state dir."""
+
+    kind: str
+    path: str
+    prefix: str
+    uefi: bool = False
+
+
+def detect_boot(path: str, *, kernel: bool, iso: bool, squashfs: bool, uefi: bool) -> Boot:
+    """Upstream's detection, plus UEFI for ``-efi`` images and ``.efi`` unified kernel images."""
+    if kernel or squashfs:
+        return Boot("squashfs" if squashfs else "kernel", path, path, uefi)
+    if not os.path.exists(path):
+        if os.path.exists(path + "-kernel"):
+            return Boot("squashfs" if os.path.exists(path + "-squashfs.img") else "kernel", path, path, uefi)
+        raise UserError(
+            f"nothing to boot at {path}",
+            hint=f"expected {path}-kernel + {path}-initrd.img (kernel+initrd), an .iso, a disk image or an .efi",
+        )
+    stem, ext = os.path.splitext(path)
+    if iso or ext == ".iso":
+        prefix = stem if ext == ".iso" else path
+        return Boot("iso", path, prefix, uefi or stem.endswith("-efi"))
+    if ext == ".efi":
+        return Boot("uki", path, stem, True)
+    return Boot("disk", path, stem if ext in _DISK_FORMATS else path, uefi or stem.endswith("-efi"))
+
+
+def find_ovmf(explicit: str) -> str:
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise UserError(f"firmware {explicit} does not exist", hint="install OVMF (apt-get install ovmf)")
+        return explicit
+    for candidate in OVMF_PATHS:
+        if os.path.isfile(candidate):
+            return candidate
+    raise UserError(
+        "UEFI boot needs OVMF firmware and none was found",
+        hint="install it with: apt-get install ovmf (or give --fw PATH)",
+    )
+
+
+def _firmware_copy(firmware: str, state: Path) -> str:
+    """qemu writes UEFI variables into a writable pflash image: give it the VM's own copy in the
+    state directory (upstream hands it the system's file)."""
+    copy = state / ("fw-" + os.path.basename(firmware))
+    if not copy.exists():
+        shutil.copyfile(firmware, copy)
+    return str(copy)
+
+
+@dataclass
+class QemuConfig:
+    """Everything :func:`qemu_argv` needs; no I/O happens while building the command line."""
+
+    boot: Boot
+    state: Path
+    cpus: int = 1
+    mem: int = 1024
+    arch: str = "x86_64"
+    accel: str = "tcg"
+    disks: list[DiskSpec] = field(default_factory=list)
+    isos: list[str] = field(default_factory=list)
+    firmware: str = ""
+    cmdline: str | None = None  # contents of PATH-cmdline (None: no -append)
+    extra_cmdline: str = ""
+    netdev: str = "user,id=t0"  # "" = no network
+    mac: str = ""
+    publish: list[PublishedPort] = field(default_factory=list)
+    gui: bool = False
+    usb: bool = False
+    devices: list[str] = field(default_factory=list)
+    vm_uuid: str = ""
+
+
+def netdev_for(networking: str, publish: list[PublishedPort]) -> str:
+    """``--networking`` → qemu's ``-netdev`` value ("" for none), with upstream's checks."""
+    mode, _, arg = (networking or "user").partition(",")
+    if mode in ("default", "user"):
+        return "user,id=t0"
+    if mode not in ("tap", "bridge", "none"):
+        raise UserError(f"invalid networking mode: {mode}", hint="use user, tap,IFACE, bridge,BRIDGE or none")
+    if publish:
+        raise UserError('port publishing requires "user" networking mode')
+    if mode == "none":
+        return ""
+    if not arg:
+        raise UserError(f'not enough arguments for "{mode}" networking mode', hint=f"use --networking {mode},NAME")
+    if mode == "tap":
+        return f"tap,id=t0,ifname={arg},script=no,downscript=no"
+    return f"bridge,id=t0,br={arg}"
+
+
+def _machine(arch: str, accel: str) -> str:
+    if arch == "s390x":
+        base = "s390-ccw-virtio"
+    elif arch == "aarch64":
+        base = "virt,gic_version=host" if accel.startswith("kvm") else "virt"
+    elif arch == "riscv64":
+        base = "virt"
+    else:
+        base = "q35"
+    return f"{base},accel={accel}" if accel else base
+
+
+def qemu_argv(qemu: str, cfg: QemuConfig) -> list[str]:
+    """qemu's command line, in upstream's order."""
+    args = [qemu, "-smp", str(cfg.cpus), "-m", str(cfg.mem), "-uuid", cfg.vm_uuid]
+    args += ["-pidfile", str(cfg.state / "qemu.pid")]
+    if cfg.arch == "aarch64":
+        args += ["-cpu", "host" if host_arch() == "aarch64" and cfg.accel.startswith("kvm") else "cortex-a57"]
+    args += ["-machine", _machine(cfg.arch, cfg.accel)]
+    rng = "virtio-rng-ccw" if cfg.arch == "s390x" else "virtio-rng-pci"
+    args += ["-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", f"{rng},rng=rng0"]
+    iso_boot = cfg.boot.kind == "iso"
+    last = 0
+    for i, d in enumerate(cfg.disks):
+        index = i + 1 if i >= 2 and iso_boot else i  # index 2 (hdc) is the CD-ROM
+        fmt = f",format={d.format}" if d.format else ""
+        args += ["-drive", f"file={d.path}{fmt},index={index},media=disk"]
+        last = index
+    if iso_boot:
+        args += ["-boot", "d"]
+    last = max(last, 2)
+    for i, iso in enumerate(cfg.isos):
+        if i == 0:
+            args += ["-cdrom", iso]
+        else:
+            args += ["-drive", f"file={iso},index={last + i},media=cdrom"]
+    if cfg.boot.uefi:
+        args += ["-drive", f"if=pflash,format=raw,file={cfg.firmware}"]
+    append = None
+    if cfg.boot.kind in ("kernel", "squashfs"):
+        args += ["-kernel", cfg.boot.path + "-kernel"]
+        if cfg.boot.kind == "kernel":
+            args += ["-initrd", cfg.boot.path + "-initrd.img"]
+        if cfg.cmdline is not None:
+            append = cfg.cmdline + (" root=/dev/sda" if cfg.boot.kind == "squashfs" else "")
+    elif cfg.boot.kind == "uki":
+        args += ["-kernel", cfg.boot.path]
+    if cfg.extra_cmdline:
+        append = f"{append} {cfg.extra_cmdline}" if append else cfg.extra_cmdline
+    if append is not None:
+        args += ["-append", append]
+    if not cfg.netdev:
+        args += ["-net", "none"]
+    else:
+        nic = "virtio-net-ccw" if cfg.arch == "s390x" else "virtio-net-pci"
+        args += ["-device", f"{nic},netdev=t0,mac={cfg.mac}"]
+        forwards = "".join(f",hostfwd={p.protocol}::{p.host}-:{p.guest}" for p in cfg.publish)
+        args += ["-netdev", cfg.netdev + forwards]
+    if not cfg.gui:
+        args += ["-nographic"]
+    if cfg.usb:
+        args += ["-usb"]
+    for device in cfg.devices:
+        args += ["-device", device]
+    return args
+
+
+def generate_mac() -> str:
+    raw = bytearray(os.urandom(6))
+    raw[0] = (raw[0] & ~0x01) | 0x02  # unicast, locally administered
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def state_mac(state: Path) -> str:
+    """The VM's MAC address, kept in ``STATE/mac-addr`` so it survives restarts."""
+    path = state / "mac-addr"
+    if path.exists():
+        text = path.read_text().strip()
+        parts = text.split(":")
+        if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+            raise UserError(f"{path} does not hold a MAC address: {text!r}", hint="remove it to get a new one")
+        return text.lower()
+    mac = generate_mac()
+    path.write_text(mac)
+    return mac
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    path: str
+    cpus: int = 1
+    mem: int = 1024
+    disks: tuple[DiskSpec, ...] = ()
+    kernel: bool = False
+    iso: bool = False
+    uefi: bool = False
+    squashfs: bool = False
+    state: str = ""
+    data: str | None = None
+    data_file: str | None = None
+    publish: tuple[str, ...] = ()
+    networking: str = "user"
+    accel: str | None = None
+    fw: str = ""
+    qemu: str = ""
+    arch: str = ""
+    gui: bool = False
+    detached: bool = False
+    cmdline: str = ""
+    usb: bool = False
+    devices: tuple[str, ...] = ()
+
+
+def _check_boot_files(boot: Boot) -> str | None:
+    """Check the files a boot needs; return the cmdline text (``None`` when there is no file)."""
+    if boot.kind in ("kernel", "squashfs"):
+        needed = [boot.path + "-kernel", boot.path + ("-initrd.img" if boot.kind == "kernel" else "-squashfs.img")]
+        for f in needed:
+            if not os.path.isfile(f):
+                raise UserError(f"{f} does not exist", hint="build it with `linuxkit build --format kernel+initrd`")
+        try:
+            return Path(boot.path + "-cmdline").read_text(errors="surrogateescape")
+        except OSError:
+            log.warn(f"cannot read {boot.path}-cmdline: booting without a kernel command line")
+            return None
+    return None
+
+
+def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
+    """Check everything and prepare the state directory; return the qemu binary and the config."""
+    if opts.data is not None and opts.data_file is not None:
+        raise UserError("cannot specify both --data and --data-file")
+    arch = opts.arch or host_arch()
+    if arch not in ARCHES:
+        raise UserError(f"{arch} is an unsupported architecture", hint="use one of: " + ", ".join(ARCHES))
+    if opts.cpus < 1 or opts.mem < 1:
+        raise UserError("--cpus and --mem must be positive")
+    publish = [parse_publish(p) for p in opts.publish]
+    netdev = netdev_for(opts.networking, publish)
+    boot = detect_boot(opts.path, kernel=opts.kernel, iso=opts.iso, squashfs=opts.squashfs, uefi=opts.uefi)
+    cmdline = _check_boot_files(boot)
+    firmware = find_ovmf(opts.fw) if boot.uefi else ""
+    qemu = opts.qemu or f"qemu-system-{arch}"
+    qemu = qemu if os.sep in qemu else find_tool(qemu)
+    if not os.access(qemu, os.X_OK):
+        raise UserError(f"qemu binary {qemu} is not executable", hint="check --qemu")
+    check_ports_free(publish)
+    state = Path(opts.state or boot.prefix + "-state")
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"could not create state directory {state}: {exc.strerror}") from exc
+    if firmware:
+        firmware = _firmware_copy(firmware, state)
+    isos = [boot.path] if boot.kind == "iso" else []
+    if opts.data is not None or opts.data_file is not None:
+        if opts.data_file is not None:
+            try:
+                data = Path(opts.data_file).read_bytes()
+            except OSError as exc:
+                raise UserError(f"cannot read user data from path {opts.data_file}: {exc.strerror}") from exc
+        else:
+            data = (opts.data or "").encode()
+        write_metadata_iso(state / "data.iso", data)
+        isos.append(str(state / "data.iso"))
+    disks = resolve_disks(list(opts.disks), state)
+    if boot.kind in ("disk", "squashfs"):
+        root = boot.path + "-squashfs.img" if boot.kind == "squashfs" else boot.path
+        disks.insert(0, DiskSpec(path=root, format=_DISK_FORMATS.get(os.path.splitext(root)[1], "")))
+    accel = choose_accel(opts.accel, qemu, arch)
+    cfg = QemuConfig(
+        boot=boot,
+        state=state,
+        cpus=opts.cpus,
+        mem=opts.mem,
+        arch=arch,
+        accel=accel,
+        disks=disks,
+        isos=isos,
+        firmware=firmware,
+        cmdline=cmdline,
+        extra_cmdline=opts.cmdline,
+        netdev=netdev,
+        mac=state_mac(state) if netdev else "",
+        publish=publish,
+        gui=opts.gui,
+        usb=opts.usb,
+        devices=list(opts.devices),
+        vm_uuid=str(uuid.uuid4()),
+    )
+    return qemu, cfg
+
+
+def run_qemu(opts: RunOptions) -> int:
+    """Boot the image; return qemu's exit code (detached: 0 once qemu started)."""
+    qemu, cfg = prepare(opts)
+    create_missing(cfg.disks)
+    argv = qemu_argv(qemu, cfg)
+    log.info(f"Running qemu ({cfg.boot.kind} boot, accelerator {cfg.accel})")
+    log.debug("+ " + " ".join(argv))
+    if opts.detached:
+        console = cfg.state / "console.log"
+        with open(console, "wb") as out:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        log.info(f"qemu runs in the background (pid {proc.pid}); console: {console}")
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The serial console is qemu's stdio (-nographic): qemu inherits ours.
+    done = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL if cfg.gui else None)
+    if done.returncode < 0:
+        return 128 - done.returncode
+    return done.returncode

@@ -1,0 +1,78 @@
+"""Boot systems built from this repository's packages (pkg/, from the Debian archive) under qemu (TCG)
+and check what the serial console shows."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DATA = ROOT / "tests" / "data" / "guest"
+
+
+def _env(cache: Path) -> dict[str, str]:
+    debs = Path(os.environ.get("LINUXKIT_TEST_CACHE", Path.home() / ".cache" / "linuxkit-tests")) / "debian"
+    return {**os.environ, "LINUXKIT_CACHE": str(cache), "LINUXKIT_DEBIAN_CACHE": str(debs), "COLUMNS": "200"}
+
+
+def lk(cache: Path, *args: str | os.PathLike[str], timeout: float = 900) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "linuxkit.cli.main", *map(str, args)],
+        capture_output=True,
+        env=_env(cache),
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-4000:]
+    return proc
+
+
+def boot_until_exit(cache: Path, prefix: Path, *extra: str, timeout: float = 180) -> str:
+    """`linuxkit run qemu` until the guest powers itself off; returns the console text."""
+    argv = [sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--networking", "none", *extra, str(prefix)]
+    start = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, env=_env(cache), timeout=timeout, check=False)
+    text = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    print(f"boot took {time.monotonic() - start:.1f}s")
+    return text
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("guest-cache")
+
+
+def test_system_boots_runs_onboot_restarts_services_and_shuts_down(cache: Path, tmp_path: Path) -> None:
+    lk(cache, "build", "--dir", tmp_path, DATA / "system.yml")
+    kernel = tmp_path / "system-kernel"
+    initrd = tmp_path / "system-initrd.img"
+    assert kernel.exists() and initrd.exists()
+    total = kernel.stat().st_size + initrd.stat().st_size
+    print(f"kernel+initrd: {total / 1e6:.1f} MB")
+    assert total < 30_000_000
+    console = boot_until_exit(cache, tmp_path / "system")
+    assert "Welcome to LinuxKit" in console, console[-4000:]
+    assert "ONBOOT-MARKER hello" in console, console[-4000:]
+    # the supervisor restarted the failing service, with growing back-off
+    assert "service flaky: exited with status 1" in console, console[-4000:]
+    assert re.search(r"service flaky: restarting in 1s", console) and re.search(r"restarting in 2s", console)
+    assert "service poweroff: not restarting" in console
+    # clean shutdown: onshutdown ran, then the kernel powered off
+    assert "ONSHUTDOWN-MARKER bye" in console, console[-4000:]
+    assert console.index("ONSHUTDOWN-MARKER") > console.index("ONBOOT-MARKER")
+    assert "reboot: Power down" in console or "Power down" in console, console[-2000:]
+
+
+def test_build_is_reproducible(cache: Path, tmp_path: Path) -> None:
+    for d in ("a", "b"):
+        lk(cache, "build", "--name", "m", "--dir", tmp_path / d, ROOT / "examples" / "minimal.yml")
+    for suffix in ("kernel", "initrd.img", "cmdline"):
+        assert (tmp_path / "a" / f"m-{suffix}").read_bytes() == (tmp_path / "b" / f"m-{suffix}").read_bytes()

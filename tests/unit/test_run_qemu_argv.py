@@ -1,0 +1,237 @@
+"""``run qemu``: flag parsing, boot detection and the qemu command line (pure parts)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from linuxkit.errors import UserError
+from linuxkit.run import accel
+from linuxkit.run.disks import DiskSpec, disk_size_mb, parse_disk, resolve_disks
+from linuxkit.run.qemu import (
+    Boot,
+    PublishedPort,
+    QemuConfig,
+    check_ports_free,
+    detect_boot,
+    netdev_for,
+    parse_publish,
+    qemu_argv,
+    state_mac,
+)
+
+
+def _kernel_cfg(tmp_path: Path, **kw: object) -> QemuConfig:
+    boot = Boot("kernel", str(tmp_path / "vm"), str(tmp_path / "vm"))
+    base: dict[str, object] = {
+        "boot": boot,
+        "state": tmp_path / "vm-state",
+        "mem": 512,
+        "accel": "tcg",
+        "cmdline": "console=ttyS0",
+        "netdev": "",
+        "vm_uuid": "11111111-2222-3333-4444-555555555555",
+    }
+    base.update(kw)
+    return QemuConfig(**base)  # type: ignore[arg-type]
+
+
+def test_argv_matches_upstream_shape(tmp_path: Path) -> None:
+    """Reference §11: upstream's command for ``--networking none --mem 512 --accel tcg``."""
+    argv = qemu_argv("qemu-system-x86_64", _kernel_cfg(tmp_path))
+    vm = str(tmp_path / "vm")
+    assert argv == [
+        "qemu-system-x86_64",
+        "-smp", "1",
+        "-m", "512",
+        "-uuid", "11111111-2222-3333-4444-555555555555",
+        "-pidfile", str(tmp_path / "vm-state" / "qemu.pid"),
+        "-machine", "q35,accel=tcg",
+        "-object", "rng-random,id=rng0,filename=/dev/urandom",
+        "-device", "virtio-rng-pci,rng=rng0",
+        "-kernel", vm + "-kernel",
+        "-initrd", vm + "-initrd.img",
+        "-append", "console=ttyS0",
+        "-net", "none",
+        "-nographic",
+    ]  # fmt: skip
+
+
+def test_argv_user_networking_publish_disks_and_cds(tmp_path: Path) -> None:
+    cfg = _kernel_cfg(
+        tmp_path,
+        netdev="user,id=t0",
+        mac="02:00:00:00:00:01",
+        publish=[PublishedPort(2222, 22), PublishedPort(5353, 53, "udp")],
+        disks=[DiskSpec("a.qcow2", 1024, "qcow2"), DiskSpec("b.img")],
+        isos=["data.iso"],
+        extra_cmdline="quiet",
+        usb=True,
+        devices=["usb-tablet"],
+        cpus=2,
+    )
+    argv = qemu_argv("qemu", cfg)
+    joined = " ".join(argv)
+    assert "-smp 2" in joined
+    assert "-drive file=a.qcow2,format=qcow2,index=0,media=disk -drive file=b.img,index=1,media=disk" in joined
+    assert "-cdrom data.iso" in joined
+    assert argv[argv.index("-append") + 1] == "console=ttyS0 quiet"
+    assert "-device virtio-net-pci,netdev=t0,mac=02:00:00:00:00:01" in joined
+    assert "-netdev user,id=t0,hostfwd=tcp::2222-:22,hostfwd=udp::5353-:53" in joined
+    assert argv[-4:] == ["-nographic", "-usb", "-device", "usb-tablet"]
+
+
+def test_argv_iso_boot_skips_hdc_and_adds_more_cds(tmp_path: Path) -> None:
+    cfg = _kernel_cfg(
+        tmp_path,
+        boot=Boot("iso", "x.iso", "x"),
+        disks=[DiskSpec("d0"), DiskSpec("d1"), DiskSpec("d2")],
+        isos=["x.iso", "data.iso"],
+    )
+    joined = " ".join(qemu_argv("qemu", cfg))
+    assert "file=d2,index=3,media=disk" in joined
+    assert "-boot d -cdrom x.iso -drive file=data.iso,index=4,media=cdrom" in joined
+    assert "-kernel" not in joined and "-append" not in joined
+
+
+def test_argv_squashfs_uefi_and_uki(tmp_path: Path) -> None:
+    sq = qemu_argv("q", _kernel_cfg(tmp_path, boot=Boot("squashfs", "p", "p")))
+    assert sq[sq.index("-append") + 1] == "console=ttyS0 root=/dev/sda" and "-initrd" not in sq
+    uki = qemu_argv("q", _kernel_cfg(tmp_path, boot=Boot("uki", "a.efi", "a", True), firmware="/fw.fd", cmdline=None))
+    assert "if=pflash,format=raw,file=/fw.fd" in uki and uki[uki.index("-kernel") + 1] == "a.efi"
+    assert "-append" not in uki
+
+
+def test_argv_gui_and_foreign_arch(tmp_path: Path) -> None:
+    assert "-nographic" not in qemu_argv("q", _kernel_cfg(tmp_path, gui=True))
+    arm = qemu_argv("q", _kernel_cfg(tmp_path, arch="aarch64", accel="tcg"))
+    assert arm[arm.index("-cpu") + 1] == "cortex-a57" and arm[arm.index("-machine") + 1] == "virt,accel=tcg"
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("8080:80", PublishedPort(8080, 80)),
+        ("53:53/UDP", PublishedPort(53, 53, "udp")),
+        ("1:2/tcp", PublishedPort(1, 2, "tcp")),
+        ("10:20:30", PublishedPort(10, 20)),  # upstream ignores what follows a second colon
+    ],
+)
+def test_parse_publish(value: str, want: PublishedPort) -> None:
+    assert parse_publish(value) == want
+
+
+@pytest.mark.parametrize("value", ["80", "a:80", "80:b", "0:80", "80:70000", "80:80/sctp", ""])
+def test_parse_publish_rejects(value: str) -> None:
+    with pytest.raises(UserError) as err:
+        parse_publish(value)
+    assert err.value.exit_code == 2
+
+
+def test_busy_port_is_refused() -> None:
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(UserError, match=f"port {port}: already in use"):
+            check_ports_free([PublishedPort(port, 22)])
+    check_ports_free([PublishedPort(port, 22)])  # free again once closed
+
+
+def test_parse_disk_and_defaults(tmp_path: Path) -> None:
+    assert parse_disk("d.img") == DiskSpec("d.img")
+    assert parse_disk("file=x,size=2G,format=raw") == DiskSpec("x", 2048, "raw")
+    assert parse_disk("size=512M") == DiskSpec("", 512, "")
+    assert disk_size_mb("3") == 3072
+    resolved = resolve_disks([DiskSpec(size_mb=10), DiskSpec(size_mb=20), DiskSpec("y")], tmp_path)
+    assert resolved == [
+        DiskSpec(str(tmp_path / "disk.img"), 10, "qcow2"),
+        DiskSpec(str(tmp_path / "disk1.img"), 20, "qcow2"),
+        DiskSpec("y"),
+    ]
+    for bad in ("x,colour=red", "x,size=big"):
+        with pytest.raises(UserError):
+            parse_disk(bad)
+    with pytest.raises(UserError, match="no size or name"):
+        resolve_disks([DiskSpec(format="raw")], tmp_path)
+
+
+def test_detect_boot(tmp_path: Path) -> None:
+    p = str(tmp_path / "vm")
+    with pytest.raises(UserError, match="nothing to boot"):
+        detect_boot(p, kernel=False, iso=False, squashfs=False, uefi=False)
+    Path(p + "-kernel").touch()
+    assert detect_boot(p, kernel=False, iso=False, squashfs=False, uefi=False).kind == "kernel"
+    Path(p + "-squashfs.img").touch()
+    assert detect_boot(p, kernel=False, iso=False, squashfs=False, uefi=False).kind == "squashfs"
+    for name, kind, prefix, uefi in [
+        ("a.iso", "iso", "a", False),
+        ("b-efi.iso", "iso", "b-efi", True),
+        ("c.qcow2", "disk", "c", False),
+        ("d-efi.img", "disk", "d-efi", True),
+        ("e.efi", "uki", "e", True),
+    ]:
+        f = tmp_path / name
+        f.touch()
+        boot = detect_boot(str(f), kernel=False, iso=False, squashfs=False, uefi=False)
+        assert (boot.kind, boot.prefix, boot.uefi) == (kind, str(tmp_path / prefix), uefi)
+
+
+def test_networking_modes() -> None:
+    assert netdev_for("user", []) == "user,id=t0"
+    assert netdev_for("default", []) == "user,id=t0"
+    assert netdev_for("none", []) == ""
+    assert netdev_for("tap,tap0", []) == "tap,id=t0,ifname=tap0,script=no,downscript=no"
+    assert netdev_for("bridge,br0", []) == "bridge,id=t0,br=br0"
+    for bad, pub in [("tap", []), ("wifi", []), ("none", [PublishedPort(1, 1)])]:
+        with pytest.raises(UserError):
+            netdev_for(bad, pub)
+
+
+def test_mac_is_kept_in_state(tmp_path: Path) -> None:
+    mac = state_mac(tmp_path)
+    first = int(mac.split(":")[0], 16)
+    assert first & 1 == 0 and first & 2 == 2
+    assert state_mac(tmp_path) == mac
+    (tmp_path / "mac-addr").write_text("nonsense")
+    with pytest.raises(UserError):
+        state_mac(tmp_path)
+
+
+def test_accel_choice_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accel, "kvm_works", lambda qemu: False)
+    host = accel.host_arch()
+    assert accel.choose_accel("kvm", "q", host, env={accel.ENV_ACCEL: "hvf"}) == "kvm"
+    assert accel.choose_accel(None, "q", host, env={accel.ENV_ACCEL: "hvf"}) == "hvf"
+    assert accel.choose_accel(None, "q", host, env={}) == "tcg"
+    monkeypatch.setattr(accel, "kvm_works", lambda qemu: True)
+    assert accel.choose_accel(None, "q", host, env={}) == "kvm"
+    assert accel.choose_accel("kvm", "q", "s390x" if host != "s390x" else "x86_64", env={}) == "tcg"
+
+
+def test_probe_image_layout() -> None:
+    image = accel.probe_image()
+    assert len(image) == 64 << 10
+    assert image[0xFFF0] == 0xEA  # far jump at the reset vector
+    assert image[:1] == b"\xfa"  # cli
+    assert b"\xe6\xf4" in image  # out 0xf4, al
+
+
+def test_kvm_probe_result_is_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(accel.os, "access", lambda path, mode: True)
+    monkeypatch.setattr(accel, "_cache_key", lambda qemu: "key-" + qemu)
+    calls: list[str] = []
+
+    def probe(qemu: str, accel_name: str = "kvm", timeout: float = 0) -> bool:
+        calls.append(qemu)
+        return qemu == "good"
+
+    monkeypatch.setattr(accel, "run_probe", probe)
+    assert accel.kvm_works("good") is True
+    assert accel.kvm_works("good") is True
+    assert accel.kvm_works("bad") is False
+    assert accel.kvm_works("bad") is False
+    assert calls == ["good", "bad"]
