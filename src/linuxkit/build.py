@@ -17,6 +17,7 @@ from .config import schema
 from .config.dump import dump_yaml, metadata_file
 from .config.load import LoadedConfig, default_package_resolver, load_configs
 from .errors import BuildError, BuildErrors, Diagnostic, LinuxKitError, UserError
+from .formats.loaders import WITHOUT_LOADER, boot_files_tree
 from .formats.registry import FormatContext, validate_formats
 from .formats.tarfmt import write_docker, write_tar
 from .oci import reference
@@ -24,6 +25,7 @@ from .oci.cache import Cache
 from .oci.image import ImageSource, Platform
 from .oci.registry import RegistryOptions, pull
 from .outputs import OutputSet
+from .packages.debian_image import DebianSettings, default_debian_cache
 from .rootfs.assemble import Addition, RootfsSettings
 from .rootfs.header import DEFAULT_MTIME, REG, Header
 from .rootfs.tarwriter import TarSink
@@ -51,6 +53,8 @@ class BuildOptions:
     stdout: IO[bytes] | None = field(default=None, compare=False)
     #: Builds a ``@pkg:`` package (its directory) for a platform when its image is not in the cache.
     pkg_builder: PackageBuilder | None = field(default=None, compare=False)
+    #: Debian settings (mirrors, download cache) for packages built on the way, e.g. the boot loaders.
+    debian: DebianSettings = field(default_factory=lambda: DebianSettings(cache_dir=default_debian_cache()))
 
 
 PackageBuilder = Callable[[str, Platform], None]
@@ -280,7 +284,19 @@ def run_build(opts: BuildOptions) -> list[Path]:
         rootfs = Path(tmp) / "rootfs.tar"
         with log.step("Assembling the root filesystem"), open(rootfs, "wb") as fh:
             write_tar(moby, finder, fh, settings)
-        ctx = FormatContext(base, opts.size_mb, opts.arch, opts.decompress_kernel, outputs, epoch=source_date_epoch())
+        boot_files = None
+        if any(f.name not in WITHOUT_LOADER for f in formats):
+            with log.step("Preparing boot loaders"):
+                boot_files = boot_files_tree(cache, platform, Path(tmp) / "loaders", debian=opts.debian)
+        ctx = FormatContext(
+            base,
+            opts.size_mb,
+            opts.arch,
+            opts.decompress_kernel,
+            outputs,
+            boot_files=boot_files,
+            epoch=source_date_epoch(),
+        )
         for fmt in formats:
             assert fmt.writer is not None
             with log.step(f"Writing {fmt.name}"):

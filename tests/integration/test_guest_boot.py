@@ -76,3 +76,15 @@ def test_build_is_reproducible(cache: Path, tmp_path: Path) -> None:
         lk(cache, "build", "--name", "m", "--dir", tmp_path / d, ROOT / "examples" / "minimal.yml")
     for suffix in ("kernel", "initrd.img", "cmdline"):
         assert (tmp_path / "a" / f"m-{suffix}").read_bytes() == (tmp_path / "b" / f"m-{suffix}").read_bytes()
+
+
+@pytest.mark.parametrize("fmt,output", [("iso-bios", "system.iso"), ("raw-efi", "system-efi.img")])
+def test_bootable_formats_from_the_boot_loader_package(cache: Path, tmp_path: Path, fmt: str, output: str) -> None:
+    """ISO/disk outputs take their loaders from the mkimage package (built from Debian), not the host."""
+    lk(cache, "build", "-f", fmt, "--size", "256M", "--dir", tmp_path, DATA / "system.yml")
+    console = boot_until_exit(cache, tmp_path / output)
+    assert "Welcome to LinuxKit" in console, console[-3000:]
+    assert "ONBOOT-MARKER hello" in console, console[-3000:]
+    assert "ONSHUTDOWN-MARKER bye" in console, console[-3000:]
+    names = lk(cache, "cache", "ls").stderr.decode()
+    assert "docker.io/linuxkit/mkimage:" in names

@@ -184,7 +184,7 @@ def test_valid_until(local: LocalArchive, tmp_path: Path) -> None:
     archive = Archive([local.source("stable")], "amd64", tmp_path / "cache", now=NOW)
     with pytest.raises(UserError, match="expired on 2026-07-11 12:00") as info:
         archive.load()
-    assert info.value.hint is not None and "ignore_valid_until" in info.value.hint
+    assert info.value.hint is not None and "--debian-allow-expired" in info.value.hint
     archive.load(ignore_valid_until=True)
     assert archive.names() == ["base"]
     fresh = Archive([local.source("stable")], "amd64", tmp_path / "cache", now=datetime(2026, 7, 11, tzinfo=UTC))

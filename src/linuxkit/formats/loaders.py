@@ -1,0 +1,57 @@
+"""Boot-loader files for ISO, disk and UKI outputs, from a package image rather than from the host.
+
+The package definition ships with this tool (``formats/mkimage/build.yml`` and its ``debian.lock``).
+Its image is named ``linuxkit/mkimage:<hash>``, the hash taken over those two files, so any machine
+builds the same image from the Debian archive on first use and finds it in the cache afterwards. The
+image's files are unpacked into a temporary directory with the Debian paths that
+:mod:`.bootfiles` looks up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path
+
+from .. import log
+from ..errors import BuildError
+from ..oci.cache import Cache
+from ..oci.image import Platform
+from ..rootfs.flatten import write_flattened
+
+MKIMAGE_DIR = Path(__file__).with_name("mkimage")
+
+#: formats that need no boot loader
+WITHOUT_LOADER = frozenset({"tar", "docker", "kernel+initrd", "tar-kernel-initrd"})
+
+
+def mkimage_hash() -> str:
+    digest = hashlib.sha1()
+    for name in ("build.yml", "debian.lock"):
+        digest.update(name.encode() + b"\0" + (MKIMAGE_DIR / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: object) -> Path:
+    """Unpack the boot-loader image for ``platform`` into ``dest`` (building it first when missing)."""
+    from ..packages.debian_image import DebianSettings
+    from ..packages.pkgbuild import PkgBuildOptions, build_package
+    from ..packages.tag import TagOptions
+
+    assert isinstance(debian, DebianSettings)
+    opts = PkgBuildOptions(
+        cache=cache, debian=debian, tag=TagOptions(hash=mkimage_hash(), tag_template="{{.Hash}}"), platforms=(platform,)
+    )
+    result = build_package(MKIMAGE_DIR, opts)
+    image = cache.resolve(result.name, platform)
+    if image is None:
+        raise BuildError(f"boot-loader image {result.name} is missing from the cache after building it")
+    log.debug(f"boot loaders from {result.name}")
+    flat = dest.with_suffix(".tar")
+    with open(flat, "wb") as out:
+        write_flattened(image, out)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(flat) as tf:
+        tf.extractall(dest, filter="data")
+    flat.unlink()
+    return dest
