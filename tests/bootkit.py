@@ -81,10 +81,10 @@ def init_script(marker: str) -> str:
     )
 
 
-def marker_rootfs_tar(path: Path, marker: str, cmdline: str = "console=ttyS0") -> Path:
+def marker_rootfs_tar(path: Path, marker: str, cmdline: str = "console=ttyS0", kernel: Path | None = None) -> Path:
     """A rootfs tar as ``linuxkit build --format tar`` lays it out: ``boot/kernel``, ``boot/cmdline``,
     an ``/init`` that prints ``marker`` and powers off, and ``bin/busybox``."""
-    kernel = cloud_kernel()
+    kernel = kernel or cloud_kernel()
     bb = busybox()
 
     def add(tf: tarfile.TarFile, name: str, data: bytes | None, mode: int, kind: bytes = tarfile.REGTYPE) -> None:

@@ -7,7 +7,8 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -26,8 +27,10 @@ from .oci.image import ImageSource, Platform
 from .oci.registry import RegistryOptions, pull
 from .outputs import OutputSet
 from .packages.debian_image import DebianSettings, default_debian_cache
-from .rootfs.assemble import Addition, RootfsSettings
+from .rootfs.assemble import Addition, RootfsSettings, images_read, oci_volumes
 from .rootfs.header import DEFAULT_MTIME, REG, Header
+from .rootfs.inputtar import InputTar
+from .rootfs.ocivolume import ensure_index, layout_entries
 from .rootfs.tarwriter import TarSink
 from .sbom import SbomCollector, attestation_sboms
 
@@ -96,6 +99,7 @@ class ImageFinder:
         self.packages = packages or {}  # normalised reference → package directory (from ``@pkg:``)
         self.pkg_builder = pkg_builder
         self._found: dict[str, ImageSource] = {}
+        self._pulled: dict[str, str | None] = {}  # key → result of a pull done by _pull_in_parallel
 
     def _build_package(self, key: str) -> bool:
         directory = self.packages.get(key)
@@ -107,6 +111,8 @@ class ImageFinder:
 
     def _pull(self, key: str) -> str | None:
         """Pull ``key`` for our platform; the reason when that failed (``None`` on success)."""
+        if key in self._pulled:
+            return self._pulled.pop(key)
         if self.registry is None:
             return "pulling is off"
         try:
@@ -115,6 +121,35 @@ class ImageFinder:
         except LinuxKitError as exc:
             return exc.message
         return None
+
+    def _pull_in_parallel(self, loaded: LoadedConfig, volume_oci: set[str]) -> None:
+        """Pull the images that will have to be pulled, several at a time (results kept for ``_pull``)."""
+        if self.registry is None:
+            return
+        keys: list[str] = []
+        for ref, _where in _image_refs(loaded):
+            key = reference.normalize(ref)
+            if key in keys or key in volume_oci or (key in self.packages and self.pkg_builder is not None):
+                continue
+            try:
+                if not self.always_pull and self._lookup(ref) is not None:
+                    continue
+            except LinuxKitError:
+                continue  # a damaged entry: check_all reports it where the image is used
+            keys.append(key)
+        if len(keys) < 2:
+            return
+
+        def one(key: str) -> str | None:
+            log.info(f"Pulling {key}")
+            try:
+                pull(self.cache, key, [self.platform], options=self.registry)
+            except LinuxKitError as exc:
+                return exc.message
+            return None
+
+        with log.step(f"Pulling {len(keys)} images"), ThreadPoolExecutor(min(4, len(keys))) as pool:
+            self._pulled.update(zip(keys, pool.map(one, keys), strict=True))
 
     def _lookup(self, ref: str) -> ImageSource | None:
         key = reference.normalize(ref)
@@ -129,6 +164,7 @@ class ImageFinder:
         """Resolve every image before writing anything; report all missing ones together."""
         diags: list[Diagnostic] = []
         seen: set[str] = set()
+        self._pull_in_parallel(loaded, volume_oci)
         for ref, (section, index, fields) in _image_refs(loaded):
             key = reference.normalize(ref)
             if key in seen or key in volume_oci:
@@ -236,11 +272,6 @@ def source_date_epoch() -> int:
 
 def run_build(opts: BuildOptions) -> list[Path]:
     """Run one build; returns the files written."""
-    if opts.input_tar is not None:
-        raise UserError(
-            "--input-tar is not supported by this version yet",
-            hint="drop --input-tar: a full build gives the same bytes",
-        )
     if opts.docker:
         log.warn("--docker: looking images up in a Docker daemon is not supported; using the linuxkit cache")
     packages: dict[str, str] = {}
@@ -263,16 +294,19 @@ def run_build(opts: BuildOptions) -> list[Path]:
     finder = ImageFinder(
         cache, platform, registry=opts.registry, always_pull=opts.pull, packages=packages, pkg_builder=opts.pkg_builder
     )
-    oci_volumes = {reference.normalize(v.image) for v in loaded.moby.volumes or [] if v.image and v.format == "oci"}
-    if oci_volumes:
-        raise UserError(
-            "volumes with format: oci are not supported by this version yet",
-            location=loaded.locate("volumes", None),
-            path="volumes",
-        )
+    reuse = InputTar.load(opts.input_tar, loaded.moby) if opts.input_tar is not None else None
+    reused = reuse.reused_places() if reuse is not None else set()
+    # images only read as OCI layouts, or only by parts copied from the input tar, are not checked here
+    not_read = {reference.normalize(ref) for ref, _ in _image_refs(loaded)} - images_read(loaded.moby, reused)
     with log.step("Checking images"):
-        finder.check_all(loaded, volume_oci=oci_volumes)
-    settings = rootfs_settings(opts, cache, platform)
+        finder.check_all(loaded, volume_oci=not_read)
+        for ref, volume_platforms in oci_volumes(loaded.moby, reused):
+            ensure_index(cache, ref, volume_platforms, registry=opts.registry, always_pull=opts.pull)
+    settings = replace(
+        rootfs_settings(opts, cache, platform),
+        reuse=reuse,
+        oci_layout=lambda ref, volume_platforms: layout_entries(cache, ref, volume_platforms),
+    )
     moby: schema.Moby = loaded.moby
     if formats[0].streamable:
         writer = write_tar if formats[0].name == "tar" else write_docker

@@ -230,11 +230,18 @@ def test_missing_image_is_a_clear_error(registry: Registry, tmp_path: Path) -> N
 class Faults:
     """What the proxy does to the next blob GETs: ``mode`` for ``count`` requests."""
 
-    mode: str = "none"  # corrupt | reset | status
+    mode: str = "none"  # corrupt | reset | reset-corrupt | status | slow
     count: int = 0
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)
+    ranges: list[str] = field(default_factory=list)  # the Range header of each blob GET ("" for none)
+    delay: float = 0.0  # seconds per 64 KiB sent, for every blob GET
+    in_flight: int = 0
+    max_in_flight: int = 0
+    repos_in_flight: list[str] = field(default_factory=list)
+    max_repos_in_flight: int = 0  # distinct repositories with a blob GET running at the same time
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def start_proxy(upstream: str, faults: Faults) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -255,9 +262,31 @@ def start_proxy(upstream: str, faults: Faults) -> tuple[http.server.ThreadingHTT
         def forward(self, *, body: bool) -> None:
             faults.seen.append(self.path)
             is_blob = body and "/blobs/sha256:" in self.path
-            fault = faults.mode if is_blob and faults.count > 0 else "none"
-            if fault != "none":
+            if not is_blob:
+                self.relay(body=body, fault="none")
+                return
+            faults.ranges.append(self.headers.get("Range", ""))
+            repo = self.path.split("/blobs/")[0]
+            with faults.lock:
+                faults.in_flight += 1
+                faults.max_in_flight = max(faults.max_in_flight, faults.in_flight)
+                faults.repos_in_flight.append(repo)
+                faults.max_repos_in_flight = max(faults.max_repos_in_flight, len(set(faults.repos_in_flight)))
+            try:
+                self.relay(body=body, fault=self.next_fault())
+            finally:
+                with faults.lock:
+                    faults.in_flight -= 1
+                    faults.repos_in_flight.remove(repo)
+
+        def next_fault(self) -> str:
+            with faults.lock:
+                if faults.count <= 0:
+                    return "none"
                 faults.count -= 1
+                return faults.mode
+
+        def relay(self, *, body: bool, fault: str) -> None:
             if fault == "status":
                 self.send_response(faults.status)
                 for k, v in faults.headers.items():
@@ -271,8 +300,8 @@ def start_proxy(upstream: str, faults: Faults) -> tuple[http.server.ThreadingHTT
             resp = conn.getresponse()
             data = resp.read()
             conn.close()
-            if fault == "corrupt":
-                data = data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1 :]
+            if fault in ("corrupt", "reset-corrupt"):
+                data = data[: len(data) // 4] + bytes([data[len(data) // 4] ^ 0xFF]) + data[len(data) // 4 + 1 :]
             self.send_response(resp.status)
             for k, v in resp.getheaders():
                 if k.lower() not in ("connection", "transfer-encoding"):
@@ -280,11 +309,17 @@ def start_proxy(upstream: str, faults: Faults) -> tuple[http.server.ThreadingHTT
             self.end_headers()
             if not body:
                 return
-            if fault == "reset":
+            if fault in ("reset", "reset-corrupt"):
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if faults.delay and "/blobs/" in self.path:
+                for i in range(0, len(data), 64 << 10):
+                    self.wfile.write(data[i : i + (64 << 10)])
+                    self.wfile.flush()
+                    time.sleep(faults.delay)
                 return
             self.wfile.write(data)
 
@@ -354,5 +389,5 @@ def test_500_then_429_with_retry_after(proxied: tuple[Registry, Faults, str], tm
     slept.clear()
     faults.count, faults.status, faults.headers = 10, 503, {}
     with pytest.raises(RegistryError, match="HTTP 503"):
-        pull(Cache(tmp_path / "c"), proxy.ref("app:1"), options=replace(opts, retries=2))
+        pull(Cache(tmp_path / "c"), proxy.ref("app:1"), options=replace(opts, retries=2, parallel=1))
     assert slept == [0.25, 0.5]

@@ -106,3 +106,14 @@ def test_mirrors_as_upstream_parses_them(monkeypatch: pytest.MonkeyPatch) -> Non
     assert opts.mirrors["ghcr.io"] == "http://127.0.0.1:5000"
     with pytest.raises(UserError, match="must start with http"):
         _common(["docker.io=hub.example"]).registry_options()
+
+
+def test_run_without_backend_means_qemu() -> None:
+    from linuxkit.cli.main import _default_run_backend as default
+
+    assert default(["run", "out/minimal"]) == ["run", "qemu", "out/minimal"]
+    assert default(["--cache", "c", "run", "--mem", "512", "x"]) == ["--cache", "c", "run", "qemu", "--mem", "512", "x"]
+    assert default(["run", "qemu", "x"]) == ["run", "qemu", "x"]
+    assert default(["run", "--mem", "512", "qemu", "x"]) == ["run", "--mem", "512", "qemu", "x"]
+    assert default(["build", "run"]) == ["build", "run"]
+    assert default(["run", "--help"]) == ["run", "--help"]

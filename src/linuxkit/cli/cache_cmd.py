@@ -1,4 +1,4 @@
-"""``linuxkit cache ls|rm|clean|import|export``."""
+"""``linuxkit cache ls|rm|clean|pull|push|verify|import|export``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import argparse
 import sys
 
 from .. import log
-from ..errors import UserError
+from ..errors import BuildError, UserError
 from ..oci import reference, registry
 from ..oci.archive import FORMATS, export_to, import_archive
 from ..oci.cache import Cache
 from ..oci.image import Platform, host_arch
 from ..oci.verbs import clean, ls_lines, remove_images
-from .common import CommonOptions, add_verb
+from ..oci.verify import repair, verify_names
+from .common import CommonOptions, add_common, add_verb
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +41,23 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = add_verb(sub, "push", "push an image from the linuxkit cache to its registry")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("--remote-name", default="", help="push under this name instead of NAME")
+    p.add_argument(
+        "--with-arch-tags",
+        action="store_true",
+        help="for a multi-platform image, also tag each platform's image as TAG-<arch>",
+    )
     p.set_defaults(func=run_push)
+
+    help_text = "check every blob of the cached images (size and digest); --repair pulls broken ones again"
+    p = sub.add_parser("verify", aliases=["check"], help=help_text, description=help_text, allow_abbrev=False)
+    add_common(p)
+    p.add_argument("names", nargs="*", metavar="NAME", help="images to check (default: all)")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="pull broken images again by digest; remove the names that cannot be repaired",
+    )
+    p.set_defaults(func=run_verify)
 
     p = add_verb(sub, "import", "import images from an OCI image-layout tar (FILE, or - for stdin)")
     p.add_argument("file", metavar="FILE")
@@ -99,8 +116,55 @@ def run_push(args: argparse.Namespace, common: CommonOptions) -> int:
     for name in args.names:
         target = args.remote_name or name
         with log.step(f"Pushing {reference.normalize(name)} to {reference.normalize(target)}"):
-            desc = registry.push(cache, name, args.remote_name or None, options=options)
+            desc = registry.push(
+                cache, name, args.remote_name or None, options=options, with_arch_tags=args.with_arch_tags
+            )
         log.info(f"{reference.normalize(target)} {desc.digest}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace, common: CommonOptions) -> int:
+    cache = Cache(common.cache_dir)
+    names = None
+    if args.names:
+        names = []
+        for name in args.names:
+            root = cache.find(name)
+            if root is None or not root.name:
+                raise UserError(
+                    f"image {name} is not in the cache {cache.root}", hint="list them with `linuxkit cache ls`"
+                )
+            names.append(root.name)
+    reports = verify_names(cache, names)
+    options = common.registry_options() if args.repair else None
+    broken = 0
+    for report in reports:
+        if report.ok:
+            extra = f"; not pulled: {', '.join(report.not_pulled)}" if report.not_pulled else ""
+            log.info(f"{report.name}: ok ({report.checked} blobs{extra})")
+            continue
+        for problem in report.problems:
+            log.warn(f"{report.name}: {problem.message()}")
+        if options is None:
+            broken += 1
+            continue
+
+        def again(ref: str, name: str, platforms: list[Platform] | None) -> None:
+            with log.step(f"Pulling {ref}"):
+                registry.pull(cache, ref, platforms, options=options, name=name)
+
+        result = repair(cache, report, again)
+        (log.info if result.repaired else log.warn)(result.message)
+        if not result.repaired:
+            broken += 1
+    if not reports:
+        log.info("the cache holds no images")
+    if broken:
+        raise BuildError(
+            f"{broken} image(s) in the cache {cache.root} are damaged"
+            + (" and could not be repaired (their names were removed)" if args.repair else ""),
+            hint=None if args.repair else "run `linuxkit cache verify --repair` to pull them again",
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ from .. import log
 from ..errors import UserError
 from ..oci.cache import default_cache_dir
 from ..oci.registry import RegistryOptions
+from ..oci.registry.options import parse_registry_creds
 
 # Boolean long flags that upstream (pflag) also accepts as ``--flag=true|false``.
 BOOL_FLAGS = frozenset(
@@ -47,6 +48,13 @@ def add_common(parser: argparse.ArgumentParser, *, top_level: bool = False) -> N
     group.add_argument("--cache", default=default(None), help="image cache directory (env LINUXKIT_CACHE)")
     group.add_argument("--mirror", action="append", default=default([]), help="registry mirror [REGISTRY=]URL")
     group.add_argument("--cert-file", action="append", default=default([]), help="extra CA certificate file")
+    group.add_argument(
+        "--registry-creds",
+        action="append",
+        default=default([]),
+        metavar="REGISTRY=USER:PASSWORD|TOKEN",
+        help="credentials for a registry (repeatable; before ~/.docker/config.json); a bare TOKEN is a bearer token",
+    )
     group.add_argument("-q", "--quiet", action="store_true", default=default(False), help="only errors")
     group.add_argument(
         "-v", "--verbose", type=int, default=default(1), metavar="N", help="0 quiet, 1 info, 2 debug, 3 trace"
@@ -69,6 +77,7 @@ class CommonOptions:
     debug: bool
     mirrors: list[str] = field(default_factory=list)
     cert_files: list[str] = field(default_factory=list)
+    registry_creds: list[str] = field(default_factory=list, repr=False)
 
     def registry_options(self) -> RegistryOptions:
         """Mirrors (``--mirror``, ``LINUXKIT_MIRROR``) and CA files as upstream reads them."""
@@ -87,7 +96,13 @@ class CommonOptions:
         for cert in self.cert_files:
             if not Path(cert).is_file():
                 raise UserError(f"failed to read certificate file {cert!r}")
-        return RegistryOptions(mirrors=mirrors, cert_files=tuple(Path(c) for c in self.cert_files))
+        try:
+            creds = parse_registry_creds(self.registry_creds)
+        except ValueError as exc:
+            raise UserError(
+                str(exc), hint="e.g. --registry-creds ghcr.io=me:TOKEN or --registry-creds host=TOKEN"
+            ) from exc
+        return RegistryOptions(mirrors=mirrors, cert_files=tuple(Path(c) for c in self.cert_files), credentials=creds)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> CommonOptions:
@@ -95,4 +110,11 @@ class CommonOptions:
         if args.debug:
             verbosity = max(verbosity, log.DEBUG)
         cache = Path(os.path.expanduser(args.cache)) if args.cache else default_cache_dir()
-        return cls(cache, verbosity, verbosity >= log.DEBUG, list(args.mirror), list(args.cert_file))
+        return cls(
+            cache,
+            verbosity,
+            verbosity >= log.DEBUG,
+            list(args.mirror),
+            list(args.cert_file),
+            list(getattr(args, "registry_creds", None) or []),
+        )

@@ -37,6 +37,28 @@ def _normalise_argv(argv: Sequence[str]) -> list[str]:
     return out
 
 
+_VALUE_FLAGS = frozenset({"--cache", "--mirror", "--cert-file", "-v", "--verbose"})
+RUN_BACKENDS = frozenset({"qemu"})
+
+
+def _default_run_backend(argv: list[str]) -> list[str]:
+    """``linuxkit run PATH`` means ``linuxkit run qemu PATH`` on Linux, as upstream."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("-"):
+            i += 2 if arg in _VALUE_FLAGS else 1
+            continue
+        if arg != "run":
+            return argv
+        rest = argv[i + 1 :]
+        has_path = any(not a.startswith("-") for a in rest)
+        if has_path and not any(a in RUN_BACKENDS for a in rest) and "-h" not in rest and "--help" not in rest:
+            return [*argv[: i + 1], "qemu", *rest]
+        return argv
+    return argv
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("linuxkit", "Build and run small, immutable Linux systems made of containers.")
     add_common(parser, top_level=True)
@@ -53,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(_default_run_backend(_normalise_argv(sys.argv[1:] if argv is None else argv)))
     common = CommonOptions.from_args(args)
     log.configure(common.verbosity)
     try:

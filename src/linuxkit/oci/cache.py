@@ -256,6 +256,11 @@ class Cache:
             if not children:
                 log.debug(f"cache: {name} has no image for {platform}")
                 return None
+            if not self.layout.has_blob(children[0].digest):
+                # the index lists the platform but it was never pulled (a pull writes a manifest
+                # only after all its blobs): missing, not damaged, so the caller pulls it
+                log.debug(f"cache: {name} lists {platform} but it was not pulled")
+                return None
             return self._load(name, root, children[0], platform, single=False)
         if is_image_manifest(root.media_type):
             return self._load(name, root, root, platform, single=True)

@@ -8,7 +8,7 @@ Everything is streamed: entries go from the image layers to ``out`` one at a tim
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -23,18 +23,20 @@ from .flatten import flatten, go_join
 from .header import DEFAULT_MTIME, DIR, LINK, REG, Header
 from .kernel import write_kernel
 from .sanitise import RESOLVCONF_SYMLINK, image_entries, prefix_dirs, records
-from .tarreader import Entry, read_entries
+from .tarreader import Entry
 from .tarwriter import TarSink, TarWriter, copy_data
 
 APK_DB = "lib/apk/db/installed"
 VOLUMES_DIR = "containers/volumes"
 
 ImageLookup = Callable[[str, Platform], ImageSource]
-#: ``(reference, platforms)`` → an OCI image-layout tar stream of that image (volumes with ``format: oci``).
-OciLayoutLookup = Callable[[str, Sequence[Platform]], IO[bytes]]
+#: ``(reference, platforms)`` → the OCI image layout of that image as tar entries, names relative
+#: to the layout (volumes with ``format: oci``; see :mod:`.ocivolume`).
+OciLayoutLookup = Callable[[str, Sequence[Platform]], Iterable[Entry]]
 #: A format's extra entries, written after ``files`` (``docker``: the ``Dockerfile``).
 Addition = Callable[[TarSink], None]
-#: ``--input-tar`` seam: ``(location, source, sink)`` → True when the part was copied from an old tar.
+#: ``--input-tar`` seam: ``(place, source, sink)`` → True when the part was copied from an old tar
+#: (place: ``kernel``, ``init[i]``, ``volumes[i]``, ``onboot[i]``...; see :mod:`.inputtar`).
 ReuseHook = Callable[[str, str, TarSink], bool]
 #: Called with (ref, prefix) after an image's files were written below ``prefix`` (SBOM collection).
 ImageHook = Callable[[str, str], None]
@@ -177,10 +179,11 @@ class _Build:
             log.info("Add volumes:")
         for i, vol in enumerate(self.moby.volumes or []):
             log.info(f"Process volume image: {vol.name}")
+            # Upstream compares and copies with the raw image string, and not through the apk sink.
+            if self.reused(f"volumes[{i}]", vol.image or "", self.sink):
+                continue
             ref = source_name(vol.image) if vol.image else None
             location = f"volume[{i}]"
-            if ref is not None and self.reused(f"volumes[{i}]", ref, apk):
-                continue
             base = go_join(VOLUMES_DIR, vol.name or "")
             lower = base + "/lower/"
             if ref is None or vol.format in (None, "", "filesystem"):
@@ -202,17 +205,13 @@ class _Build:
         write_entries(sink, prefix_dirs(prefix, location, ref))
         if self.oci_layout is None:
             raise BuildError(f"volume image {ref}: the OCI layout format is not available in this build")
-        stream = self.oci_layout(ref, platforms)
-        try:
-            for entry in read_entries(stream):
-                hdr = entry.header.copy(want_pax=True)
-                hdr.pax = {**(hdr.pax or {}), **records(ref, location)}
-                hdr.name = prefix + hdr.name
-                if hdr.typeflag == LINK:
-                    hdr.linkname = prefix + hdr.linkname
-                write_entries(sink, [Entry(hdr, entry.data)])
-        finally:
-            stream.close()
+        for entry in self.oci_layout(ref, platforms):
+            hdr = entry.header.copy(want_pax=True)
+            hdr.pax = {**(hdr.pax or {}), **records(ref, location)}
+            hdr.name = prefix + hdr.name
+            if hdr.typeflag == LINK:
+                hdr.linkname = prefix + hdr.linkname
+            write_entries(sink, [Entry(hdr, entry.data)])
 
     def bundles(self, section: str, images: Sequence[schema.Image], dup: dict[str, str]) -> None:
         if images:
@@ -277,6 +276,31 @@ def with_mounts(runtime: Mapping[str, Any], first: list[dict[str, Any]]) -> dict
     known["mounts"] = mounts
     ordered = {k: known[k] for k in _RUNTIME_KEYS if k in known}
     return {**ordered, **{k: v for k, v in runtime.items() if k not in ordered}}
+
+
+def oci_volumes(moby: schema.Moby, reused: Collection[str] = ()) -> list[tuple[str, list[Platform]]]:
+    """``(reference, platforms)`` of each ``format: oci`` volume that will be written (not reused)."""
+    return [
+        (source_name(vol.image), [Platform.parse(p) for p in vol.platforms or []])
+        for i, vol in enumerate(moby.volumes or [])
+        if vol.image and vol.format == "oci" and f"volumes[{i}]" not in reused
+    ]
+
+
+def images_read(moby: schema.Moby, reused: Collection[str] = ()) -> set[str]:
+    """The normalised references looked up through :data:`ImageLookup` by :func:`assemble`, given
+    the places copied from an input tar (``format: oci`` volumes are read as indexes instead)."""
+    refs: list[str] = []
+    if moby.kernel and moby.kernel.image and "kernel" not in reused:
+        refs.append(moby.kernel.image)
+    refs += [ref for i, ref in enumerate(moby.init or []) if f"init[{i}]" not in reused]
+    for i, vol in enumerate(moby.volumes or []):
+        if vol.image and vol.format in (None, "", "filesystem") and f"volumes[{i}]" not in reused:
+            refs.append(vol.image)
+    for section in _LABELS:
+        images: Sequence[schema.Image] = getattr(moby, section) or []
+        refs += [img.image for i, img in enumerate(images) if f"{section}[{i}]" not in reused]
+    return {reference.normalize(ref) for ref in refs}
 
 
 @dataclass(frozen=True)

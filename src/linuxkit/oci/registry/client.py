@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import email.utils
 import tempfile
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +24,7 @@ import urllib3
 from ... import log
 from .auth import Challenge, parse_challenge, scope, token_from
 from .errors import AuthError, RegistryError
-from .options import RegistryOptions
+from .options import TOKEN_USER, Credentials, RegistryOptions
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 #: Transport failures worth retrying (``requests`` wraps most; raw streams raise urllib3's).
@@ -68,9 +69,11 @@ class Client:
         self._bundle: Path | None = None
         self._verify: bool | str = self._tls_verify()
         self._challenge: Challenge | None = None
-        self._tokens: dict[tuple[str, str], str] = {}
+        self._tokens: dict[tuple[str, ...], str] = {}
+        # pulls fetch blobs from several threads: one token fetch per scope set, not one per thread
+        self._auth_lock = threading.RLock()
         self._credentials_loaded = False
-        self._credentials: tuple[str, str] | None = None
+        self._credentials: Credentials | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -128,13 +131,25 @@ class Client:
 
     @property
     def credentials(self) -> tuple[str, str] | None:
-        if not self._credentials_loaded:
-            creds = self.options.credentials_for(self.domain)
-            self._credentials = (creds.username, creds.password) if creds else None
-            self._credentials_loaded = True
-        return self._credentials
+        """User and password (or ``<token>`` and an identity token) for basic auth / the token server."""
+        creds = self._creds()
+        return (creds.username, creds.password) if creds and not creds.registry_token else None
 
-    def _auth_header(self, repository: str, actions: str) -> dict[str, str]:
+    def _creds(self) -> Credentials | None:
+        with self._auth_lock:
+            if not self._credentials_loaded:
+                self._credentials = self.options.credentials_for(self.domain)
+                self._credentials_loaded = True
+            return self._credentials
+
+    def _auth_header(self, scopes: tuple[str, ...]) -> dict[str, str]:
+        creds = self._creds()
+        if creds is not None and creds.registry_token:
+            return {"Authorization": f"Bearer {creds.password}"}  # sent as is, no token server
+        with self._auth_lock:
+            return self._auth_header_locked(scopes)
+
+    def _auth_header_locked(self, scopes: tuple[str, ...]) -> dict[str, str]:
         challenge = self._challenge
         if challenge is None:
             return {}
@@ -145,26 +160,29 @@ class Client:
             encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
             return {"Authorization": f"Basic {encoded}"}
         if challenge.scheme == "bearer":
-            key = (repository, actions)
-            if key not in self._tokens:
-                self._tokens[key] = self._fetch_token(challenge, repository, actions)
-            return {"Authorization": f"Bearer {self._tokens[key]}"}
+            if scopes not in self._tokens:
+                self._tokens[scopes] = self._fetch_token(challenge, scopes)
+            return {"Authorization": f"Bearer {self._tokens[scopes]}"}
         return {}
 
-    def _fetch_token(self, challenge: Challenge, repository: str, actions: str) -> str:
+    def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...]) -> str:
         if not challenge.realm:
             raise AuthError(f"{self.what}: registry {self.host} asked for a token without saying where to get it")
-        params = {"scope": scope(repository, actions)}
+        params: list[tuple[str, str]] = [("scope", s) for s in scopes]
         if challenge.service:
-            params["service"] = challenge.service
+            params.append(("service", challenge.service))
         auth = self.credentials
+        if auth is not None and auth[0] == TOKEN_USER:
+            # an identity token (``--registry-creds host=TOKEN``, docker's ``identitytoken``) is
+            # exchanged for an access token with the OAuth2 refresh-token grant
+            return self._oauth_token(challenge, scopes, auth[1])
         resp = self._send("GET", challenge.realm, params=params, auth=auth)
         try:
             if resp.status_code in (401, 403):
                 raise AuthError(
                     f"{self.what}: the token server of {self.host} refused "
                     + (f"the credentials of {auth[0]}" if auth else "anonymous access")
-                    + f" (HTTP {resp.status_code}) for {params['scope']}",
+                    + f" (HTTP {resp.status_code}) for {' '.join(scopes)}",
                     hint=f"check the credentials for {self.domain} (docker login {self.domain}, ~/.docker/config.json)",
                 )
             if resp.status_code != 200:
@@ -179,6 +197,32 @@ class Client:
         finally:
             resp.close()
 
+    def _oauth_token(self, challenge: Challenge, scopes: tuple[str, ...], refresh_token: str) -> str:
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "service": challenge.service or self.host,
+            "scope": " ".join(scopes),
+            "client_id": "linuxkit",
+        }
+        resp = self._send("POST", challenge.realm, body=lambda: form)
+        try:
+            if resp.status_code in (401, 403):
+                raise AuthError(
+                    f"{self.what}: the token server of {self.host} refused the identity token"
+                    f" (HTTP {resp.status_code}) for {' '.join(scopes)}",
+                    hint=f"log in to {self.domain} again; the token may have expired",
+                )
+            try:
+                token = token_from(resp.json()) if resp.status_code == 200 else None
+            except ValueError:
+                token = None
+            if token is None:
+                raise RegistryError(f"{self.what}: token server {challenge.realm} answered HTTP {resp.status_code}")
+            return token
+        finally:
+            resp.close()
+
     # -- requests --------------------------------------------------------------------------------
 
     def request(
@@ -188,25 +232,31 @@ class Client:
         *,
         repository: str,
         actions: str = "pull",
+        extra_scopes: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
         body: Body | None = None,
         stream: bool = False,
     ) -> requests.Response:
         """Send with auth and retries; a 401 is answered once by (re)authenticating.
 
-        The response is returned whatever its status (the caller decides); a 401 that survives
-        authentication raises :class:`AuthError`.
+        The token asked for covers ``repository`` with ``actions`` plus ``extra_scopes`` (a
+        cross-repository mount also needs ``pull`` on the source). The response is returned
+        whatever its status (the caller decides); a 401 that survives authentication raises
+        :class:`AuthError`.
         """
         url = self.url(path_or_url)
+        scopes = (scope(repository, actions), *extra_scopes)
         for attempt in (1, 2):
-            all_headers = {**(headers or {}), **self._auth_header(repository, actions)}
+            all_headers = {**(headers or {}), **self._auth_header(scopes)}
             resp = self._send(method, url, headers=all_headers, body=body, stream=stream)
             if resp.status_code != 401:
                 return resp
             resp.close()
             challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
             if attempt == 2 or challenge is None:
-                who = f"as {self.credentials[0]}" if self.credentials else "anonymously"
+                creds = self._creds()
+                who = "with the given registry token" if creds and creds.registry_token else None
+                who = who or (f"as {self.credentials[0]}" if self.credentials else "anonymously")
                 raise AuthError(
                     f"{self.what}: registry {self.host} refused access {who} to {repository} ({actions})",
                     hint=f"log in to {self.domain} (docker login) or pass credentials for it; "
@@ -217,8 +267,9 @@ class Client:
                     f"{self.what}: registry {self.host} needs a user name and password",
                     hint=f"log in to {self.domain} (docker login) or pass credentials for it",
                 )
-            self._challenge = challenge
-            self._tokens.pop((repository, actions), None)
+            with self._auth_lock:
+                self._challenge = challenge
+                self._tokens.pop(scopes, None)
         raise AssertionError("unreachable")
 
     def _send(
@@ -229,7 +280,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
         body: Body | None = None,
         stream: bool = False,
-        params: Mapping[str, str] | None = None,
+        params: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
     ) -> requests.Response:
         """One request with retries on connection errors, 429 and 5xx (``Retry-After`` honoured)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ... import log
 from ...errors import BuildError
 from .. import digest as _digest
 from ..descriptor import Descriptor
-from ..layout import MAX_JSON_BLOB, Layout
+from ..layout import MAX_JSON_BLOB, BlobWriter, Layout
 from ..mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from .client import TRANSIENT, Client, http_error
 from .errors import RegistryError
@@ -68,39 +71,91 @@ def _media_type(data: bytes, content_type: str) -> str:
     return content_type.split(";")[0].strip()
 
 
-def fetch_blob(client: Client, repository: str, desc: Descriptor, layout: Layout) -> None:
+def fetch_blob(
+    client: Client, repository: str, desc: Descriptor, layout: Layout, progress: Callable[[int], None] | None = None
+) -> None:
     """Download blob ``desc`` into ``layout`` unless present, hashing it while it streams.
 
-    The bytes go to a temporary file that becomes the blob only when size and digest match;
-    a broken transfer or a wrong byte is retried (``options.retries`` times), then reported.
+    The bytes go to a temporary file that becomes the blob only when size and digest match.
+    A broken transfer is resumed where it stopped with ``Range`` when the registry honours it
+    (the hash runs over every byte kept, so the whole blob is still verified); a wrong digest
+    starts the blob again. Each is retried ``options.retries`` times, then reported.
+    ``progress`` is called with the number of bytes received (negative when starting over).
     """
     if layout.has_blob(desc.digest, desc.size):
         return
+    report = progress or (lambda _n: None)
     retries = client.options.retries
-    for attempt in range(retries + 1):
-        try:
-            _download(client, repository, desc, layout)
-            return
-        except RETRYABLE as exc:
-            if attempt >= retries:
-                cause = exc.message if isinstance(exc, BuildError) else f"transfer failed: {exc}"
-                raise RegistryError(
-                    f"{client.what}: blob {desc.digest}: {cause}",
-                    hint="nothing wrong was kept in the cache; pull again to complete it",
-                ) from exc
-            client.options.sleep(client.backoff(attempt))
-
-
-def _download(client: Client, repository: str, desc: Descriptor, layout: Layout) -> None:
-    resp = client.request("GET", f"/v2/{repository}/blobs/{desc.digest}", repository=repository, stream=True)
+    out = _Partial(layout)
     try:
-        if resp.status_code != 200:
+        for attempt in range(retries + 1):
+            try:
+                _download(client, repository, desc, out, report)
+                out.writer.commit(desc.digest, desc.size)
+                return
+            except RETRYABLE as exc:
+                if isinstance(exc, _digest.DigestError) or out.size > desc.size:
+                    report(-out.size)  # wrong content: nothing of it can be kept
+                    out.restart()
+                if attempt >= retries:
+                    cause = exc.message if isinstance(exc, BuildError) else f"transfer failed: {exc}"
+                    raise RegistryError(
+                        f"{client.what}: blob {desc.digest}: {cause}",
+                        hint="nothing wrong was kept in the cache; pull again to complete it",
+                    ) from exc
+                log.debug(f"{client.what}: blob {desc.digest}: {exc}; retrying")
+                client.options.sleep(client.backoff(attempt))
+    finally:
+        out.writer.abort()
+
+
+class _Partial:
+    """The bytes of one blob received so far (a :class:`BlobWriter` that can start over)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.writer = BlobWriter(layout)
+
+    @property
+    def size(self) -> int:
+        return self.writer.size
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def restart(self) -> None:
+        self.writer.abort()
+        self.writer = BlobWriter(self.layout)
+
+
+def _download(client: Client, repository: str, desc: Descriptor, out: _Partial, report: Callable[[int], None]) -> None:
+    """Append the blob's bytes from ``out.size`` on (asking with ``Range`` when that is not 0)."""
+    start = out.size
+    headers = {"Range": f"bytes={start}-"} if start else None
+    resp = client.request(
+        "GET", f"/v2/{repository}/blobs/{desc.digest}", repository=repository, headers=headers, stream=True
+    )
+    try:
+        if start and resp.status_code == 206 and _range_start(resp.headers.get("Content-Range")) == start:
+            log.debug(f"{client.what}: blob {desc.digest}: resuming at byte {start}")
+        elif resp.status_code == 200:
+            if start:  # the registry ignored Range: the whole blob again
+                report(-start)
+                out.restart()
+        else:
             raise http_error(client.what, resp, f"fetching blob {desc.digest}")
-        with layout.new_blob() as out:
-            for chunk in resp.raw.stream(_digest.CHUNK, decode_content=False):
-                out.write(chunk)
-                if out.size > desc.size:
-                    break
-            out.commit(desc.digest, desc.size)
+        for chunk in resp.raw.stream(_digest.CHUNK, decode_content=False):
+            out.write(chunk)
+            report(len(chunk))
+            if out.size > desc.size:
+                break
     finally:
         resp.close()
+
+
+def _range_start(content_range: str | None) -> int | None:
+    """The first byte of ``Content-Range: bytes START-END/TOTAL``."""
+    if not content_range or not content_range.startswith("bytes "):
+        return None
+    first = content_range[6:].partition("-")[0].strip()
+    return int(first) if first.isdigit() else None

@@ -8,12 +8,13 @@ import ipaddress
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ... import log
+from ...errors import LinuxKitError
 
 if TYPE_CHECKING:
     import requests
@@ -24,15 +25,47 @@ DOCKER_HUB_REGISTRY = "registry-1.docker.io"
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 
 
+#: The user name docker stores with an identity (OAuth2 refresh) token instead of a password.
+TOKEN_USER = "<token>"
+
+
 @dataclass(frozen=True)
 class Credentials:
-    """Basic-auth user and password (``password`` may be a personal access token)."""
+    """Basic-auth user and password (``password`` may be a personal access token).
+
+    With ``username`` :data:`TOKEN_USER`, ``password`` is an identity token exchanged at the
+    token server; with ``registry_token``, ``password`` is a bearer token sent to the registry as is.
+    """
 
     username: str
     password: str
+    registry_token: bool = False
 
     def __repr__(self) -> str:
-        return f"Credentials(username={self.username!r}, password=***)"
+        kind = ", registry_token=True" if self.registry_token else ""
+        return f"Credentials(username={self.username!r}, password=***{kind})"
+
+
+def parse_registry_creds(values: Iterable[str]) -> dict[str, Credentials]:
+    """``REGISTRY=USER:PASSWORD`` or ``REGISTRY=TOKEN`` items (``--registry-creds``) by registry.
+
+    ``ValueError`` with a readable message for a malformed item (the password is never shown).
+    """
+    out: dict[str, Credentials] = {}
+    for item in values:
+        host, eq, secret = item.partition("=")
+        host = _registry_key(host.strip())
+        if not eq or not host or not secret:
+            shown = item.partition("=")[0] or item[:0]
+            raise ValueError(f"--registry-creds {shown}=...: expected REGISTRY=USER:PASSWORD or REGISTRY=TOKEN")
+        user, colon, password = secret.partition(":")
+        if colon and user:
+            out[host] = Credentials(user, password)
+        elif colon:
+            raise ValueError(f"--registry-creds {host}=...: the user name is empty")
+        else:
+            out[host] = Credentials("", secret, registry_token=True)
+    return out
 
 
 @dataclass(frozen=True)
@@ -47,7 +80,7 @@ class RegistryOptions:
     Retries: connection errors, 429 and 5xx are retried ``retries`` times with exponential
     backoff from ``backoff`` seconds; a ``Retry-After`` is honoured up to ``max_retry_after``.
     ``session`` replaces the HTTP session (tests inject fault transports here); ``sleep``
-    replaces :func:`time.sleep`.
+    replaces :func:`time.sleep`. ``parallel``: blobs of one pull fetched at the same time.
     """
 
     insecure: frozenset[str] = frozenset()
@@ -60,6 +93,7 @@ class RegistryOptions:
     backoff: float = 0.5
     max_retry_after: float = 30.0
     timeout: float = 60.0
+    parallel: int = 4
     session: requests.Session | None = field(default=None, compare=False)
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
@@ -71,14 +105,27 @@ class RegistryOptions:
         return host in self.insecure or is_loopback(host)
 
     def credentials_for(self, domain: str) -> Credentials | None:
-        """Credentials for ``domain``: explicit ones first, then docker's config.json ``auths``."""
+        """Credentials for ``domain``: explicit ones first, then docker's config.json.
+
+        From config.json, as docker reads it: the registry's ``credHelpers`` entry, else the
+        ``credsStore`` helper, else the ``auths`` entry (a helper that knows nothing falls back
+        to ``auths``).
+        """
         for key in _auth_keys(domain):
             if key in self.credentials:
                 return self.credentials[key]
         if not self.use_docker_config:
             return None
-        auths = load_docker_auths(self.docker_config or default_docker_config())
-        for key in _auth_keys(domain):
+        config = load_docker_config(self.docker_config or default_docker_config())
+        auths = parse_auths(config.path, config.auths)
+        keys = _auth_keys(domain)
+        helper = next((config.cred_helpers[k] for k in keys if k in config.cred_helpers), None) or config.creds_store
+        if helper:
+            server = DOCKER_HUB_AUTH_KEY if domain in (DOCKER_HUB, "index.docker.io", DOCKER_HUB_REGISTRY) else domain
+            found = helper_credentials(helper, server)
+            if found is not None:
+                return found
+        for key in keys:
             if key in auths:
                 return auths[key]
         return None
@@ -125,23 +172,52 @@ def _registry_key(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-def load_docker_auths(path: Path) -> dict[str, Credentials]:
-    """The ``auths`` of a docker config.json (``auth`` = base64 ``user:pass``, or ``username``/``password``).
+@dataclass(frozen=True)
+class DockerConfig:
+    """The credential parts of a docker config.json."""
 
-    A missing file gives nothing; an unreadable entry is skipped with a warning. Credential
-    stores (``credsStore``/``credHelpers``) are not consulted yet.
-    """
+    path: Path
+    auths: Mapping[str, object] = field(default_factory=dict)
+    creds_store: str = ""
+    cred_helpers: Mapping[str, str] = field(default_factory=dict)
+
+
+def load_docker_config(path: Path) -> DockerConfig:
+    """``auths``, ``credsStore`` and ``credHelpers`` (keys reduced to ``host[:port]``); a missing file is empty."""
     try:
         obj = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return {}
+        return DockerConfig(path)
     except (OSError, ValueError) as exc:
         log.warn(f"ignoring {path}: {exc}")
-        return {}
-    auths = obj.get("auths") if isinstance(obj, dict) else None
+        return DockerConfig(path)
+    if not isinstance(obj, dict):
+        log.warn(f"ignoring {path}: not a JSON object")
+        return DockerConfig(path)
+    auths = obj.get("auths")
+    store = obj.get("credsStore")
+    helpers = obj.get("credHelpers")
+    return DockerConfig(
+        path,
+        auths if isinstance(auths, dict) else {},
+        store if isinstance(store, str) else "",
+        {_registry_key(str(k)): v for k, v in helpers.items() if isinstance(v, str) and v}
+        if isinstance(helpers, dict)
+        else {},
+    )
+
+
+def load_docker_auths(path: Path) -> dict[str, Credentials]:
+    """The ``auths`` of a docker config.json (see :func:`parse_auths`)."""
+    return parse_auths(path, load_docker_config(path).auths)
+
+
+def parse_auths(path: Path, auths: Mapping[str, object]) -> dict[str, Credentials]:
+    """``auth`` = base64 ``user:pass``, or ``username``/``password``, or ``identitytoken``.
+
+    An unreadable entry is skipped with a warning.
+    """
     out: dict[str, Credentials] = {}
-    if not isinstance(auths, dict):
-        return out
     for key, entry in auths.items():
         if not isinstance(entry, dict):
             continue
@@ -153,6 +229,45 @@ def load_docker_auths(path: Path) -> dict[str, Credentials]:
             except (binascii.Error, UnicodeDecodeError):
                 log.warn(f"{path}: auths[{key!r}].auth is not base64 user:password; ignored")
                 continue
-        if isinstance(user, str) and isinstance(password, str) and user:
+        identity = entry.get("identitytoken")
+        if isinstance(identity, str) and identity:
+            out[_registry_key(str(key))] = Credentials(TOKEN_USER, identity)
+        elif isinstance(user, str) and isinstance(password, str) and user:
             out[_registry_key(str(key))] = Credentials(user, password)
     return out
+
+
+def helper_credentials(helper: str, server: str) -> Credentials | None:
+    """Ask ``docker-credential-<helper> get`` for ``server`` (server URL on stdin, JSON out).
+
+    ``None`` when the helper has nothing for the server; a missing or failing helper is a
+    warning (docker goes on without credentials too), never a crash.
+    """
+    from ... import runner
+
+    program = f"docker-credential-{helper}"
+    try:
+        tool = runner.find_tool(program)
+    except LinuxKitError:
+        log.warn(f"credential helper {program} (from docker's config.json) is not installed; ignoring it")
+        return None
+    try:
+        result = runner.run([tool, "get"], input=server.encode(), capture=True, check=False)
+    except LinuxKitError as exc:
+        log.warn(f"credential helper {program} failed: {exc}")
+        return None
+    out = result.stdout.decode(errors="replace").strip()
+    if result.returncode != 0:
+        # the helpers' protocol: "credentials not found in native keychain" means no entry
+        if "credentials not found" not in out.lower():
+            log.warn(f"credential helper {program} failed for {server}: {out or result.stderr.decode()[:200]}")
+        return None
+    try:
+        obj = json.loads(out)
+        user, secret = obj.get("Username"), obj.get("Secret")
+    except (ValueError, AttributeError):
+        log.warn(f"credential helper {program} answered something that is not its JSON; ignoring it")
+        return None
+    if not isinstance(user, str) or not isinstance(secret, str) or not secret:
+        return None
+    return Credentials(user or TOKEN_USER, secret)

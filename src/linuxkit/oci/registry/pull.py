@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from ... import log
 from .. import jsonfmt, reference
 from ..cache import Cache
 from ..descriptor import Descriptor, matches, platform_of
+from ..digest import DigestError
 from ..image import Platform
+from ..layout import Layout
 from ..mediatypes import NON_DISTRIBUTABLE_TYPES, SCHEMA1_TYPES, is_image_manifest, is_index
 from .client import Client
 from .errors import RegistryError
 from .manifests import fetch_blob, fetch_manifest
 from .options import RegistryOptions
+from .progress import Transfers, transfers
+from .seen import remember_blob
 
 
 def open_client(domain: str, options: RegistryOptions, what: str, *, pulling: bool) -> Client:
@@ -33,6 +38,7 @@ def pull(
     platforms: Sequence[Platform] | None = None,
     *,
     options: RegistryOptions | None = None,
+    name: str | None = None,
 ) -> Descriptor:
     """Pull ``ref`` into ``cache`` and name it there; returns the root descriptor.
 
@@ -41,21 +47,23 @@ def pull(
     fetched with their blobs. Blobs already in the cache are not downloaded again. The name is
     written only when every blob of what was fetched is present and verified, so an interrupted
     pull leaves the cache as it was plus some complete blobs, and the next pull completes it.
+    ``name``: the name to give it in the cache (default: ``ref`` normalised).
     """
     opts = options or RegistryOptions()
     parsed = reference.parse(ref)
-    name = reference.normalize(ref)
-    what = f"pulling {name}"
+    what = f"pulling {reference.normalize(ref)}"
+    name = reference.normalize(name or ref)
     with open_client(parsed.domain, opts, what, pulling=True) as client:
         object_ref = parsed.digest or parsed.tag or "latest"
         raw, media_type = fetch_manifest(client, parsed.path, object_ref, parsed.digest)
         root = Descriptor(media_type, _digest_of(raw), len(raw))
-        writer = cache.writer()
         if is_index(media_type):
-            for child in _select(what, _manifests(what, raw), platforms):
-                _pull_image(client, cache, parsed.path, child)
+            images = [
+                (child, _child_manifest(client, cache, parsed.path, child))
+                for child in _select(what, _manifests(what, raw), platforms)
+            ]
         elif is_image_manifest(media_type):
-            _store_image(client, cache, parsed.path, root, raw)
+            images = [(root, raw)]
         elif media_type in SCHEMA1_TYPES:
             raise RegistryError(
                 f"{what}: the image uses the Docker schema 1 manifest format, which is not supported",
@@ -63,7 +71,15 @@ def pull(
             )
         else:
             raise RegistryError(f"{what}: unsupported manifest media type {media_type!r}")
-        writer.add_blob(raw, media_type, digest=root.digest)
+        blobs = {part.digest: part for desc, manifest in images for part in _parts(what, desc, manifest)}
+        fetch_blobs(client, parsed.path, list(blobs.values()), cache.layout)
+        for dig in blobs:
+            remember_blob(parsed.domain, parsed.path, dig)
+        writer = cache.writer()
+        for desc, manifest in images:  # manifests only once all their blobs are in
+            writer.add_blob(manifest, desc.media_type, digest=desc.digest)
+        if root.digest not in {desc.digest for desc, _ in images}:
+            writer.add_blob(raw, media_type, digest=root.digest)
         writer.tag(name, root)
     log.debug(f"pulled {name} ({root.digest})")
     return root
@@ -117,18 +133,19 @@ def _select(what: str, children: list[Descriptor], platforms: Sequence[Platform]
     return list({c.digest: c for c in chosen}.values())
 
 
-def _pull_image(client: Client, cache: Cache, repository: str, desc: Descriptor) -> None:
+def _child_manifest(client: Client, cache: Cache, repository: str, desc: Descriptor) -> bytes:
     layout = cache.layout
     if layout.has_blob(desc.digest, desc.size):
-        raw = layout.read_blob(desc.digest, desc.size)
-    else:
-        raw, _ = fetch_manifest(client, repository, desc.digest, desc.digest)
-    _store_image(client, cache, repository, desc, raw)
+        try:
+            return layout.read_blob(desc.digest, desc.size)
+        except DigestError:
+            log.warn(f"{client.what}: cached manifest {desc.digest} is corrupt; fetching it again")
+    raw, _ = fetch_manifest(client, repository, desc.digest, desc.digest)
+    return raw
 
 
-def _store_image(client: Client, cache: Cache, repository: str, desc: Descriptor, raw: bytes) -> None:
-    """Fetch the config and layers ``raw`` lists that are missing, then store ``raw`` itself."""
-    what = client.what
+def _parts(what: str, desc: Descriptor, raw: bytes) -> list[Descriptor]:
+    """The config and layers ``raw`` lists (non-distributable layers with URLs left out)."""
     obj = _json(what, raw, f"manifest {desc.digest}")
     try:
         parts = [Descriptor.from_json(obj.get("config"), f"manifest {desc.digest}: config")]
@@ -138,9 +155,43 @@ def _store_image(client: Client, cache: Cache, repository: str, desc: Descriptor
         ]
     except ValueError as exc:
         raise RegistryError(f"{what}: bad manifest: {exc}") from exc
+    out = []
     for part in parts:
         if part.media_type in NON_DISTRIBUTABLE_TYPES and part.extra.get("urls"):
             log.debug(f"{what}: skipping non-distributable layer {part.digest}")
             continue
-        fetch_blob(client, repository, part, cache.layout)
-    cache.writer().add_blob(raw, desc.media_type, digest=desc.digest)
+        out.append(part)
+    return out
+
+
+def fetch_blobs(client: Client, repository: str, blobs: Sequence[Descriptor], layout: Layout) -> None:
+    """Fetch the missing ``blobs`` with up to ``options.parallel`` threads, showing progress.
+
+    The first failure is raised once the transfers already running have ended (none is left
+    half-written: each blob becomes a cache file only when complete and verified).
+    """
+    missing = [b for b in blobs if not layout.has_blob(b.digest, b.size)]
+    if not missing:
+        return
+    label = client.what.removeprefix("pulling ")
+
+    def one(desc: Descriptor, shown: Transfers) -> None:
+        task, advance = shown.track(label, desc)
+        fetch_blob(client, repository, desc, layout, advance)
+        shown.done(task, label, desc)
+
+    with transfers() as shown:
+        workers = max(1, min(client.options.parallel, len(missing)))
+        if workers == 1:
+            for desc in missing:
+                one(desc, shown)
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="pull") as pool:
+            futures = [pool.submit(one, desc, shown) for desc in missing]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in futures:
+                fut.cancel()  # the ones not started yet
+            for fut in futures:
+                exc = None if fut.cancelled() else fut.exception()
+                if exc is not None:
+                    raise exc

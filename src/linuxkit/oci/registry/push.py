@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
+from ... import log
 from .. import reference
 from ..cache import Cache
-from ..descriptor import Descriptor
+from ..descriptor import Descriptor, platform_of
 from ..mediatypes import NON_DISTRIBUTABLE_TYPES, is_image_manifest, is_index
+from .auth import scope
 from .client import Client, http_error
-from .errors import RegistryError
+from .errors import AuthError, RegistryError
 from .options import RegistryOptions
+from .seen import remember_blob, repository_with
 
 PUSH = "pull,push"
 
 
 def push(
-    cache: Cache, ref: str, remote_ref: str | None = None, *, options: RegistryOptions | None = None
+    cache: Cache,
+    ref: str,
+    remote_ref: str | None = None,
+    *,
+    options: RegistryOptions | None = None,
+    with_arch_tags: bool = False,
 ) -> Descriptor:
     """Push the cached image ``ref`` to ``remote_ref`` (default: its own name); returns its root.
 
-    Every platform an index lists must be in the cache. Blobs the registry has are not sent.
+    Every platform an index lists must be in the cache. Blobs the registry has are not sent;
+    blobs known to be in another repository of the same registry (the image was pulled from
+    there, or pushed there by this process) are mounted from it instead of uploaded.
+    ``with_arch_tags``: for an index, also tag each platform's image ``TAG-<arch>`` (upstream's
+    ``--with-arch-tags``; attestations and platform-less entries are left out).
     """
     opts = options or RegistryOptions()
     root = cache.find(ref)
@@ -31,15 +44,56 @@ def push(
     name = root.name or reference.normalize(ref)
     target = reference.parse(remote_ref or name)
     what = f"pushing {name} to {target}"
+    source = reference.parse(name)
+    sources = [source.path] if source.domain == target.domain and source.path != target.path else []
     with Client(target.domain, opts, what) as client:
-        _push_tree(client, cache, target.path, root, name, top=True)
+        pusher = _Pusher(client, cache, target.path, name, sources)
+        pusher.tree(root, top=True)
         tag = target.tag or (None if target.digest else "latest")
         _put_manifest(client, cache, target.path, root, tag or root.digest)
+        if with_arch_tags:
+            _arch_tags(client, cache, target.path, root, tag or "latest")
     return root.without_platform()
 
 
-def _push_tree(client: Client, cache: Cache, repository: str, desc: Descriptor, name: str, *, top: bool) -> None:
+def _arch_tags(client: Client, cache: Cache, repository: str, root: Descriptor, tag: str) -> list[str]:
+    """Tag each platform image of the index ``root`` as ``tag-<arch>``; returns the tags."""
+    if not is_index(root.media_type):
+        log.warn(f"{client.what}: --with-arch-tags: the image is not multi-platform; no arch tags pushed")
+        return []
+    done: list[str] = []
+    for child in cache.children(root):
+        plat = platform_of(child.platform)
+        if child.is_attestation or plat is None or not is_image_manifest(child.media_type):
+            continue
+        arch_tag = f"{tag}-{plat.architecture}"
+        if arch_tag in done:
+            log.warn(f"{client.what}: several images for {plat.architecture}; {arch_tag} names the first")
+            continue
+        _put_manifest(client, cache, repository, child, arch_tag)
+        log.info(f"tagged {client.domain}/{repository}:{arch_tag} ({child.digest})")
+        done.append(arch_tag)
+    return done
+
+
+class _Pusher:
+    """Pushes the blobs and child manifests of one image to one repository."""
+
+    def __init__(self, client: Client, cache: Cache, repository: str, name: str, sources: list[str]) -> None:
+        self.client, self.cache, self.repository, self.name, self.sources = client, cache, repository, name, sources
+
+    def tree(self, desc: Descriptor, *, top: bool) -> None:
+        _push_tree(self, desc, top=top)
+
+    def mount_sources(self, digest: str) -> list[str]:
+        seen = repository_with(self.client.domain, digest)
+        out = [*([seen] if seen else []), *self.sources]
+        return [r for r in dict.fromkeys(out) if r != self.repository]
+
+
+def _push_tree(pusher: _Pusher, desc: Descriptor, *, top: bool) -> None:
     """Push what ``desc`` refers to (and ``desc`` itself by digest when it is not the top)."""
+    client, cache, repository, name = pusher.client, pusher.cache, pusher.repository, pusher.name
     layout = cache.layout
     if not layout.has_blob(desc.digest, desc.size):
         raise RegistryError(
@@ -48,7 +102,7 @@ def _push_tree(client: Client, cache: Cache, repository: str, desc: Descriptor, 
         )
     if is_index(desc.media_type):
         for child in cache.children(desc):
-            _push_tree(client, cache, repository, child, name, top=False)
+            _push_tree(pusher, child, top=False)
     elif is_image_manifest(desc.media_type):
         obj = layout.read_json_blob(desc.digest, desc.size)
         parts = [Descriptor.from_json(obj["config"]), *(Descriptor.from_json(x) for x in obj.get("layers") or [])]
@@ -60,26 +114,68 @@ def _push_tree(client: Client, cache: Cache, repository: str, desc: Descriptor, 
                     f"{client.what}: blob {part.digest} is not in the cache",
                     hint=f"pull {name} again to complete it",
                 )
-            push_blob(client, repository, part.digest, layout.blob_path(part.digest))
+            push_blob(client, repository, part.digest, layout.blob_path(part.digest), pusher.mount_sources(part.digest))
     if not top:
         _put_manifest(client, cache, repository, desc, desc.digest)
 
 
-def push_blob(client: Client, repository: str, digest: str, path: Path) -> None:
-    """HEAD the blob; when absent, start an upload (POST) and finish it in one PUT."""
+def push_blob(client: Client, repository: str, digest: str, path: Path, mount_from: Sequence[str] = ()) -> str:
+    """HEAD the blob; when absent, mount it from a repository of ``mount_from`` that has it, else
+    start an upload (POST) and finish it in one PUT. Returns ``present``, ``mounted`` or ``uploaded``."""
     resp = client.request("HEAD", f"/v2/{repository}/blobs/{digest}", repository=repository, actions=PUSH)
     resp.close()
     if resp.status_code == 200:
-        return
+        remember_blob(client.domain, repository, digest)
+        return "present"
     if resp.status_code != 404:
         raise http_error(client.what, resp, f"checking blob {digest}")
-    resp = client.request(
-        "POST", f"/v2/{repository}/blobs/uploads/", repository=repository, actions=PUSH, body=lambda: b""
-    )
+    location = None
+    for source in mount_from[:1]:  # a failed mount already opened an upload: use that one
+        location = _mount(client, repository, digest, source)
+        if location == "":
+            remember_blob(client.domain, repository, digest)
+            return "mounted"
+    if location is None:
+        resp = client.request(
+            "POST", f"/v2/{repository}/blobs/uploads/", repository=repository, actions=PUSH, body=lambda: b""
+        )
+        location = resp.headers.get("Location")
+        if resp.status_code != 202 or not location:
+            raise http_error(client.what, resp, f"starting the upload of blob {digest}")
+        resp.close()
+    _upload(client, repository, digest, path, location)
+    remember_blob(client.domain, repository, digest)
+    return "uploaded"
+
+
+def _mount(client: Client, repository: str, digest: str, source: str) -> str | None:
+    """Ask the registry to mount ``digest`` from ``source``: ``""`` when mounted, the upload URL
+    it opened instead when not, ``None`` when the request itself was refused."""
+    query = f"?mount={quote(digest, safe='')}&from={quote(source, safe='/')}"
+    try:
+        resp = client.request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/{query}",
+            repository=repository,
+            actions=PUSH,
+            extra_scopes=(scope(source, "pull"),),
+            body=lambda: b"",
+        )
+    except AuthError as exc:
+        log.debug(f"{client.what}: no mount of {digest} from {source}: {exc.message}")
+        return None
     location = resp.headers.get("Location")
-    if resp.status_code != 202 or not location:
-        raise http_error(client.what, resp, f"starting the upload of blob {digest}")
     resp.close()
+    if resp.status_code == 201:
+        log.debug(f"{client.what}: mounted {digest} from {source}")
+        return ""
+    if resp.status_code == 202 and location:
+        log.debug(f"{client.what}: {source} has no {digest}; uploading it")
+        return location
+    return None
+
+
+def _upload(client: Client, repository: str, digest: str, path: Path, location: str) -> None:
     url = client.url(location)
     url += ("&" if "?" in url else "?") + "digest=" + quote(digest, safe="")
     size = path.stat().st_size

@@ -1,0 +1,103 @@
+"""Size and boot time of ``examples/minimal.yml`` against a trivial-init floor, in the same run.
+
+* size: bytes of ``minimal-kernel`` + ``minimal-initrd.img`` (goal ≤ 25 MB; upstream's headline: 35 MB);
+* boot: seconds from starting qemu (TCG) to the onboot container's output on the serial console,
+  against the SAME kernel booting an initrd whose ``/init`` is a static busybox printing a marker
+  (the floor: kernel boot + initrd unpack). Goal: minimal ≤ floor + 1.0 s.
+
+The packages are built from the Debian archive on the first run (cached afterwards: ``LINUXKIT_CACHE``,
+``LINUXKIT_DEBIAN_CACHE``). Run: ``.venv/bin/python benchmarks/bench_boot.py [--repeat 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from linuxkit.formats.initrd import make_kernel_initrd  # noqa: E402
+from tests import bootkit  # noqa: E402
+
+ONBOOT_MARKER = b"hello from an onboot container"
+FLOOR_MARKER = b"FLOOR-MARKER"
+
+
+def time_to_marker(kernel: Path, initrd: Path, marker: bytes, timeout: float = 120.0) -> float:
+    argv = [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        "512",
+        "-nographic",
+        "-no-reboot",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 quiet",
+    ]
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    seen = b""
+    try:
+        while time.monotonic() - start < timeout:
+            chunk = proc.stdout.read()
+            if chunk:
+                seen += chunk
+                if marker in seen:
+                    return time.monotonic() - start
+            else:
+                time.sleep(0.01)
+        raise RuntimeError(f"marker {marker!r} not seen:\n{seen.decode(errors='replace')[-2000:]}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-boot-") as tmp:
+        out = Path(tmp)
+        subprocess.run(
+            [sys.executable, "-m", "linuxkit.cli.main", "-q", "build", "--dir", out, ROOT / "examples" / "minimal.yml"],
+            check=True,
+        )
+        kernel, initrd = out / "minimal-kernel", out / "minimal-initrd.img"
+        size = kernel.stat().st_size + initrd.stat().st_size
+        # the floor: the same kernel, a busybox /init that prints a marker
+        floor_tar = out / "floor.tar"
+        bootkit.marker_rootfs_tar(floor_tar, FLOOR_MARKER.decode(), "console=ttyS0 quiet", kernel=kernel)
+        floor = make_kernel_initrd(floor_tar, out / "floor")
+        floors, systems = [], []
+        for _ in range(args.repeat):
+            floors.append(time_to_marker(floor.kernel, floor.initrd, FLOOR_MARKER))
+            systems.append(time_to_marker(kernel, initrd, ONBOOT_MARKER))
+        f, s = statistics.median(floors), statistics.median(systems)
+        print(
+            f"kernel+initrd: {size / 1e6:.1f} MB (kernel {kernel.stat().st_size / 1e6:.1f} MB, "
+            f"initrd {initrd.stat().st_size / 1e6:.1f} MB; goal <= 25 MB)"
+        )
+        print(f"floor (same kernel, busybox /init marker): {f:.2f} s  runs {[round(x, 2) for x in floors]}")
+        print(f"minimal to onboot output:                   {s:.2f} s  runs {[round(x, 2) for x in systems]}")
+        print(f"difference: {s - f:+.2f} s (goal <= +1.0 s); ratio {s / f:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

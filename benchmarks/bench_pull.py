@@ -1,0 +1,150 @@
+"""Wall time of ``linuxkit cache pull`` against ``skopeo copy docker://... oci:DIR`` in the same run.
+
+A local ``docker-registry`` (Debian package) on a free loopback port serves one image with
+~50 MB of incompressible layers; each round pulls it into an empty cache / an empty directory,
+both tools fresh processes, alternating. Prints the medians and the ratio (goal: ours >= 2x).
+
+Run: `.venv/bin/python benchmarks/bench_pull.py [--mb 50] [--layers 5] [--repeat 5]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.imagefactory import Entry, ImageSpec, file, write_layout_tar  # noqa: E402
+
+from linuxkit.oci.archive import import_archive  # noqa: E402
+from linuxkit.oci.cache import Cache  # noqa: E402
+from linuxkit.oci.registry import RegistryOptions, push  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise SystemExit("docker-registry is not installed (apt-get install docker-registry)")
+    port = free_port()
+    config = work / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {work / 'registry-data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                return proc, f"127.0.0.1:{port}"
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("docker-registry did not start")
+
+
+def publish(work: Path, host: str, total_mb: int, layers: int) -> str:
+    """Push one image of ``layers`` layers totalling ``total_mb`` MB of incompressible data."""
+    per_layer = total_mb * 1000 * 1000 // layers
+    spec = ImageSpec(
+        "docker.io/bench/pull:1",
+        [[Entry(f"data/layer{i}.bin", size=per_layer), file(f"data/small{i}", "x")] for i in range(layers)],
+        cmd=["/bin/sh"],
+    )
+    tar = work / "image.tar"
+    write_layout_tar(tar, [spec])
+    cache = Cache(work / "src-cache")
+    with tar.open("rb") as stream:
+        import_archive(cache, stream)
+    ref = f"{host}/bench/pull:1"
+    push(cache, "bench/pull:1", ref, options=RegistryOptions(use_docker_config=False))
+    return ref
+
+
+IN_PROCESS = (
+    "import sys, time\n"
+    "from linuxkit.oci.cache import Cache\n"
+    "from linuxkit.oci.registry import RegistryOptions, pull\n"
+    "t = time.monotonic()\n"
+    "pull(Cache(sys.argv[1]), sys.argv[2], options=RegistryOptions(use_docker_config=False))\n"
+    "print(time.monotonic() - t)\n"
+)
+
+
+def in_process(cache: Path, ref: str) -> float:
+    """The pull alone, without the interpreter's start and the CLI's imports."""
+    out = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS, str(cache), ref], check=True, capture_output=True, text=True
+    )
+    return float(out.stdout)
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.monotonic()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=50, help="total layer size (MB)")
+    parser.add_argument("--layers", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    skopeo = shutil.which("skopeo")
+    with tempfile.TemporaryDirectory(prefix="bench-pull-") as tmp:
+        work = Path(tmp)
+        proc, host = start_registry(work)
+        try:
+            ref = publish(work, host, args.mb, args.layers)
+            ours: list[float] = []
+            inner: list[float] = []
+            theirs: list[float] = []
+            for i in range(args.repeat):
+                cache = work / f"cache{i}"
+                ours.append(
+                    timed([sys.executable, "-m", "linuxkit.cli.main", "--cache", str(cache), "cache", "pull", ref])
+                )
+                shutil.rmtree(cache)
+                inner.append(in_process(cache, ref))
+                shutil.rmtree(cache)
+                if skopeo:
+                    out = work / f"oci{i}"
+                    theirs.append(timed([skopeo, "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{out}:x"]))
+                    shutil.rmtree(out)
+        finally:
+            proc.terminate()
+            proc.wait()
+    ours_median = statistics.median(ours)
+    print(f"image: {args.mb} MB in {args.layers} layers, {args.repeat} rounds")
+    print(f"linuxkit cache pull: median {ours_median:.2f}s (all: {', '.join(f'{t:.2f}' for t in ours)})")
+    inner_median = statistics.median(inner)
+    print(f"  of which the pull itself (in-process): median {inner_median:.2f}s")
+    if theirs:
+        theirs_median = statistics.median(theirs)
+        print(f"skopeo copy:         median {theirs_median:.2f}s (all: {', '.join(f'{t:.2f}' for t in theirs)})")
+        print(f"ratio skopeo/ours: {theirs_median / ours_median:.2f}x (goal >= 2x)")
+        print(f"ratio skopeo/ours without our start-up: {theirs_median / inner_median:.2f}x")
+    else:
+        print("skopeo not installed (apt-get install skopeo): no baseline")
+
+
+if __name__ == "__main__":
+    main()
