@@ -142,52 +142,68 @@ lk_new_cgroup() { # path
 	return 0
 }
 
-# Check runtime.json parses (an absent file means "nothing to do").
-lk_runtime_ok() { # bundle
-	[ -e "$1/runtime.json" ] || return 0
-	"$JQ" -e 'type == "object"' "$1/runtime.json" >/dev/null 2>&1 || {
-		lk_log "cannot parse runtime config $1/runtime.json"
-		return 1
-	}
-}
-
 lk_runtime() { # bundle jq-filter
 	[ -e "$1/runtime.json" ] || return 0
 	"$JQ" -r "$2" "$1/runtime.json"
 }
 
+# Everything the filesystem preparation needs from runtime.json, from ONE jq run (each run of jq costs
+# a good fraction of a second under emulation). One record per line, fields separated by US:
+# "mount type source destination options", "mkdir path", "cgroup path", "prep true|false" (whether the
+# container needs its process prepared: interfaces or bindNS). Cached per bundle in LK_PLAN.
+LK_PLAN_FOR="" LK_PLAN=""
+lk_runtime_plan() { # bundle
+	[ "$LK_PLAN_FOR" = "$1" ] && return 0
+	LK_PLAN=""
+	if [ -e "$1/runtime.json" ]; then
+		LK_PLAN=$("$JQ" -r 'if type != "object" then error("runtime config is not an object") else
+			((.mounts // [])[] | ["mount", .type // "", .source // "", .destination // "",
+				((.options // []) | join(","))] | join("\u001f")),
+			((.mkdir // [])[] | "mkdir\u001f" + .),
+			((.cgroups // [])[] | "cgroup\u001f" + .),
+			("prep\u001f" + ((((.interfaces // []) | length > 0) or
+				(((.bindNS // {}) | to_entries | map(select(.value != null and .value != "")) | length) > 0))
+				| tostring))
+			end' "$1/runtime.json" 2>/dev/null) || {
+			lk_log "cannot parse runtime config $1/runtime.json"
+			return 1
+		}
+	fi
+	LK_PLAN_FOR=$1
+}
+
 # Mounts (before mkdir, so a directory can be created under a mount), mkdir, cgroups: all before create.
 lk_prepare_filesystem() { # bundle
 	_pb=$1
-	lk_runtime_ok "$_pb" || return 1
-	_mounts=$(lk_runtime "$_pb" '.mounts[]? | [.type // "", .source // "", .destination // "",
-		((.options // []) | join(","))] | join("\u001f")') || return 1
-	if [ -n "$_mounts" ]; then
-		while IFS=$LK_US read -r _mt _ms _md _mo; do
-			lk_mount_one "$_pb" "$_mt" "$_ms" "$_md" "$_mo" || return 1
+	lk_runtime_plan "$_pb" || return 1
+	for _pass in mount mkdir cgroup; do
+		while IFS=$LK_US read -r _kind _a _b _c _d; do
+			[ "$_kind" = "$_pass" ] || continue
+			case "$_kind" in
+			mount) lk_mount_one "$_pb" "$_a" "$_b" "$_c" "$_d" || return 1 ;;
+			mkdir)
+				_dir=$(lk_abs "$_pb" "$_a")
+				mkdir -p "$_dir" || {
+					lk_log "cannot create directory $_dir"
+					return 1
+				}
+				;;
+			cgroup) lk_new_cgroup "$_a" ;;
+			esac
 		done <<EOF
-$_mounts
+$LK_PLAN
 EOF
-	fi
-	for _dir in $(lk_runtime "$_pb" '.mkdir[]?'); do
-		_dir=$(lk_abs "$_pb" "$_dir")
-		mkdir -p "$_dir" || {
-			lk_log "cannot create directory $_dir"
-			return 1
-		}
-	done
-	for _cg in $(lk_runtime "$_pb" '.cgroups[]?'); do
-		lk_new_cgroup "$_cg"
 	done
 	return 0
 }
 
 # Does this bundle need the process before it runs (interfaces, bindNS)?
 lk_needs_process_prep() { # bundle
-	[ -e "$1/runtime.json" ] || return 1
-	"$JQ" -e '((.interfaces // []) | length > 0) or
-		(((.bindNS // {}) | to_entries | map(select(.value != null and .value != "")) | length) > 0)' \
-		"$1/runtime.json" >/dev/null 2>&1
+	lk_runtime_plan "$1" 2>/dev/null || return 1
+	case "$LK_PLAN" in
+	*"prep${LK_US}true"*) return 0 ;;
+	esac
+	return 1
 }
 
 lk_ip_is_iproute2() {
