@@ -60,7 +60,8 @@ class BuildOptions:
     debian: DebianSettings = field(default_factory=lambda: DebianSettings(cache_dir=default_debian_cache()))
 
 
-PackageBuilder = Callable[[str, Platform], None]
+PackageBuilder = Callable[[str, Platform, str], None]
+"""Builds the package in a directory for a platform; the result is also named as the YAML asked (3rd)."""
 
 
 def _image_refs(loaded: LoadedConfig) -> Iterator[tuple[str, tuple[str, int | None, tuple[str, ...]]]]:
@@ -106,7 +107,7 @@ class ImageFinder:
         if directory is None or self.pkg_builder is None:
             return False
         log.info(f"{key} is not in the cache: building the package in {directory}")
-        self.pkg_builder(directory, self.platform)
+        self.pkg_builder(directory, self.platform, key)
         return True
 
     def _pull(self, key: str) -> str | None:

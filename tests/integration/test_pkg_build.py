@@ -227,3 +227,27 @@ def test_dockerfile_package_from_our_package_with_buildah(
         config = json.load(tf.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
     assert config["config"]["Entrypoint"] == ["/bin/busybox", "cat", "/etc/copied"]
     assert config["config"]["Labels"]["org.mobyproject.config"] == '{"net":"host"}'
+
+
+def test_arm64_image_from_the_arm64_archive_and_assembled(linuxkit: RunLinuxkit, tmp_path: Path) -> None:
+    """No emulation needed: arm64 packages are resolved from the arm64 index and the system assembles."""
+    repo = make_repo(tmp_path / "c", BUILD_YML.replace("arches: [amd64]", "arches: [amd64, arm64]"))
+    debs = {"LINUXKIT_DEBIAN_CACHE": str(shared_debian_cache())}
+    (tmp_path / "c" / "system.yml").write_text('init:\n  - "@pkg:pkg/tiny"\n')
+    proc = linuxkit(
+        "build", "--arch", "arm64", "-f", "tar", "--o", tmp_path / "arm.tar", tmp_path / "c" / "system.yml", env=debs
+    )
+    assert b"building the package" in proc.stderr
+    with tarfile.open(tmp_path / "arm.tar") as tf:
+        busybox = tf.extractfile("bin/busybox")
+        assert busybox is not None
+        header = busybox.read(20)
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64
+    lock = (repo / "debian.lock").read_text()
+    assert "  arm64:" in lock and "_arm64.deb" in lock
+    # the other architecture joins the same index
+    linuxkit("pkg", "build", "--platforms", "linux/amd64", repo, env=debs)
+    name = linuxkit("pkg", "show-tag", "--canonical", repo).stdout.decode().strip()
+    assert "dirty" in name  # the lock was written into the checkout
+    out = linuxkit("cache", "ls").stderr.decode()
+    assert f"{name}-amd64" in out

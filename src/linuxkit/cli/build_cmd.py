@@ -106,12 +106,13 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
 def package_builder(args: argparse.Namespace, common: CommonOptions) -> PackageBuilder:
     """Builds a missing ``@pkg:`` package for one platform, as ``pkg build`` would (tag ``{{.Hash}}``)."""
 
-    def build(directory: str, platform: Platform) -> None:
+    def build(directory: str, platform: Platform, name: str) -> None:
         opts = PkgBuildOptions(
             cache=Cache(common.cache_dir),
             debian=debian_settings(args),
             tag=TagOptions(tag_template="{{.Hash}}"),
             platforms=(platform,),
+            also_name=name,
         )
         build_package(directory, opts)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,13 +100,22 @@ def locked_packages(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSet
     return refs
 
 
+ARCH_PLACEHOLDER = "{{.Arch}}"
+
+
+def for_arch(names: Sequence[str], arch: str) -> list[str]:
+    """Package names with ``{{.Arch}}`` replaced by the Debian architecture (``linux-image-cloud-{{.Arch}}``)."""
+    return [name.replace(ARCH_PLACEHOLDER, arch) for name in names]
+
+
 def resolve_packages(deb: DebianSection, arch: str, settings: DebianSettings) -> list[DebRef]:
     suites = tuple(deb.suites or DEFAULT_SUITES)
     sources = debian_sources(suites, mirror=settings.mirror, security_mirror=settings.security_mirror)
     archive = Archive(sources, arch, settings.cache_dir, ignore_valid_until=settings.allow_expired)
-    with log.step(f"Resolving {', '.join(deb.packages)} for {arch}"):
+    roots = for_arch(deb.packages, arch)
+    with log.step(f"Resolving {', '.join(roots)} for {arch}"):
         archive.load()
-        packages = resolve(archive, deb.packages, exclude=deb.exclude_packages or ())
+        packages = resolve(archive, roots, exclude=for_arch(deb.exclude_packages or (), arch))
     return [p.ref() for p in packages]
 
 

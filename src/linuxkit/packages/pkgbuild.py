@@ -20,7 +20,8 @@ from ..errors import UserError
 from ..oci.cache import Cache
 from ..oci.descriptor import Descriptor
 from ..oci.image import Platform, host_arch
-from .debian_image import DebianSettings, build_layer
+from .buildyml import read_build_yml
+from .debian_image import DebianSettings, build_layer, locked_packages
 from .tag import Git, PackageTag, TagOptions, package_tag
 
 
@@ -32,6 +33,9 @@ class PkgBuildOptions:
     platforms: tuple[Platform, ...] = ()  # empty: every arch of build.yml
     force: bool = False
     release: str = ""
+    #: Also name the result so (``linuxkit build`` asks for the tag its YAML resolved to, which a
+    #: lock written by this build would otherwise change).
+    also_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,11 @@ def _labels(tag: PackageTag, pkg_dir: Path) -> dict[str, str]:
 
 def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> PkgBuildResult:
     directory = Path(pkg_dir).resolve()
+    info = read_build_yml(str(directory), opts.tag.build_yml)
+    if info.debian is not None:
+        # lock first: the lock is part of the package, so the tag is computed with it in place
+        for plat in opts.platforms or [Platform("linux", a) for a in info.arches]:
+            locked_packages(info, directory, plat.architecture, opts.debian)
     tag = package_tag(str(directory), opts.tag)
     name = tag.canonical
     wanted = _platforms(tag, opts.platforms)
@@ -74,6 +83,13 @@ def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> Pkg
         manifests = {p: _build_debian(tag, directory, p, opts) for p in todo}
     else:
         manifests = {}
+    if opts.also_name and opts.also_name != name:
+        if not manifests:  # already built under its current name: point the requested name at it too
+            current = opts.cache.find(name)
+            if current is not None:
+                opts.cache.writer().tag(opts.also_name, current)
+        else:
+            _name_index(opts.cache, opts.also_name, manifests)
     if manifests:
         _name_index(opts.cache, name, manifests)
         if opts.release:
