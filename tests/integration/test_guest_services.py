@@ -26,15 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DATA = ROOT / "tests" / "data" / "guest"
 BOOT_TIMEOUT = 240.0
 
-# `run qemu` uses the q35 machine, whose CD-ROM and IDE disks sit on an AHCI controller; Debian's cloud kernel
-# (pkg/kernel) has no AHCI driver, so the guest would see neither the --data CD nor the --disk. Until run qemu
-# attaches them in a way the kernel supports, this wrapper boots the i440fx machine ("pc"), whose IDE controller
-# (ata_piix) is in the kernel package. Everything else of the qemu command line is run qemu's own.
-QEMU_PC_WRAPPER = """#!/bin/sh
-for a; do shift; case "$a" in q35*) a="pc${a#q35}" ;; esac; set -- "$@" "$a"; done
-exec qemu-system-x86_64 "$@"
-"""
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -109,9 +100,6 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Booted:
         "app": {"entries": {"greeting": {"content": "METADATA-OK hello", "perm": "0640"}}},
     }
     (work / "userdata.json").write_text(json.dumps(userdata))
-    wrapper = work / "qemu-pc"
-    wrapper.write_text(QEMU_PC_WRAPPER)
-    wrapper.chmod(0o755)
 
     lk(cache, "build", "--dir", work, DATA / "services.yml")
     http_port, ssh_port = free_port(), free_port()
@@ -120,7 +108,7 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Booted:
     start = time.monotonic()
     # --detached: qemu runs in the background, the console goes to STATE/console.log
     lk(
-        cache, "run", "qemu", "--detached", "--qemu", wrapper, "--networking", "user",
+        cache, "run", "qemu", "--detached", "--networking", "user",
         "--publish", f"{http_port}:80", "--publish", f"{ssh_port}:22",
         "--disk", "size=64M", "--data-file", work / "userdata.json", work / "services",
     )  # fmt: skip
@@ -179,9 +167,10 @@ def test_metadata_from_the_data_cdrom(booted: Booted) -> None:
 
 
 def test_blank_disk_is_formatted_and_mounted(booted: Booted) -> None:
-    assert "format: partition /dev/sda1 successfully created" in booted.console, _tail(booted)
-    assert "mount: mounted /dev/sda1 on /var/lib/lktest" in booted.console, _tail(booted)
-    assert "DISK /dev/sda1 ext4" in booted.console, _tail(booted)
+    # run qemu attaches disks as virtio: the first free disk is /dev/vda
+    assert "format: partition /dev/vda1 successfully created" in booted.console, _tail(booted)
+    assert "mount: mounted /dev/vda1 on /var/lib/lktest" in booted.console, _tail(booted)
+    assert "DISK /dev/vda1 ext4" in booted.console, _tail(booted)
     assert "DISK-READ written on the formatted disk" in booted.console, _tail(booted)
 
 

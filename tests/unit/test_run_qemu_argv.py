@@ -75,15 +75,18 @@ def test_argv_user_networking_publish_disks_and_cds(tmp_path: Path) -> None:
     argv = qemu_argv("qemu", cfg)
     joined = " ".join(argv)
     assert "-smp 2" in joined
-    assert "-drive file=a.qcow2,format=qcow2,index=0,media=disk -drive file=b.img,index=1,media=disk" in joined
-    assert "-cdrom data.iso" in joined
+    # virtio: the cloud kernel has no IDE/AHCI driver for q35's controller
+    assert "-drive file=a.qcow2,format=qcow2,if=virtio,media=disk -drive file=b.img,if=virtio,media=disk" in joined
+    assert "-device virtio-scsi-pci,id=scsi0" in joined
+    assert "-drive file=data.iso,if=none,id=cd0,media=cdrom,readonly=on -device scsi-cd,drive=cd0,bus=scsi0.0" in joined
+    assert "-cdrom" not in joined
     assert argv[argv.index("-append") + 1] == "console=ttyS0 quiet"
     assert "-device virtio-net-pci,netdev=t0,mac=02:00:00:00:00:01" in joined
     assert "-netdev user,id=t0,hostfwd=tcp::2222-:22,hostfwd=udp::5353-:53" in joined
     assert argv[-4:] == ["-nographic", "-usb", "-device", "usb-tablet"]
 
 
-def test_argv_iso_boot_skips_hdc_and_adds_more_cds(tmp_path: Path) -> None:
+def test_argv_iso_boot_cdrom_and_data_cd_on_virtio_scsi(tmp_path: Path) -> None:
     cfg = _kernel_cfg(
         tmp_path,
         boot=Boot("iso", "x.iso", "x"),
@@ -91,8 +94,8 @@ def test_argv_iso_boot_skips_hdc_and_adds_more_cds(tmp_path: Path) -> None:
         isos=["x.iso", "data.iso"],
     )
     joined = " ".join(qemu_argv("qemu", cfg))
-    assert "file=d2,index=3,media=disk" in joined
-    assert "-boot d -cdrom x.iso -drive file=data.iso,index=4,media=cdrom" in joined
+    assert "file=d2,if=virtio,media=disk" in joined
+    assert "-boot d -cdrom x.iso -device virtio-scsi-pci,id=scsi0 -drive file=data.iso,if=none,id=cd0" in joined
     assert "-kernel" not in joined and "-append" not in joined
 
 

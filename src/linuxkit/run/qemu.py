@@ -196,20 +196,22 @@ def qemu_argv(qemu: str, cfg: QemuConfig) -> list[str]:
     rng = "virtio-rng-ccw" if cfg.arch == "s390x" else "virtio-rng-pci"
     args += ["-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", f"{rng},rng=rng0"]
     iso_boot = cfg.boot.kind == "iso"
-    last = 0
-    for i, d in enumerate(cfg.disks):
-        index = i + 1 if i >= 2 and iso_boot else i  # index 2 (hdc) is the CD-ROM
+    # Disks and metadata CDs are virtio devices: the kernels LinuxKit systems boot (Debian's cloud kernel
+    # here) drive virtio, while the IDE/AHCI controller q35 would use needs drivers they lack. The boot
+    # ISO stays a plain -cdrom (the firmware reads it; the kernel never needs to).
+    for d in cfg.disks:
         fmt = f",format={d.format}" if d.format else ""
-        args += ["-drive", f"file={d.path}{fmt},index={index},media=disk"]
-        last = index
+        args += ["-drive", f"file={d.path}{fmt},if=virtio,media=disk"]
     if iso_boot:
         args += ["-boot", "d"]
-    last = max(last, 2)
-    for i, iso in enumerate(cfg.isos):
-        if i == 0:
-            args += ["-cdrom", iso]
-        else:
-            args += ["-drive", f"file={iso},index={last + i},media=cdrom"]
+    data_cds = cfg.isos[1:] if iso_boot else cfg.isos
+    if iso_boot:
+        args += ["-cdrom", cfg.isos[0]]
+    if data_cds:
+        args += ["-device", "virtio-scsi-pci,id=scsi0"]
+        for i, iso in enumerate(data_cds):
+            args += ["-drive", f"file={iso},if=none,id=cd{i},media=cdrom,readonly=on"]
+            args += ["-device", f"scsi-cd,drive=cd{i},bus=scsi0.0"]
     if cfg.boot.uefi:
         args += ["-drive", f"if=pflash,format=raw,file={cfg.firmware}"]
     append = None
