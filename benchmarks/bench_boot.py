@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from linuxkit.formats.initrd import make_kernel_initrd  # noqa: E402
 from tests import bootkit  # noqa: E402
+
+from linuxkit.formats.initrd import make_kernel_initrd  # noqa: E402
 
 ONBOOT_MARKER = b"hello from an onboot container"
 FLOOR_MARKER = b"FLOOR-MARKER"

@@ -4,31 +4,19 @@ incremental builds of the same YAMLs and images (``tests/data/rootfs/upstream-in
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import io
 import tarfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import rootfs_fakes
 import rootfs_scenario
 from tests.conftest import ROOT, RunLinuxkit
+from tests.data.rootfs import extras_scenario as extras
 
 GOLDEN = ROOT / "tests" / "data" / "rootfs"
 
 pytestmark = pytest.mark.integration
-
-
-def _scenario() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("extras_scenario", GOLDEN / "extras_scenario.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-extras = _scenario()
 
 
 def _golden(name: str) -> bytes:

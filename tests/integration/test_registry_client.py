@@ -6,6 +6,7 @@ CI must install the Debian packages ``docker-registry`` (these tests skip withou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import http.server
@@ -52,9 +53,10 @@ class Registry:
         return f"{self.host}/{name}"
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    """A throwaway ``docker-registry`` (filesystem storage in tmp_path, deletes enabled)."""
+@contextlib.contextmanager
+def serve_registry(tmp_path: Path, extra_config: str = "", ready_status: int = 200) -> Iterator[str]:
+    """Run ``docker-registry`` on a free loopback port with filesystem storage in ``tmp_path`` (plus
+    ``extra_config``, YAML at the top level) until the block ends; yields ``127.0.0.1:PORT``."""
     if REGISTRY_BIN is None:
         pytest.skip("docker-registry not installed (apt-get install docker-registry)")
     port = free_port()
@@ -62,7 +64,7 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     config.write_text(
         "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
         f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry-data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + extra_config
     )
     proc = subprocess.Popen(
         [REGISTRY_BIN, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -71,14 +73,14 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
         deadline = time.monotonic() + 15
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == ready_status:
                     break
             except requests.ConnectionError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"docker-registry did not start: {proc.stderr.read() if proc.stderr else ''}")
             time.sleep(0.05)
-        yield Registry(f"127.0.0.1:{port}")
+        yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
         try:
@@ -86,6 +88,13 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    """A throwaway ``docker-registry`` (filesystem storage in tmp_path, deletes enabled)."""
+    with serve_registry(tmp_path) as host:
+        yield Registry(host)
 
 
 def make_cache(root: Path, specs: list[f.ImageSpec], *, multiarch: bool = False) -> Cache:

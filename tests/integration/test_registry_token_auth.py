@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from test_registry_client import AMD64, ARM64, NO_SLEEP, REGISTRY_BIN, free_port, make_cache, single
+from test_registry_client import AMD64, ARM64, NO_SLEEP, REGISTRY_BIN, make_cache, serve_registry, single
 from tests import imagefactory as f
 
 from linuxkit.oci.cache import Cache
@@ -170,37 +170,14 @@ def token_registry(tmp_path: Path) -> Iterator[TokenRegistry]:
     der = subprocess.run([OPENSSL, "x509", "-in", str(cert), "-outform", "DER"], check=True, capture_output=True).stdout
     tokens = TokenServer(key, der)
     httpd = start_token_server(tokens)
-    port = free_port()
-    config = tmp_path / "registry.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry-data'}\n"
+    auth = (
         f"auth:\n  token:\n    realm: {tokens.url}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
         f"    rootcertbundle: {cert}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    proc = subprocess.Popen(
-        [REGISTRY_BIN, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 401:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"docker-registry did not start: {proc.stderr.read() if proc.stderr else ''}")
-            time.sleep(0.05)
-        yield TokenRegistry(f"127.0.0.1:{port}", tokens)
+        with serve_registry(tmp_path, auth, ready_status=401) as host:
+            yield TokenRegistry(host, tokens)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         httpd.shutdown()
         httpd.server_close()
 
