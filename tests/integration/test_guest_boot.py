@@ -88,3 +88,26 @@ def test_bootable_formats_from_the_boot_loader_package(cache: Path, tmp_path: Pa
     assert "ONSHUTDOWN-MARKER bye" in console, console[-3000:]
     names = lk(cache, "cache", "ls").stderr.decode()
     assert "docker.io/linuxkit/mkimage:" in names
+
+
+UPSTREAM = Path(os.environ.get("LINUXKIT_UPSTREAM", "/work/upstream/bin/linuxkit"))
+
+
+@pytest.mark.skipif(not UPSTREAM.exists(), reason="no upstream linuxkit binary (LINUXKIT_UPSTREAM)")
+def test_a_system_assembled_by_upstream_runs_under_our_init(cache: Path, tmp_path: Path) -> None:
+    """The contract both ways: upstream LinuxKit assembles our packages' images (from our cache), and our
+    init and runner boot its bundles. (Local check: CI has no upstream binary.)"""
+    lk(cache, "build", "-f", "tar", "--o", tmp_path / "ours.tar", DATA / "system.yml")  # builds the packages
+    resolved = tmp_path / "system.yml"
+    resolved.write_bytes(lk(cache, "build", "--dry-run", DATA / "system.yml").stdout)  # @pkg: → tags
+    out = tmp_path / "up"
+    out.mkdir()
+    subprocess.run(
+        [UPSTREAM, "build", "--cache", str(cache), "--no-sbom", "--dir", str(out), str(resolved)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    console = boot_until_exit(cache, out / "system")
+    for marker in ("Welcome to LinuxKit", "ONBOOT-MARKER hello", "restarting in 1s", "ONSHUTDOWN-MARKER bye"):
+        assert marker in console, console[-3000:]
