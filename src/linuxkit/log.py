@@ -9,17 +9,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+
+if TYPE_CHECKING:  # rich.progress is imported only when a progress display is made (start-up time)
+    from rich.progress import Progress
 
 QUIET = 0
 INFO = 1
@@ -92,6 +88,15 @@ def step(title: str) -> Iterator[None]:
 
 def progress() -> Progress:
     """A transfer progress display: bars on a terminal, nothing elsewhere (steps still print)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..build import BuildOptions, PackageBuilder, run_build
 from ..errors import UserError
-from ..formats.registry import split_formats
-from ..oci.cache import Cache
-from ..oci.image import Platform, host_arch, normalize_arch
-from ..packages.pkgbuild import PkgBuildOptions, build_package
-from ..packages.tag import TagOptions
-from ..sizes import parse_size_mb
+from ..oci.image import host_arch, normalize_arch  # small: the --arch default
 from .common import CommonOptions, add_verb
 from .pkg_cmd import debian_settings
+
+if TYPE_CHECKING:
+    from ..build import BuildOptions, PackageBuilder
+    from ..oci.image import Platform
 
 DEFAULT_NAME_FOR_STDIN = "moby"
 DEFAULT_SBOM_FILENAME = "sbom.spdx.json"
@@ -45,6 +44,10 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildOptions:
     """Upstream's rules for names, formats and ``--o``."""
+    from ..build import BuildOptions
+    from ..formats.registry import split_formats
+    from ..sizes import parse_size_mb
+
     name: str = args.name
     out_dir: str = args.dir
     output_file: str = args.output_file
@@ -107,6 +110,10 @@ def package_builder(args: argparse.Namespace, common: CommonOptions) -> PackageB
     """Builds a missing ``@pkg:`` package for one platform, as ``pkg build`` would (tag ``{{.Hash}}``)."""
 
     def build(directory: str, platform: Platform, name: str) -> None:
+        from ..oci.cache import Cache
+        from ..packages.pkgbuild import PkgBuildOptions, build_package
+        from ..packages.tag import TagOptions
+
         opts = PkgBuildOptions(
             cache=Cache(common.cache_dir),
             debian=debian_settings(args),
@@ -120,5 +127,7 @@ def package_builder(args: argparse.Namespace, common: CommonOptions) -> PackageB
 
 
 def run(args: argparse.Namespace, common: CommonOptions) -> int:
+    from ..build import run_build
+
     run_build(options_from_args(args, common))
     return 0

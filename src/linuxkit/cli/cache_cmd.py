@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import log
 from ..errors import BuildError, UserError
-from ..oci import reference, registry
-from ..oci.archive import FORMATS, export_to, import_archive
-from ..oci.cache import Cache
-from ..oci.image import Platform, host_arch
-from ..oci.verbs import clean, ls_lines, remove_images
-from ..oci.verify import repair, verify_names
+from ..oci.image import Platform, host_arch  # small module
 from .common import CommonOptions, add_common, add_verb
+
+#: ``linuxkit.oci.archive.FORMATS``, spelled here so that ``--help`` need not import the archive
+#: code (a unit test keeps the two equal)
+FORMATS = ("oci", "docker", "filesystem")
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,12 +79,20 @@ def _published_only(args: argparse.Namespace) -> None:
 
 
 def run_ls(args: argparse.Namespace, common: CommonOptions) -> int:
+    from .. import log
+    from ..oci.cache import Cache
+    from ..oci.verbs import ls_lines
+
     for line in ls_lines(Cache(common.cache_dir)):
         log.console().print(line, markup=False, highlight=False)
     return 0
 
 
 def run_rm(args: argparse.Namespace, common: CommonOptions) -> int:
+    from .. import log
+    from ..oci.cache import Cache
+    from ..oci.verbs import remove_images
+
     _published_only(args)
     for removed in remove_images(Cache(common.cache_dir), list(args.names)):
         log.info(removed.message())
@@ -94,12 +100,19 @@ def run_rm(args: argparse.Namespace, common: CommonOptions) -> int:
 
 
 def run_clean(args: argparse.Namespace, common: CommonOptions) -> int:
+    from .. import log
+    from ..oci.verbs import clean
+
     _published_only(args)
     log.info(clean(common.cache_dir))
     return 0
 
 
 def run_pull(args: argparse.Namespace, common: CommonOptions) -> int:
+    from .. import log
+    from ..oci import reference, registry
+    from ..oci.cache import Cache
+
     cache, options = Cache(common.cache_dir), common.registry_options()
     platforms = [Platform.parse(p) for p in args.platform] or None
     for name in args.names:
@@ -110,6 +123,10 @@ def run_pull(args: argparse.Namespace, common: CommonOptions) -> int:
 
 
 def run_push(args: argparse.Namespace, common: CommonOptions) -> int:
+    from .. import log
+    from ..oci import reference, registry
+    from ..oci.cache import Cache
+
     if args.remote_name and len(args.names) > 1:
         raise UserError("--remote-name needs exactly one NAME")
     cache, options = Cache(common.cache_dir), common.registry_options()
@@ -124,6 +141,11 @@ def run_push(args: argparse.Namespace, common: CommonOptions) -> int:
 
 
 def run_verify(args: argparse.Namespace, common: CommonOptions) -> int:
+    from .. import log
+    from ..oci import registry
+    from ..oci.cache import Cache
+    from ..oci.verify import repair, verify_names
+
     cache = Cache(common.cache_dir)
     names = None
     if args.names:
@@ -169,6 +191,10 @@ def run_verify(args: argparse.Namespace, common: CommonOptions) -> int:
 
 
 def run_import(args: argparse.Namespace, common: CommonOptions) -> int:
+    from .. import log
+    from ..oci.archive import import_archive
+    from ..oci.cache import Cache
+
     cache = Cache(common.cache_dir)
     if args.file == "-":
         imported = import_archive(cache, sys.stdin.buffer, source="stdin")
@@ -188,6 +214,9 @@ def run_import(args: argparse.Namespace, common: CommonOptions) -> int:
 
 
 def run_export(args: argparse.Namespace, common: CommonOptions) -> int:
+    from ..oci.archive import export_to
+    from ..oci.cache import Cache
+
     export_to(
         Cache(common.cache_dir),
         args.names[0],

@@ -1,4 +1,8 @@
-"""Flags every verb accepts (upstream's cobra persistent flags) and small CLI helpers."""
+"""Flags every verb accepts (upstream's cobra persistent flags) and small CLI helpers.
+
+Imported on every start (even ``--help``): it imports nothing heavy; the logging layer, the cache
+and the registry options are imported by the functions that need them.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,17 @@ import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import log
 from ..errors import UserError
-from ..oci.cache import default_cache_dir
-from ..oci.registry import RegistryOptions
-from ..oci.registry.options import parse_registry_creds
+
+if TYPE_CHECKING:
+    from ..oci.registry import RegistryOptions
+
+#: ``linuxkit.log.QUIET`` and ``.DEBUG``, spelled here so that parsing need not import rich (a unit
+#: test keeps them equal)
+QUIET = 0
+DEBUG = 2
 
 # Boolean long flags that upstream (pflag) also accepts as ``--flag=true|false``.
 BOOL_FLAGS = frozenset(
@@ -72,15 +81,26 @@ def add_verb(
 
 @dataclass(frozen=True)
 class CommonOptions:
-    cache_dir: Path
+    cache: Path | None  # --cache; None: the default (``cache_dir``)
     verbosity: int
     debug: bool
     mirrors: list[str] = field(default_factory=list)
     cert_files: list[str] = field(default_factory=list)
     registry_creds: list[str] = field(default_factory=list, repr=False)
 
+    @property
+    def cache_dir(self) -> Path:
+        """``--cache``, else ``$LINUXKIT_CACHE`` or ``~/.linuxkit/cache``."""
+        if self.cache is not None:
+            return self.cache
+        from ..oci.cache import default_cache_dir
+
+        return default_cache_dir()
+
     def registry_options(self) -> RegistryOptions:
         """Mirrors (``--mirror``, ``LINUXKIT_MIRROR``) and CA files as upstream reads them."""
+        from ..oci.registry.options import RegistryOptions, parse_registry_creds
+
         raw = [m for m in os.environ.get("LINUXKIT_MIRROR", "").replace(",", " ").split() if m] + self.mirrors
         mirrors: dict[str, str] = {}
         for item in raw:
@@ -106,14 +126,14 @@ class CommonOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> CommonOptions:
-        verbosity = log.QUIET if args.quiet else args.verbose
+        verbosity = QUIET if args.quiet else args.verbose
         if args.debug:
-            verbosity = max(verbosity, log.DEBUG)
-        cache = Path(os.path.expanduser(args.cache)) if args.cache else default_cache_dir()
+            verbosity = max(verbosity, DEBUG)
+        cache = Path(os.path.expanduser(args.cache)) if args.cache else None
         return cls(
             cache,
             verbosity,
-            verbosity >= log.DEBUG,
+            verbosity >= DEBUG,
             list(args.mirror),
             list(args.cert_file),
             list(getattr(args, "registry_creds", None) or []),

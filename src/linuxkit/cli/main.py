@@ -1,15 +1,19 @@
 """``linuxkit``: parse the command line as upstream's cobra CLI does, run a verb, turn errors into
-messages and exit codes (2 bad input, 1 failure, 130 interrupted)."""
+messages and exit codes (2 bad input, 1 failure, 130 interrupted).
+
+Start-up is lazy: the verb modules only register their flags; what a verb runs (the build, the
+registry client, pydantic models, rich) is imported when it runs. ``tests/unit/test_cli_startup.py``
+keeps it so.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import traceback
 from collections.abc import Sequence
+from types import ModuleType
 
-from .. import log
 from ..errors import LinuxKitError, UserError
 from . import build_cmd, cache_cmd, metadata_cmd, pkg_cmd, run_cmd, version_cmd
 from .common import BOOL_FLAGS, CommonOptions, add_common, new_parser
@@ -77,18 +81,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_default_run_backend(_normalise_argv(sys.argv[1:] if argv is None else argv)))
     common = CommonOptions.from_args(args)
-    log.configure(common.verbosity)
+    if getattr(args, "uses_log", True):  # ``version`` prints with print(): it need not load rich
+        _log(common)
     try:
         result: int = args.func(args, common)
         return result
     except LinuxKitError as exc:
+        log = _log(common)
         if common.debug:
-            traceback.print_exc()
+            _print_traceback()
         prefix = "" if isinstance(exc, UserError) and exc.location else "error: "
         log.error(prefix + str(exc).replace("\n  hint:", "\n  hint:"))
         return exc.exit_code
     except KeyboardInterrupt:
-        log.error("interrupted")
+        _log(common).error("interrupted")
         return 130
     except BrokenPipeError:
         # The reader of our stdout went away (``linuxkit build --o - | head``): not our failure.
@@ -96,12 +102,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except Exception as exc:
+        log = _log(common)
         if common.debug:
-            traceback.print_exc()
+            _print_traceback()
         else:
             log.error(f"internal error: {type(exc).__name__}: {exc}")
             log.error("  hint: run again with --debug (or -v 2) for a traceback, and report it")
         return 1
+
+
+def _log(common: CommonOptions) -> ModuleType:
+    """The logging layer, configured (imported only now: ``--help`` and argument errors do not need rich)."""
+    from .. import log
+
+    log.configure(common.verbosity)
+    return log
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
 
 
 if __name__ == "__main__":  # pragma: no cover

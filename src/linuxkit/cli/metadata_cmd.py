@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import log
-from ..metadata.iso import write_metadata_iso
 from .common import CommonOptions, add_verb
 
 
@@ -21,6 +19,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_create(args: argparse.Namespace, common: CommonOptions) -> int:
+    from .. import log
+    from ..metadata.iso import write_metadata_iso
+
     write_metadata_iso(Path(args.iso), args.data.encode("utf-8", "surrogateescape"))
     log.debug(f"wrote {args.iso}")
     return 0

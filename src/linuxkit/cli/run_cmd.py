@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..run.disks import parse_disk
-from ..run.qemu import RunOptions, run_qemu
 from .common import CommonOptions, add_verb
 
 
@@ -40,6 +38,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_qemu_cmd(args: argparse.Namespace, common: CommonOptions) -> int:
+    from ..run.disks import parse_disk
+    from ..run.qemu import RunOptions, run_qemu
+
     opts = RunOptions(
         path=args.path,
         cpus=args.cpus,

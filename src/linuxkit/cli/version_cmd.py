@@ -16,7 +16,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = add_verb(verbs, "version", "report the version of linuxkit")
     parser.add_argument("--short", action="store_true", help="print just the version number")
     parser.add_argument("--commit", action="store_true", help="print just the commit")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, uses_log=False)
 
 
 def run(args: argparse.Namespace, common: CommonOptions) -> int:

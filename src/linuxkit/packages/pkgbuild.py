@@ -43,6 +43,8 @@ class PkgBuildResult:
     name: str  # canonical reference of the index
     built: tuple[Platform, ...]
     skipped: tuple[Platform, ...]
+    dirty: bool = False  # the tag is a ``-dirty-`` one: such a package must not be pushed
+    release: str = ""  # canonical ``org/image:RELEASE`` when ``release`` was asked for
 
 
 def _platforms(tag: PackageTag, requested: Sequence[Platform]) -> list[Platform]:
@@ -90,12 +92,16 @@ def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> Pkg
                 opts.cache.writer().tag(opts.also_name, current)
         else:
             _name_index(opts.cache, opts.also_name, manifests)
+    release = name.rsplit(":", 1)[0] + ":" + opts.release if opts.release else ""
     if manifests:
         _name_index(opts.cache, name, manifests)
-        if opts.release:
-            release = name.rsplit(":", 1)[0] + ":" + opts.release
+        if release:
             _name_index(opts.cache, release, manifests)
-    return PkgBuildResult(name, tuple(manifests), skipped)
+    elif release:  # nothing new: the release names what the cache already has (to push it)
+        current = opts.cache.find(name)
+        if current is not None:
+            opts.cache.writer().tag(release, current)
+    return PkgBuildResult(name, tuple(manifests), skipped, tag.dirty, release)
 
 
 def _build_debian(tag: PackageTag, directory: Path, platform: Platform, opts: PkgBuildOptions) -> Descriptor:
@@ -127,6 +133,16 @@ def _name_index(cache: Cache, name: str, built: dict[Platform, Descriptor]) -> N
     manifests = sorted([*keep, *built.values()], key=lambda d: str((d.platform or {}).get("architecture", "")))
     writer = cache.writer()
     writer.tag(name, writer.add_index(manifests))
+
+
+def head_release_tags(pkg_dir: str | os.PathLike[str]) -> list[str]:
+    """The git tags pointing at ``HEAD`` of the package's repository: upstream releases a pushed
+    package under them when no ``--release`` is given."""
+    git = Git(str(pkg_dir))
+    if not git.is_work_tree():
+        return []
+    code, out = git._run("tag", "--list", "--points-at", "HEAD")
+    return [line.strip() for line in out.splitlines() if line.strip()] if code == 0 else []
 
 
 def host_platform() -> Platform:
