@@ -1,6 +1,7 @@
-"""Build time and peak RSS of each disk/ISO/cloud/UKI format, for a small rootfs (Debian cloud kernel +
-busybox) and, with ``--big``, the same plus a ~1 GB incompressible payload. Each format is built in a
-fresh process; ratios are against a ``cat rootfs.tar > /dev/null`` floor measured in the same run.
+"""Build time and peak RSS of each disk/ISO/cloud/UKI/root-image format, for a small rootfs (Debian cloud
+kernel, some of its modules, busybox) and, with ``--big``, the same plus a ~1 GB incompressible payload.
+Each format is built in a fresh process; ratios are against a ``cat rootfs.tar > /dev/null`` floor
+measured in the same run.
 
     .venv/bin/python benchmarks/bench_formats.py [--big] [--formats raw-bios,uki]
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.bootkit import marker_rootfs_tar  # noqa: E402
+from tests.bootkit import cloud_modules, marker_rootfs_tar  # noqa: E402
 
 FORMATS = (
     "kernel+initrd",  # reference: the split every bootable format starts with
@@ -36,6 +37,9 @@ FORMATS = (
     "dynamic-vhd",
     "vmdk",
     "gcp",
+    "kernel+squashfs",
+    "kernel+erofs",
+    "kernel+iso",
 )
 
 BUILD_ONE = (
@@ -99,7 +103,8 @@ def main() -> None:
     formats = args.formats.split(",")
     work = Path(tempfile.mkdtemp(prefix="bench-formats."))
     try:
-        small = marker_rootfs_tar(work / "small.tar", "BENCH")
+        # with the kernel's modules the kernel+squashfs/erofs/iso root loaders need
+        small = marker_rootfs_tar(work / "small.tar", "BENCH", modules=cloud_modules())
         run(small, formats, "small")
         if args.big:
             run(big_rootfs(small, work / "big.tar", args.payload_mb), formats, f"big (+{args.payload_mb} MiB)")

@@ -29,14 +29,28 @@ def test_cache() -> Path:
     return root
 
 
-def cloud_kernel() -> Path:
-    """The vmlinuz of Debian's newest cloud kernel (skips the test when apt cannot get it)."""
-    target = test_cache() / "vmlinuz-cloud"
-    if target.exists():
-        return target
+#: Module directories (under ``lib/modules/VERSION/kernel``) the root loader of kernel+squashfs/erofs/iso
+#: picks from: virtio, SCSI CD-ROM and IDE/AHCI, the root file systems, and the libraries they need.
+MODULE_DIRS = (
+    "drivers/virtio",
+    "drivers/block",
+    "drivers/scsi",
+    "drivers/cdrom",
+    "drivers/ata",
+    "fs/squashfs",
+    "fs/erofs",
+    "fs/isofs",
+    "fs/overlayfs",
+    "lib",
+    "crypto",
+)
+
+
+def _cloud_kernel_tree(work: Path) -> Path:
+    """Download Debian's newest cloud kernel package and unpack it into ``work/x`` (skips the test when
+    apt cannot get it)."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         pytest.skip("apt-get/dpkg-deb not available to fetch a kernel")
-    work = test_cache() / "kernel-work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     meta = subprocess.run(
@@ -56,9 +70,43 @@ def cloud_kernel() -> Path:
         pytest.skip(f"apt-get download failed: {got.stderr.strip()}")
     deb = next(work.glob("*.deb"))
     subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
-    vmlinuz = next((work / "x" / "boot").glob("vmlinuz-*"))
+    return work / "x"
+
+
+def cloud_kernel() -> Path:
+    """The vmlinuz of Debian's newest cloud kernel (skips the test when apt cannot get it)."""
+    target = test_cache() / "vmlinuz-cloud"
+    if target.exists():
+        return target
+    work = test_cache() / "kernel-work"
+    tree = _cloud_kernel_tree(work)
+    vmlinuz = next((tree / "boot").glob("vmlinuz-*"))
     tmp = target.with_suffix(".tmp")
     shutil.copyfile(vmlinuz, tmp)
+    os.replace(tmp, target)
+    shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def cloud_modules() -> Path:
+    """A directory holding ``lib/modules/VERSION/kernel/{MODULE_DIRS}`` of the same cloud kernel as
+    :func:`cloud_kernel` (the .ko files as Debian ships them; no ``modules.dep``)."""
+    target = test_cache() / "modules-cloud"
+    if target.exists():
+        return target
+    kernel = cloud_kernel()
+    work = test_cache() / "modules-work"
+    tree = _cloud_kernel_tree(work)
+    vmlinuz = next((tree / "boot").glob("vmlinuz-*"))
+    if vmlinuz.read_bytes() != kernel.read_bytes():
+        pytest.skip("the cached cloud kernel is older than the archive's: clear the test cache")
+    version = vmlinuz.name[len("vmlinuz-") :]
+    src = tree / "lib" / "modules" / version / "kernel"
+    tmp = test_cache() / "modules-cloud.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for sub in MODULE_DIRS:
+        if (src / sub).is_dir():
+            shutil.copytree(src / sub, tmp / "lib" / "modules" / version / "kernel" / sub)
     os.replace(tmp, target)
     shutil.rmtree(work, ignore_errors=True)
     return target
@@ -81,9 +129,17 @@ def init_script(marker: str) -> str:
     )
 
 
-def marker_rootfs_tar(path: Path, marker: str, cmdline: str = "console=ttyS0", kernel: Path | None = None) -> Path:
+def marker_rootfs_tar(
+    path: Path,
+    marker: str,
+    cmdline: str = "console=ttyS0",
+    kernel: Path | None = None,
+    modules: Path | None = None,
+    init: str | None = None,
+) -> Path:
     """A rootfs tar as ``linuxkit build --format tar`` lays it out: ``boot/kernel``, ``boot/cmdline``,
-    an ``/init`` that prints ``marker`` and powers off, and ``bin/busybox``."""
+    an ``/init`` (default: prints ``marker`` and powers off), ``bin/busybox`` and, when ``modules``
+    names a directory, every file below it (e.g. :func:`cloud_modules`' ``lib/modules/...``)."""
     kernel = kernel or cloud_kernel()
     bb = busybox()
 
@@ -104,16 +160,28 @@ def marker_rootfs_tar(path: Path, marker: str, cmdline: str = "console=ttyS0", k
         add(tf, "boot", None, 0o755, tarfile.DIRTYPE)
         add(tf, "boot/cmdline", cmdline.encode(), 0o644)
         add(tf, "boot/kernel", kernel.read_bytes(), 0o644)
-        add(tf, "init", init_script(marker).encode(), 0o755)
+        add(tf, "init", (init if init is not None else init_script(marker)).encode(), 0o755)
+        if modules is not None:
+            for sub in sorted(modules.rglob("*")):
+                rel = sub.relative_to(modules).as_posix()
+                if sub.is_dir():
+                    add(tf, rel, None, 0o755, tarfile.DIRTYPE)
+                else:
+                    add(tf, rel, sub.read_bytes(), 0o644)
     return path
 
 
 def boot(args: list[str], marker: str, timeout: float = 120.0) -> str:
     """Run ``qemu-system-x86_64 -accel tcg -nographic -no-reboot ARGS`` until ``marker`` appears on the
     serial console (then stop it). Returns the console text; fails the test when the marker never shows."""
-    if shutil.which(QEMU) is None:
-        pytest.skip("qemu-system-x86 is not installed")
     argv = [QEMU, "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", *args]
+    return boot_argv(argv, marker, timeout)
+
+
+def boot_argv(argv: list[str], marker: str, timeout: float = 120.0) -> str:
+    """Run the whole qemu command line ``argv`` (e.g. ``run qemu``'s) as :func:`boot` does."""
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} is not installed")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)

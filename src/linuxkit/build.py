@@ -289,7 +289,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
         out.write(dump_yaml(loaded.moby) + b"\n")
         out.flush()
         return []
-    formats = validate_formats(opts.formats)
+    formats = validate_formats(opts.formats, opts.arch)
     platform = Platform("linux", opts.arch)
     cache = Cache(opts.cache_dir)
     finder = ImageFinder(

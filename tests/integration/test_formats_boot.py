@@ -131,6 +131,8 @@ def independent_checks(fmt: str, out: Path, work: Path) -> None:
             (member,) = tf.getmembers()
             assert (member.name, member.mtime, member.uid, member.gid) == ("disk.raw", EPOCH, 0, 0)
             assert member.size % (1 << 30) == 0
+            # old-GNU sparse, as Google documents (tar --format=oldgnu -S): the holes are not stored
+            assert member.type == tarfile.GNUTYPE_SPARSE and out.stat().st_size < member.size // 20
         with open(out, "rb") as fh:
             assert fh.read(8)[4:8] == bytes(4)  # gzip mtime 0
 

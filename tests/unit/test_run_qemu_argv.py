@@ -238,3 +238,47 @@ def test_kvm_probe_result_is_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert accel.kvm_works("bad") is False
     assert accel.kvm_works("bad") is False
     assert calls == ["good", "bad"]
+
+
+def _sector17(path: Path, record: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.seek(17 * 2048)
+        fh.write(record.ljust(2048, b"\0"))
+
+
+def test_detect_root_image_boots(tmp_path: Path) -> None:
+    def kind(p: str) -> tuple[str, bool]:
+        boot = detect_boot(p, kernel=False, iso=False, squashfs=False, uefi=False)
+        return boot.kind, boot.loader
+
+    erofs = str(tmp_path / "e")
+    Path(erofs + "-kernel").touch()
+    Path(erofs + "-erofs.img").touch()
+    assert kind(erofs) == ("erofs", False)
+    Path(erofs + "-initrd.img").touch()
+    assert kind(erofs) == ("erofs", True)
+    # a kernel+iso root image has no El Torito boot record; a boot CD next to a kernel+initrd does
+    kiso = str(tmp_path / "k")
+    Path(kiso + "-kernel").touch()
+    Path(kiso + "-initrd.img").touch()
+    _sector17(Path(kiso + ".iso"), b"\x01CD001\x01")
+    assert kind(kiso) == ("kernel-iso", True)
+    _sector17(Path(kiso + ".iso"), b"\x00CD001\x01EL TORITO SPECIFICATION")
+    assert kind(kiso) == ("kernel", False)
+    # --squashfs names the kind outright; the loader is used when it is there
+    assert detect_boot(kiso, kernel=False, iso=False, squashfs=True, uefi=False).loader
+
+
+def test_argv_root_images_with_loader(tmp_path: Path) -> None:
+    p = str(tmp_path / "vm")
+    for kind, root in (("squashfs", "/dev/vda"), ("erofs", "/dev/vda"), ("kernel-iso", "/dev/sr0")):
+        args = qemu_argv("q", _kernel_cfg(tmp_path, boot=Boot(kind, p, p, loader=True)))
+        assert args[args.index("-initrd") + 1] == p + "-initrd.img"
+        assert args[args.index("-append") + 1] == f"console=ttyS0 root={root}"
+    bare = qemu_argv("q", _kernel_cfg(tmp_path, boot=Boot("erofs", p, p)))
+    assert "-initrd" not in bare and bare[bare.index("-append") + 1] == "console=ttyS0 root=/dev/vda"
+    # the kernel+iso root image is the first virtio-scsi CD (the loader looks for /dev/sr0)
+    cd = qemu_argv("q", _kernel_cfg(tmp_path, boot=Boot("kernel-iso", p, p, loader=True), isos=[p + ".iso", "d.iso"]))
+    joined = " ".join(cd)
+    assert f"-device virtio-scsi-pci,id=scsi0 -drive file={p}.iso,if=none,id=cd0,media=cdrom,readonly=on" in joined
+    assert "-drive file=d.iso,if=none,id=cd1" in joined and "-cdrom" not in cd

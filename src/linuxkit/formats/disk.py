@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import struct
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from .partition import (
     write_mbr,
 )
 from .registry import FormatContext
+from .sparsetar import write_sparse_tar
 from .uki import write_uki_file
 
 GIB = 1024 * MIB
@@ -208,7 +208,7 @@ write_vmdk = _converted(build_bios_disk, ".vmdk", "vmdk", ["vmdk", "-o", "subfor
 
 def write_gcp(ctx: FormatContext, rootfs_tar: Path) -> None:
     """``gcp``: ``NAME.img.tar.gz``: a BIOS disk as ``disk.raw`` (a whole number of GiB, as Google
-    Compute Engine wants) in a gzip'd tar with fixed owner, mtime and gzip header."""
+    Compute Engine wants) in a gzip'd old-GNU sparse tar with fixed owner, mtime and gzip header."""
     final = f"{ctx.base}.img.tar.gz"
     if ctx.size_mb % 1024:
         raise UserError(
@@ -224,12 +224,9 @@ def write_gcp(ctx: FormatContext, rootfs_tar: Path) -> None:
         if size % GIB:
             with open(raw, "r+b") as fh:
                 fh.truncate(round_up(size, GIB))
-        info = tarfile.TarInfo("disk.raw")
-        info.size = raw.stat().st_size
-        info.mtime = ctx.epoch
-        info.mode = 0o644
-        info.uname = info.gname = ""
+        # Sparse, as Google's import instructions make it (tar --format=oldgnu -S): only the data
+        # extents of the mostly empty disk are read and compressed.
         with open(ctx.outputs.path(final), "wb") as out:
             gz = igzip.IGzipFile(filename="", mode="wb", fileobj=out, compresslevel=2, mtime=0)  # type: ignore[no-untyped-call]
-            with gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tf, open(raw, "rb") as src:
-                tf.addfile(info, src)
+            with gz:
+                write_sparse_tar(gz, raw, "disk.raw", ctx.epoch)

@@ -17,12 +17,13 @@ from .. import log
 from ..errors import BuildError
 from ..oci.cache import Cache
 from ..oci.image import Platform
-from ..rootfs.flatten import write_flattened
 
 MKIMAGE_DIR = Path(__file__).with_name("mkimage")
 
 #: formats that need no boot loader
-WITHOUT_LOADER = frozenset({"tar", "docker", "kernel+initrd", "tar-kernel-initrd"})
+WITHOUT_LOADER = frozenset(
+    {"tar", "docker", "kernel+initrd", "tar-kernel-initrd", "kernel+squashfs", "kernel+erofs", "kernel+iso"}
+)
 
 
 def mkimage_hash() -> str:
@@ -37,6 +38,7 @@ def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: obj
     from ..packages.debian_image import DebianSettings
     from ..packages.pkgbuild import PkgBuildOptions, build_package
     from ..packages.tag import TagOptions
+    from ..rootfs.flatten import write_flattened
 
     assert isinstance(debian, DebianSettings)
     opts = PkgBuildOptions(

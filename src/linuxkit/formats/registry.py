@@ -7,6 +7,7 @@ assembled rootfs tar and writes its files through an :class:`~linuxkit.outputs.O
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,29 +69,45 @@ _NAMES = (
 STREAMABLE = frozenset({"tar", "docker"})
 
 
+#: format → (module of this package, function): imported only when a build writes that format, as
+#: importing every writer (pycdlib, pyelftools, ...) cost 50-100 ms of each build.
+_WRITERS: dict[str, tuple[str, str]] = {
+    "kernel+initrd": ("initrd", "write_kernel_initrd"),
+    "tar-kernel-initrd": ("initrd", "write_tar_kernel_initrd"),
+    "iso-bios": ("iso", "write_iso_bios"),
+    "iso-efi": ("iso", "write_iso_efi"),
+    "iso-efi-initrd": ("iso", "write_iso_efi_initrd"),
+    "raw-bios": ("disk", "write_raw_bios"),
+    "raw-efi": ("disk", "write_raw_efi"),
+    "kernel+squashfs": ("rootimage", "write_kernel_squashfs"),
+    "kernel+erofs": ("rootimage", "write_kernel_erofs"),
+    "kernel+iso": ("rootimage", "write_kernel_iso"),
+    "aws": ("disk", "write_aws"),
+    "gcp": ("disk", "write_gcp"),
+    "qcow2-bios": ("disk", "write_qcow2_bios"),
+    "qcow2-efi": ("disk", "write_qcow2_efi"),
+    "vhd": ("disk", "write_vhd"),
+    "dynamic-vhd": ("disk", "write_dynamic_vhd"),
+    "vmdk": ("disk", "write_vmdk"),
+    "uki": ("uki", "write_uki"),
+}
+
+
+def _lazy_writer(module: str, function: str) -> FormatWriter:
+    def write(ctx: FormatContext, rootfs_tar: Path) -> None:
+        writer: FormatWriter = getattr(importlib.import_module(f"{__package__}.{module}"), function)
+        writer(ctx, rootfs_tar)
+
+    write.__name__ = write.__qualname__ = function
+    return write
+
+
 def all_formats() -> dict[str, Format]:
     """Every known format with its writer (``None`` where this version cannot write it yet)."""
-    from . import disk, iso, uki
-    from .initrd import write_kernel_initrd, write_tar_kernel_initrd  # here: initrd imports this module
-
-    writers: dict[str, FormatWriter] = {
-        "kernel+initrd": write_kernel_initrd,
-        "tar-kernel-initrd": write_tar_kernel_initrd,
-        "iso-bios": iso.write_iso_bios,
-        "iso-efi": iso.write_iso_efi,
-        "iso-efi-initrd": iso.write_iso_efi_initrd,
-        "raw-bios": disk.write_raw_bios,
-        "raw-efi": disk.write_raw_efi,
-        "aws": disk.write_aws,
-        "gcp": disk.write_gcp,
-        "qcow2-bios": disk.write_qcow2_bios,
-        "qcow2-efi": disk.write_qcow2_efi,
-        "vhd": disk.write_vhd,
-        "dynamic-vhd": disk.write_dynamic_vhd,
-        "vmdk": disk.write_vmdk,
-        "uki": uki.write_uki,
+    return {
+        name: Format(name, name in STREAMABLE, _lazy_writer(*_WRITERS[name]) if name in _WRITERS else None)
+        for name in _NAMES
     }
-    return {name: Format(name, name in STREAMABLE, writers.get(name)) for name in _NAMES}
 
 
 def split_formats(values: Sequence[str]) -> list[str]:
@@ -101,9 +118,21 @@ def split_formats(values: Sequence[str]) -> list[str]:
     return out
 
 
-def validate_formats(names: Sequence[str]) -> list[Format]:
-    """Check a list of requested formats; raise :class:`UserError` for unknown or unusable ones."""
+#: formats that each write ``NAME-initrd.img``: the kernel+initrd one and the root loader of the others
+_ROOT_IMAGE_FORMATS = ("kernel+squashfs", "kernel+erofs", "kernel+iso")
+
+
+def validate_formats(names: Sequence[str], arch: str = "amd64") -> list[Format]:
+    """Check a list of requested formats for a build for ``arch``; raise :class:`UserError` for
+    unknown, unusable or clashing ones."""
     table = all_formats()
+    if "kernel+initrd" in names:
+        clash = [n for n in _ROOT_IMAGE_FORMATS if n in names]
+        if clash:
+            raise UserError(
+                f"formats kernel+initrd and {clash[0]} cannot be built together: both write NAME-initrd.img",
+                hint="build them in two runs (or with different --name / --dir)",
+            )
     chosen: list[Format] = []
     for name in names:
         fmt = table.get(name)
@@ -111,6 +140,11 @@ def validate_formats(names: Sequence[str]) -> list[Format]:
             raise UserError(
                 f"unknown format {name!r}",
                 hint="known formats: " + ", ".join(_NAMES),
+            )
+        if name == "rpi3" and arch not in ("arm64", "aarch64"):
+            raise UserError(
+                f"rpi3 builds only for arm64 (this build is for {arch})",
+                hint="use --arch arm64 with an arm64 kernel and images",
             )
         if fmt.streamable and len(names) > 1:
             raise UserError(f"format type {name} must be the only format specified")

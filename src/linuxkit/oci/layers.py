@@ -16,6 +16,8 @@ import io
 import zlib
 from typing import IO, Any
 
+from isal import igzip
+
 from .digest import CHUNK, DigestError, VerifyingReader
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -46,7 +48,9 @@ class UncompressedLayer(io.RawIOBase):
         self.compression = kind
         self._inner: IO[bytes] | Any
         if kind == "gzip":
-            self._inner = gzip.GzipFile(fileobj=buffered, mode="rb")
+            # ISA-L decompresses gzip ~2-3x faster than zlib with identical output (reading only:
+            # what we write stays zlib, so our layer digests do not depend on the library)
+            self._inner = igzip.IGzipFile(fileobj=buffered, mode="rb")  # type: ignore[no-untyped-call]
         elif kind == "zstd":
             import zstandard
 

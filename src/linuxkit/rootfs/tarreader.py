@@ -174,8 +174,9 @@ def _merge_pax(hdr: Header, records: dict[str, str]) -> None:
 def _parse_block(block: bytes) -> Header:
     stored = _numeric(block[148:156])
     unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    signed = sum(b - 256 if b > 127 else b for b in block[:148] + block[156:]) + 8 * 32
-    if stored not in (unsigned, signed):
+    # The signed sum (old writers) only differs when a byte is >= 0x80: each such byte counts 256 less.
+    # Computed only on a mismatch: a per-byte Python loop was a tenth of a build's time.
+    if stored != unsigned and stored != unsigned - 256 * sum(1 for b in block[:148] + block[156:] if b > 127):
         raise BuildError("tar: header checksum mismatch (not a tar stream?)")
     magic, version, trailer = block[257:263], block[263:265], block[508:512]
     hdr = Header(

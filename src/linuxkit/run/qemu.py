@@ -2,7 +2,9 @@
 does (:func:`qemu_argv`, pure), then run qemu with the serial console on our stdio.
 
 What PATH may name: ``PATH-kernel`` + ``PATH-initrd.img`` (+ ``PATH-cmdline``) when PATH itself
-does not exist (with ``PATH-squashfs.img``: a kernel+squashfs boot); ``X.iso`` (``X-efi.iso``
+does not exist (with ``PATH-squashfs.img``, ``PATH-erofs.img`` or a ``PATH.iso`` without a boot
+loader: a kernel+squashfs/erofs/iso boot, the root image on a virtio disk or a virtio-scsi CD and
+``PATH-initrd.img``, when there, as the root loader); ``X.iso`` (``X-efi.iso``
 boots under UEFI); a disk image (``.img``, ``.qcow2``, ``.raw``, ``.vhd``, ``.vmdk``; ``-efi.*``
 boots under UEFI); a unified kernel image ``X.efi`` (booted by OVMF as ``-kernel``).
 """
@@ -81,21 +83,54 @@ def check_ports_free(ports: list[PublishedPort]) -> None:
 
 @dataclass(frozen=True)
 class Boot:
-    """What to boot: ``kind`` is kernel, squashfs, iso, disk or uki; ``prefix`` names the state dir."""
+    """What to boot: ``kind`` is kernel, squashfs, erofs, kernel-iso, iso, disk or uki; ``prefix`` names
+    the state dir; ``loader``: a root image boot with ``PATH-initrd.img`` (the root loader)."""
 
     kind: str
     path: str
     prefix: str
     uefi: bool = False
+    loader: bool = False
+
+
+#: kernel boots with a root image: kind → (file after PATH, root= with the loader, root= without)
+ROOT_IMAGES = {
+    "squashfs": ("-squashfs.img", "/dev/vda", "/dev/sda"),
+    "erofs": ("-erofs.img", "/dev/vda", "/dev/vda"),
+    "kernel-iso": (".iso", "/dev/sr0", "/dev/sr0"),
+}
+
+
+def iso_is_bootable(path: str) -> bool:
+    """An El Torito boot record at sector 17: a boot CD, not a kernel+iso root image."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(17 * 2048)
+            record = fh.read(40)
+    except OSError:
+        return False
+    return record[:6] == b"\x00CD001" and record[7:30] == b"EL TORITO SPECIFICATION"
+
+
+def _kernel_boot(path: str, uefi: bool, squashfs: bool) -> Boot:
+    """A boot of ``PATH-kernel``: with a root image when one is there (or ``--squashfs`` says so)."""
+    kind = "kernel"
+    if squashfs or os.path.exists(path + "-squashfs.img"):
+        kind = "squashfs"
+    elif os.path.exists(path + "-erofs.img"):
+        kind = "erofs"
+    elif os.path.exists(path + ".iso") and not iso_is_bootable(path + ".iso"):
+        kind = "kernel-iso"
+    return Boot(kind, path, path, uefi, loader=kind in ROOT_IMAGES and os.path.exists(path + "-initrd.img"))
 
 
 def detect_boot(path: str, *, kernel: bool, iso: bool, squashfs: bool, uefi: bool) -> Boot:
     """Upstream's detection, plus UEFI for ``-efi`` images and ``.efi`` unified kernel images."""
     if kernel or squashfs:
-        return Boot("squashfs" if squashfs else "kernel", path, path, uefi)
+        return _kernel_boot(path, uefi, squashfs)
     if not os.path.exists(path):
         if os.path.exists(path + "-kernel"):
-            return Boot("squashfs" if os.path.exists(path + "-squashfs.img") else "kernel", path, path, uefi)
+            return _kernel_boot(path, uefi, False)
         raise UserError(
             f"nothing to boot at {path}",
             hint=f"expected {path}-kernel + {path}-initrd.img (kernel+initrd), an .iso, a disk image or an .efi",
@@ -215,12 +250,15 @@ def qemu_argv(qemu: str, cfg: QemuConfig) -> list[str]:
     if cfg.boot.uefi:
         args += ["-drive", f"if=pflash,format=raw,file={cfg.firmware}"]
     append = None
-    if cfg.boot.kind in ("kernel", "squashfs"):
+    if cfg.boot.kind == "kernel" or cfg.boot.kind in ROOT_IMAGES:
         args += ["-kernel", cfg.boot.path + "-kernel"]
-        if cfg.boot.kind == "kernel":
+        if cfg.boot.kind == "kernel" or cfg.boot.loader:
             args += ["-initrd", cfg.boot.path + "-initrd.img"]
         if cfg.cmdline is not None:
-            append = cfg.cmdline + (" root=/dev/sda" if cfg.boot.kind == "squashfs" else "")
+            append = cfg.cmdline
+            if cfg.boot.kind in ROOT_IMAGES:
+                _, with_loader, without = ROOT_IMAGES[cfg.boot.kind]
+                append += f" root={with_loader if cfg.boot.loader else without}"
     elif cfg.boot.kind == "uki":
         args += ["-kernel", cfg.boot.path]
     if cfg.extra_cmdline:
@@ -291,11 +329,12 @@ class RunOptions:
 
 def _check_boot_files(boot: Boot) -> str | None:
     """Check the files a boot needs; return the cmdline text (``None`` when there is no file)."""
-    if boot.kind in ("kernel", "squashfs"):
-        needed = [boot.path + "-kernel", boot.path + ("-initrd.img" if boot.kind == "kernel" else "-squashfs.img")]
-        for f in needed:
+    if boot.kind == "kernel" or boot.kind in ROOT_IMAGES:
+        image = "-initrd.img" if boot.kind == "kernel" else ROOT_IMAGES[boot.kind][0]
+        fmt = "kernel+initrd" if boot.kind == "kernel" else "kernel+" + boot.kind.removeprefix("kernel-")
+        for f in (boot.path + "-kernel", boot.path + image):
             if not os.path.isfile(f):
-                raise UserError(f"{f} does not exist", hint="build it with `linuxkit build --format kernel+initrd`")
+                raise UserError(f"{f} does not exist", hint=f"build it with `linuxkit build --format {fmt}`")
         try:
             return Path(boot.path + "-cmdline").read_text(errors="surrogateescape")
         except OSError:
@@ -330,7 +369,8 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         raise UserError(f"could not create state directory {state}: {exc.strerror}") from exc
     if firmware:
         firmware = _firmware_copy(firmware, state)
-    isos = [boot.path] if boot.kind == "iso" else []
+    # a kernel+iso root image is the first CD on virtio-scsi (/dev/sr0), before any metadata CD
+    isos = [boot.path] if boot.kind == "iso" else [boot.path + ".iso"] if boot.kind == "kernel-iso" else []
     if opts.data is not None or opts.data_file is not None:
         if opts.data_file is not None:
             try:
@@ -342,8 +382,8 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         write_metadata_iso(state / "data.iso", data)
         isos.append(str(state / "data.iso"))
     disks = resolve_disks(list(opts.disks), state)
-    if boot.kind in ("disk", "squashfs"):
-        root = boot.path + "-squashfs.img" if boot.kind == "squashfs" else boot.path
+    if boot.kind in ("disk", "squashfs", "erofs"):
+        root = boot.path + ROOT_IMAGES[boot.kind][0] if boot.kind in ROOT_IMAGES else boot.path
         disks.insert(0, DiskSpec(path=root, format=_DISK_FORMATS.get(os.path.splitext(root)[1], "")))
     accel = choose_accel(opts.accel, qemu, arch)
     cfg = QemuConfig(
