@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from . import log
 from .config import schema
@@ -24,15 +24,17 @@ from .formats.tarfmt import write_docker, write_tar
 from .oci import reference
 from .oci.cache import Cache
 from .oci.image import ImageSource, Platform
-from .oci.registry import RegistryOptions, pull
 from .outputs import OutputSet
-from .packages.debian_image import DebianSettings, default_debian_cache
 from .rootfs.assemble import Addition, RootfsSettings, images_read, oci_volumes
 from .rootfs.header import DEFAULT_MTIME, REG, Header
 from .rootfs.inputtar import InputTar
 from .rootfs.ocivolume import ensure_index, layout_entries
 from .rootfs.tarwriter import TarSink
 from .sbom import SbomCollector, attestation_sboms
+
+if TYPE_CHECKING:  # the registry client (requests) and the package builder load only when used
+    from .oci.registry import RegistryOptions
+    from .packages.debian_image import DebianSettings
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class BuildOptions:
     #: Builds a ``@pkg:`` package (its directory) for a platform when its image is not in the cache.
     pkg_builder: PackageBuilder | None = field(default=None, compare=False)
     #: Debian settings (mirrors, download cache) for packages built on the way, e.g. the boot loaders.
-    debian: DebianSettings = field(default_factory=lambda: DebianSettings(cache_dir=default_debian_cache()))
+    debian: DebianSettings | None = field(default=None, compare=False)  # None: the defaults
 
 
 PackageBuilder = Callable[[str, Platform, str], None]
@@ -118,6 +120,8 @@ class ImageFinder:
             return "pulling is off"
         try:
             with log.step(f"Pulling {key}"):
+                from .oci.registry import pull
+
                 pull(self.cache, key, [self.platform], options=self.registry)
         except LinuxKitError as exc:
             return exc.message
@@ -144,6 +148,8 @@ class ImageFinder:
         def one(key: str) -> str | None:
             log.info(f"Pulling {key}")
             try:
+                from .oci.registry import pull
+
                 pull(self.cache, key, [self.platform], options=self.registry)
             except LinuxKitError as exc:
                 return exc.message
@@ -260,6 +266,12 @@ def _write_streamable(opts: BuildOptions, write: Callable[[IO[bytes]], None]) ->
         return outputs.commit()
 
 
+def _debian(opts: BuildOptions) -> DebianSettings:
+    from .packages.debian_image import DebianSettings, default_debian_cache
+
+    return opts.debian if opts.debian is not None else DebianSettings(cache_dir=default_debian_cache())
+
+
 def source_date_epoch() -> int:
     """``SOURCE_DATE_EPOCH`` (seconds), else 0: the one time reproducible outputs may carry."""
     text = os.environ.get("SOURCE_DATE_EPOCH", "")
@@ -322,7 +334,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
         boot_files = None
         if any(f.name not in WITHOUT_LOADER for f in formats):
             with log.step("Preparing boot loaders"):
-                boot_files = boot_files_tree(cache, platform, Path(tmp) / "loaders", debian=opts.debian)
+                boot_files = boot_files_tree(cache, platform, Path(tmp) / "loaders", debian=_debian(opts))
         ctx = FormatContext(
             base,
             opts.size_mb,

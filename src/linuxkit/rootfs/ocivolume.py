@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import log
 from ..errors import BuildError
@@ -23,13 +23,15 @@ from ..oci.cache import Cache, damaged
 from ..oci.descriptor import Descriptor
 from ..oci.image import Platform
 from ..oci.mediatypes import ANNOTATION_REF_NAME, IMAGE_MANIFEST_TYPES, OCI_INDEX, is_index
-from ..oci.registry import RegistryOptions, pull
 from .header import DIR, REG, Header
 from .tarreader import Entry
 
 #: The ``oci-layout`` file as go-containerregistry writes it.
 LAYOUT_FILE = b'{\n\t\t"imageLayoutVersion": "1.0.0"\n\t}'
 _ZERO_TIME = (0, 0)
+
+if TYPE_CHECKING:  # the registry client loads only when a volume image must be pulled
+    from ..oci.registry import RegistryOptions
 
 
 def _file(name: str, size: int, data: Any) -> Entry:
@@ -102,6 +104,8 @@ def ensure_index(
     def fetch() -> None:
         assert registry is not None
         with log.step(f"Pulling {key}"):
+            from ..oci.registry import pull
+
             pull(cache, key, list(platforms), options=registry)
 
     if registry is not None and (always_pull or cache.find(key) is None):
