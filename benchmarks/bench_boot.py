@@ -6,7 +6,8 @@
   (the floor: kernel boot + initrd unpack). Goal: minimal ≤ floor + 1.0 s.
 
 The packages are built from the Debian archive on the first run (cached afterwards: ``LINUXKIT_CACHE``,
-``LINUXKIT_DEBIAN_CACHE``). Run: ``.venv/bin/python benchmarks/bench_boot.py [--repeat 3]``.
+``LINUXKIT_DEBIAN_CACHE``). Run: ``.venv/bin/python benchmarks/bench_boot.py [--repeat 3] [--timeline]``;
+``--timeline`` also prints every console line of one boot of each with its time since qemu started.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ ONBOOT_MARKER = b"hello from an onboot container"
 FLOOR_MARKER = b"FLOOR-MARKER"
 
 
-def time_to_marker(kernel: Path, initrd: Path, marker: bytes, timeout: float = 120.0) -> float:
+def time_to_marker(
+    kernel: Path, initrd: Path, marker: bytes, timeout: float = 120.0, timeline: list[tuple[float, str]] | None = None
+) -> float:
+    """Seconds from starting qemu to MARKER on the serial console; TIMELINE (if given) gets (time, line) pairs."""
     argv = [
         "qemu-system-x86_64",
         "-accel",
@@ -55,13 +59,22 @@ def time_to_marker(kernel: Path, initrd: Path, marker: bytes, timeout: float = 1
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
     seen = b""
+    line_start = 0
     try:
         while time.monotonic() - start < timeout:
             chunk = proc.stdout.read()
             if chunk:
+                now = time.monotonic() - start
                 seen += chunk
+                if timeline is not None:
+                    # a line is stamped with the time its end arrived (output is polled every 10 ms)
+                    while (nl := seen.find(b"\n", line_start)) >= 0:
+                        timeline.append((now, seen[line_start:nl].decode(errors="replace").rstrip("\r")))
+                        line_start = nl + 1
                 if marker in seen:
-                    return time.monotonic() - start
+                    if timeline is not None and line_start < len(seen):
+                        timeline.append((now, seen[line_start:].decode(errors="replace").rstrip("\r\n")))
+                    return now
             else:
                 time.sleep(0.01)
         raise RuntimeError(f"marker {marker!r} not seen:\n{seen.decode(errors='replace')[-2000:]}")
@@ -73,6 +86,7 @@ def time_to_marker(kernel: Path, initrd: Path, marker: bytes, timeout: float = 1
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--timeline", action="store_true", help="print each console line's arrival time")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-boot-") as tmp:
         out = Path(tmp)
@@ -98,6 +112,16 @@ def main() -> None:
         print(f"floor (same kernel, busybox /init marker): {f:.2f} s  runs {[round(x, 2) for x in floors]}")
         print(f"minimal to onboot output:                   {s:.2f} s  runs {[round(x, 2) for x in systems]}")
         print(f"difference: {s - f:+.2f} s (goal <= +1.0 s); ratio {s / f:.2f}x")
+        if args.timeline:
+            for title, (k, i, m) in (
+                ("floor", (floor.kernel, floor.initrd, FLOOR_MARKER)),
+                ("minimal", (kernel, initrd, ONBOOT_MARKER)),
+            ):
+                lines: list[tuple[float, str]] = []
+                time_to_marker(k, i, m, timeline=lines)
+                print(f"--- console timeline: {title}")
+                for t, text in lines:
+                    print(f"{t:7.2f}  {text}")
 
 
 if __name__ == "__main__":

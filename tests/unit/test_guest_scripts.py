@@ -180,6 +180,29 @@ def test_unparsable_runtime_json_fails_that_bundle_only(guest: Guest) -> None:
     assert [c.split()[-1] for c in guest.runc_calls()] == ["001-fine"]
 
 
+def test_runtime_json_escapes_nulls_and_bad_shapes(guest: Guest) -> None:
+    b = "/containers/onboot/000-esc"
+    runtime = {
+        "mounts": [
+            {"type": None, "source": "/data dir\\x", "destination": "d\u00e9st", "options": ["rbind"]},
+            {"destination": f"{b}/rootfs/ro", "options": ["remount", "ro"]},
+        ],
+        "mkdir": ["new\tdir"],
+        "bindNS": {"net": None, "ipc": ""},
+    }
+    path = guest.bundle("onboot", "000-esc", runtime=runtime)
+    guest.bundle("onboot", "001-bad", runtime={"mounts": "not a list"})
+    proc = guest.sh(ONBOOT)
+    assert proc.returncode == 1  # 001-bad
+    assert guest.stub_calls()[:2] == [
+        f"mount -o rbind $ROOT/data dir\\x $ROOT{b}/rootfs/dést",
+        f"mount -o remount,ro $ROOT{b}/rootfs/ro",
+    ]
+    assert (path / "rootfs" / "new\tdir").is_dir()
+    assert "mounts is not an array" in proc.stdout
+    assert guest.runc_calls() == [f"run --bundle {path} 000-esc"]  # no bindNS: run, not create/start
+
+
 def test_bindns_and_interfaces_use_create_then_start(guest: Guest) -> None:
     runtime = {
         "bindNS": {"uts": "/run/ns/uts", "net": "/run/netns/svc", "ipc": ""},
@@ -447,7 +470,14 @@ def test_rc_init_hostname(guest: Guest) -> None:
     assert guest.sh(RC_INIT, "hostname").stdout.strip() == "linuxkit-525400123456"
     (guest.root / "etc").mkdir()
     (guest.root / "etc/hostname").write_text("myhost\n")
-    assert guest.sh(RC_INIT, "hostname").stdout.strip() == "myhost"
+    assert guest.sh(RC_INIT, "hostname").stdout == "myhost\n"
+    (guest.root / "etc/hostname").write_text("  my h*st\t\r\n")  # blanks dropped, no globbing
+    assert guest.sh(RC_INIT, "hostname").stdout == "myh*st\n"
+    (guest.root / "etc/hostname").write_text(" \n")
+    assert guest.sh(RC_INIT, "hostname").stdout == "linuxkit-525400123456\n"
+    (net / "address").unlink()
+    proc = guest.sh(RC_INIT, "hostname")
+    assert proc.returncode == 1 and proc.stdout == ""
 
 
 def test_rc_shutdown_runs_shutdown_d_unmounts_and_powers_off(guest: Guest, tmp_path: Path) -> None:
@@ -507,27 +537,57 @@ def test_issue_goes_to_each_console(guest: Guest) -> None:
     assert guest.read(guest.root / "dev/tty0") == "Welcome to LinuxKit\n"
 
 
+def add_device(root: Path, bus: str, rel: str, alias: str) -> None:
+    """A device as sysfs has it: /sys/devices/REL/modalias, linked from /sys/bus/BUS/devices/."""
+    dev = root / "sys/devices" / rel
+    dev.mkdir(parents=True)
+    (dev / "modalias").write_text(alias + "\n")
+    link = root / "sys/bus" / bus / "devices" / rel.rsplit("/", 1)[-1]
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(dev)
+
+
 def test_rc_init_loads_modules_for_present_devices(guest: Guest) -> None:
     modprobe = guest.fake / "modprobe"
     modprobe.write_text('#!/bin/busybox sh\necho "modprobe $*" >>"$STUB_LOG"\n')
     modprobe.chmod(0o755)
-    for rel, alias in (("pci0/0000:00:01.0", "pci:v00008086d00001237"), ("virtio0", "virtio:d00000001v00001AF4")):
-        dev = guest.root / "sys/devices" / rel
-        dev.mkdir(parents=True)
-        (dev / "modalias").write_text(alias + "\n")
-    (guest.root / "sys/devices/virtio1").mkdir()
-    (guest.root / "sys/devices/virtio1/modalias").write_text("virtio:d00000001v00001AF4\n")  # duplicate alias
+    add_device(guest.root, "pci", "pci0000:00/0000:00:01.0", "pci:v00008086d00001237")
+    add_device(guest.root, "virtio", "pci0000:00/0000:00:03.0/virtio0", "virtio:d00000001v00001AF4")
+    add_device(guest.root, "virtio", "pci0000:00/0000:00:04.0/virtio1", "virtio:d00000001v00001AF4")  # same alias
+    (guest.root / "sys/devices/system/nomod").mkdir(parents=True)  # no modalias: skipped
     proc = guest.sh(RC_INIT, "load-modules", MODPROBE=str(modprobe))
     assert proc.returncode == 0
     assert guest.stub_calls() == []  # no /lib/modules/<release>: nothing to load
     (guest.root / "lib/modules" / os.uname().release).mkdir(parents=True)
     (guest.root / "etc").mkdir()
     (guest.root / "etc/modules").write_text("# comment\n\nvirtio_net\nloop max_loop=8\n")
-    assert guest.sh(RC_INIT, "load-modules", MODPROBE=str(modprobe)).returncode == 0
+    proc = guest.sh(RC_INIT, "load-modules", MODPROBE=str(modprobe))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
     assert guest.stub_calls() == [
         "modprobe -a -q pci:v00008086d00001237 virtio:d00000001v00001AF4",
         "modprobe virtio_net",
         "modprobe loop max_loop=8",
+    ]
+
+
+def test_rc_init_scans_again_for_devices_a_new_driver_brought(guest: Guest) -> None:
+    # the first modprobe (a bus driver) makes a new device appear; the next pass loads only its alias
+    modprobe = guest.fake / "modprobe"
+    modprobe.write_text(
+        '#!/bin/busybox sh\necho "modprobe $*" >>"$STUB_LOG"\n'
+        f"d={guest.root}/sys/devices/pci0000:00/0000:00:05.0/virtio2\n"
+        f'[ -e "$d" ] && exit 0\nmkdir -p "$d" {guest.root}/sys/bus/virtio/devices\n'
+        'echo virtio:d00000002v00001AF4 >"$d/modalias"\n'
+        f'ln -s "$d" {guest.root}/sys/bus/virtio/devices/virtio2\n'
+    )
+    modprobe.chmod(0o755)
+    add_device(guest.root, "pci", "pci0000:00/0000:00:05.0", "pci:v00001AF4d00001001")
+    (guest.root / "lib/modules" / os.uname().release).mkdir(parents=True)
+    assert guest.sh(RC_INIT, "load-modules", MODPROBE=str(modprobe)).returncode == 0
+    assert guest.stub_calls() == [
+        "modprobe -a -q pci:v00001AF4d00001001",
+        "modprobe -a -q virtio:d00000002v00001AF4",
     ]
 
 
@@ -540,37 +600,44 @@ def can_unshare() -> bool:
 
 @pytest.mark.integration
 @pytest.mark.skipif(not can_unshare(), reason="needs root and unshare (mount + pid namespaces)")
-def test_init_copies_a_ram_root_to_tmpfs_and_switches_root(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    root.mkdir()
-    # the initramfs stand-in: a tmpfs holding busybox, /init, a fake /sbin/init and a bundle
+def test_init_makes_a_ram_root_pivotable_and_switches_root(tmp_path: Path) -> None:
+    top = tmp_path / "top"
+    top.mkdir()
+    # the initramfs stand-in: a directory of a tmpfs (so, like the kernel's rootfs, / is not a mount point of
+    # its own and pivot_root fails) holding busybox, /init, a fake /sbin/init and a bundle
     script = f"""
 set -e
-R={root}
-mount -t tmpfs tmpfs $R
-mkdir -p $R/bin $R/sbin $R/etc $R/containers/onboot/000-x/rootfs $R/dev
+mount -t tmpfs tmpfs {top}
+R={top}/initramfs
+mkdir -p $R/bin $R/sbin $R/etc $R/containers/onboot/000-x/rootfs $R/dev $R/proc
 cp {BUSYBOX} $R/bin/busybox
 ln -s busybox $R/bin/sh
 cp {INIT_FILES / "init"} $R/init
-printf '#!/bin/sh\\necho "stage2 pid=$$ fs=$(stat -f -c %%T /) dev=$(stat -c %%d /) args=$*"\\n' >$R/sbin/init
+printf '#!/bin/sh\\necho "stage2 pid=$$ fs=$(stat -f -c %%T /) args=$*"\\n' >$R/sbin/init
 printf '[ -x /bin/ls ] && [ -L /usr/bin/awk ] && echo applets-ok\\n' >>$R/sbin/init
 printf 'cat /etc/hello; ls /containers/onboot\\n' >>$R/sbin/init
+# what runc does for a container: pivot_root into a new root, which needs / to be a mount point
+printf 'mkdir /new; mount -t tmpfs new /new; mkdir /new/old; cd /new\\n' >>$R/sbin/init
+printf 'pivot_root . old && echo pivot-ok\\n' >>$R/sbin/init
 chmod +x $R/sbin/init
 echo hello >$R/etc/hello
-echo "initramfs dev=$(stat -c %d $R)"
+if [ "${{NO_INIT:-}}" ]; then exec chroot $R /sbin/init; fi
 exec chroot $R /init
 """
-    proc = subprocess.run(
-        ["unshare", "-m", "-p", "-f", "--propagation", "private", str(BUSYBOX), "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = proc.stdout.splitlines()
-    old_dev = re.fullmatch(r"initramfs dev=(\d+)", lines[0])
-    stage2 = re.fullmatch(r"stage2 pid=1 fs=tmpfs dev=(\d+) args=", lines[1])
-    assert old_dev and stage2, proc.stdout
-    assert old_dev.group(1) != stage2.group(1)  # a fresh tmpfs, not the initramfs
-    assert lines[2:] == ["applets-ok", "hello", "000-x"]
+
+    def boot(**env: str) -> list[str]:
+        proc = subprocess.run(
+            ["unshare", "-m", "-p", "-f", "--propagation", "private", str(BUSYBOX), "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={"PATH": os.environ["PATH"], **env},
+        )
+        return proc.stdout.splitlines()
+
+    lines = boot()
+    assert lines == ["stage2 pid=1 fs=tmpfs args=", "applets-ok", "hello", "000-x", "pivot-ok"]
+    # the check is real: without /init, the same root cannot be pivoted out of
+    plain = boot(NO_INIT="1")
+    assert plain[:1] == ["stage2 pid=1 fs=tmpfs args="] and "pivot-ok" not in plain

@@ -9,7 +9,7 @@ RUNC=${RUNC:-/usr/bin/runc}
 MOUNT=${MOUNT:-mount}
 UMOUNT=${UMOUNT:-umount}
 IP=${IP:-ip}
-JQ=${JQ:-jq}
+LK_JSON_AWK=${LINUXKIT_JSON_AWK:-${LK_LIBDIR:-/usr/libexec/linuxkit}/json.awk}
 LK_CONTAINERS=${LINUXKIT_CONTAINERS:-$LK_ROOT/containers}
 LK_RUN=${LINUXKIT_RUN:-$LK_ROOT/run}
 LK_VARLOG=${LINUXKIT_VARLOG:-$LK_ROOT/var/log}
@@ -17,8 +17,11 @@ LK_CGROUP=${LINUXKIT_CGROUP:-$LK_ROOT/sys/fs/cgroup}
 LK_CMDLINE=${LINUXKIT_CMDLINE:-$LK_ROOT/proc/cmdline}
 LK_CONSOLE=${LINUXKIT_CONSOLE:-$LK_ROOT/dev/console}
 LK_PROC=${LINUXKIT_PROC:-/proc}
-# field separator for jq output: not whitespace, so empty fields survive `read`
-LK_US=$(printf '\037')
+# field separator of plan records: not whitespace, so empty fields survive `read`
+LK_US=$'\037'
+LK_TAB=$'\t'
+LK_NL='
+'
 export LC_ALL=C
 
 lk_log() {
@@ -30,11 +33,11 @@ lk_console() {
 	{ echo "${LK_TAG:-linuxkit}: $*" >>"$LK_CONSOLE"; } 2>/dev/null || true
 }
 
+# (read and case are builtins: no fork)
 lk_cmdline_has() {
-	[ -r "$LK_CMDLINE" ] || return 1
-	for _w in $(cat "$LK_CMDLINE"); do
-		[ "$_w" = "$1" ] && return 0
-	done
+	_cl=""
+	read -r _cl 2>/dev/null <"$LK_CMDLINE" || [ -n "$_cl" ] || return 1
+	case " $_cl " in *" $1 "*) return 0 ;; esac
 	return 1
 }
 
@@ -53,10 +56,11 @@ lk_now_cs() {
 }
 
 # absolute paths are host paths (prefixed for tests); relative ones are inside the bundle rootfs
+# (sets _abs: a $(...) would fork)
 lk_abs() { # bundle path
 	case "$2" in
-	/*) echo "$LK_ROOT$2" ;;
-	*) echo "$1/rootfs/$2" ;;
+	/*) _abs=$LK_ROOT$2 ;;
+	*) _abs=$1/rootfs/$2 ;;
 	esac
 }
 
@@ -70,7 +74,8 @@ lk_is_propagation() {
 # Mount one runtime.json mount. Propagation flags are applied with separate calls, because the kernel
 # ignores them when combined with other flags (upstream's "remount,private" relies on that order).
 lk_mount_one() { # bundle type source destination options(comma separated)
-	_b=$1 _type=$2 _src=$3 _dest=$(lk_abs "$1" "$4") _opts=$5
+	lk_abs "$1" "$4"
+	_b=$1 _type=$2 _src=$3 _dest=$_abs _opts=$5
 	_rest="" _props="" _bind=""
 	_oldifs=$IFS
 	IFS=,
@@ -98,7 +103,7 @@ lk_mount_one() { # bundle type source destination options(comma separated)
 		_rest="${_rest:+$_rest,}$_o"
 	done
 	IFS=$_oldifs
-	mkdir -p "$_dest" 2>/dev/null || [ -e "$_dest" ] || {
+	[ -d "$_dest" ] || mkdir -p "$_dest" 2>/dev/null || [ -e "$_dest" ] || {
 		lk_log "cannot create directory for mount destination $_dest"
 		return 1
 	}
@@ -142,33 +147,95 @@ lk_new_cgroup() { # path
 	return 0
 }
 
-lk_runtime() { # bundle jq-filter
-	[ -e "$1/runtime.json" ] || return 0
-	"$JQ" -r "$2" "$1/runtime.json"
+# JSON as flat "PATH<TAB>VALUE" records (json.awk: busybox awk, no jq: jq alone costs a large part of a
+# second per run under emulation). PATH is a jq path (.mounts[0].options[1], .annotations["a.b"]).
+lk_json() { # [awk -v options] file
+	awk -f "$LK_JSON_AWK" "$@"
 }
 
-# Everything the filesystem preparation needs from runtime.json, from ONE jq run (each run of jq costs
-# a good fraction of a second under emulation). One record per line, fields separated by US:
+# A record value back to the string: json.awk writes \ newline tab CR NUL as \\ \n \t \r \0.
+# Sets _lv; a value without a backslash is the string itself (no fork).
+lk_unescape() { # value
+	case "$1" in
+	*\\*) _lv=$(printf '%bx' "$1") && _lv=${_lv%x} ;;
+	*) _lv=$1 ;;
+	esac
+}
+
+# value of PATH in RECORDS (the output of lk_json); "null" (jq's `// ""`) and absent give 1
+lk_json_get() { # records path
+	while IFS=$LK_TAB read -r _jp _jv; do
+		[ "$_jp" = "$2" ] || continue
+		[ "$_jv" = null ] && return 1
+		lk_unescape "$_jv"
+		printf '%s\n' "$_lv"
+		return 0
+	done <<EOF
+$1
+EOF
+	return 1
+}
+
+# The records of a bundle's runtime.json, from ONE awk run per bundle (cached in LK_RT for LK_RT_FOR)
+LK_RT_FOR="" LK_RT=""
+lk_runtime_records() { # bundle
+	[ "$LK_RT_FOR" = "$1" ] && return 0
+	LK_RT=""
+	if [ -e "$1/runtime.json" ]; then
+		LK_RT=$(lk_json -v top=object "$1/runtime.json") || {
+			lk_log "cannot parse runtime config $1/runtime.json"
+			return 1
+		}
+	fi
+	LK_RT_FOR=$1
+}
+
+# Everything the filesystem preparation needs from runtime.json. One record per line, fields separated by US:
 # "mount type source destination options", "mkdir path", "cgroup path", "prep true|false" (whether the
 # container needs its process prepared: interfaces or bindNS). Cached per bundle in LK_PLAN.
 LK_PLAN_FOR="" LK_PLAN=""
 lk_runtime_plan() { # bundle
 	[ "$LK_PLAN_FOR" = "$1" ] && return 0
-	LK_PLAN=""
-	if [ -e "$1/runtime.json" ]; then
-		LK_PLAN=$("$JQ" -r 'if type != "object" then error("runtime config is not an object") else
-			((.mounts // [])[] | ["mount", .type // "", .source // "", .destination // "",
-				((.options // []) | join(","))] | join("\u001f")),
-			((.mkdir // [])[] | "mkdir\u001f" + .),
-			((.cgroups // [])[] | "cgroup\u001f" + .),
-			("prep\u001f" + ((((.interfaces // []) | length > 0) or
-				(((.bindNS // {}) | to_entries | map(select(.value != null and .value != "")) | length) > 0))
-				| tostring))
-			end' "$1/runtime.json" 2>/dev/null) || {
-			lk_log "cannot parse runtime config $1/runtime.json"
-			return 1
-		}
-	fi
+	lk_runtime_records "$1" || return 1
+	LK_PLAN="" _prep=false _mi="" _mt="" _ms="" _md="" _mo="" _dirs="" _cgs=""
+	while IFS=$LK_TAB read -r _rp _rv; do
+		[ -n "$_rp" ] || continue
+		lk_unescape "$_rv"
+		# null is "not set" (jq's `// ""`)
+		[ "$_rv" = null ] && _lv=""
+		case "$_rp" in
+		.mounts | .mkdir | .cgroups | .interfaces)
+			# null and [] are "none"; anything else but an array is an error (as jq's `[]` on it)
+			case "$_rv" in null | '[]') ;; *)
+				lk_log "cannot parse runtime config $1/runtime.json: ${_rp#.} is not an array"
+				return 1
+				;;
+			esac
+			;;
+		.mounts\[*)
+			_i=${_rp#.mounts\[} _f=${_rp#.mounts\[*\]}
+			_i=${_i%%\]*}
+			if [ "$_i" != "$_mi" ]; then
+				[ -n "$_mi" ] && LK_PLAN="$LK_PLAN${LK_PLAN:+$LK_NL}mount$LK_US$_mt$LK_US$_ms$LK_US$_md$LK_US$_mo"
+				_mi=$_i _mt="" _ms="" _md="" _mo=""
+			fi
+			case "$_f" in
+			.type) _mt=$_lv ;;
+			.source) _ms=$_lv ;;
+			.destination) _md=$_lv ;;
+			.options\[*\]) _mo=$_mo${_mo:+,}$_lv ;;
+			esac
+			;;
+		.mkdir\[*\]) _dirs="$_dirs${LK_NL}mkdir$LK_US$_lv" ;;
+		.cgroups\[*\]) _cgs="$_cgs${LK_NL}cgroup$LK_US$_lv" ;;
+		.interfaces\[*) _prep=true ;;
+		.bindNS?*) case "$_rv" in '' | null | '{}') ;; *) _prep=true ;; esac ;;
+		esac
+	done <<EOF
+$LK_RT
+EOF
+	[ -n "$_mi" ] && LK_PLAN="$LK_PLAN${LK_PLAN:+$LK_NL}mount$LK_US$_mt$LK_US$_ms$LK_US$_md$LK_US$_mo"
+	LK_PLAN="$LK_PLAN$_dirs$_cgs${LK_NL}prep$LK_US$_prep"
 	LK_PLAN_FOR=$1
 }
 
@@ -182,7 +249,8 @@ lk_prepare_filesystem() { # bundle
 			case "$_kind" in
 			mount) lk_mount_one "$_pb" "$_a" "$_b" "$_c" "$_d" || return 1 ;;
 			mkdir)
-				_dir=$(lk_abs "$_pb" "$_a")
+				lk_abs "$_pb" "$_a"
+				_dir=$_abs
 				mkdir -p "$_dir" || {
 					lk_log "cannot create directory $_dir"
 					return 1
@@ -266,27 +334,42 @@ lk_bind_ns() { # pid ns path
 	}
 }
 
-# After create (or start), before the workload matters: interfaces then namespace binds.
+# After create (or start), before the workload matters: interfaces (in order) then namespace binds.
 lk_prepare_process() { # bundle pid
-	_ifs=$(lk_runtime "$1" '.interfaces[]? | [.name // "", .add // "", .peer // "",
-		(.createInRoot // false | tostring)] | join("\u001f")') || return 1
-	if [ -n "$_ifs" ]; then
-		while IFS=$LK_US read -r _in _ia _ip _ir; do
-			lk_interface "$2" "$_in" "$_ia" "$_ip" "$_ir" || return 1
-		done <<EOF
-$_ifs
+	lk_runtime_records "$1" || return 1
+	_ii="" _in="" _ia="" _ip="" _ir="" _binds=""
+	while IFS=$LK_TAB read -r _rp _rv; do
+		lk_unescape "$_rv"
+		[ "$_rv" = null ] && _lv=""
+		case "$_rp" in
+		.interfaces\[*)
+			_i=${_rp#.interfaces\[} _f=${_rp#.interfaces\[*\]}
+			_i=${_i%%\]*}
+			if [ "$_i" != "$_ii" ]; then
+				if [ -n "$_ii" ]; then lk_interface "$2" "$_in" "$_ia" "$_ip" "$_ir" || return 1; fi
+				_ii=$_i _in="" _ia="" _ip="" _ir=false
+			fi
+			case "$_f" in
+			.name) _in=$_lv ;;
+			.add) _ia=$_lv ;;
+			.peer) _ip=$_lv ;;
+			.createInRoot) _ir=${_lv:-false} ;;
+			esac
+			;;
+		.bindNS.*) [ -n "$_lv" ] && _binds="$_binds${_binds:+$LK_NL}${_rp#.bindNS.}$LK_US$_lv" ;;
+		esac
+	done <<EOF
+$LK_RT
 EOF
-	fi
-	# sorted keys give upstream's order: cgroup ipc mnt net pid user uts
-	_binds=$(lk_runtime "$1" '(.bindNS // {}) | to_entries | sort_by(.key)[] |
-		select(.value != null and .value != "") | "\(.key)\u001f\(.value)"') || return 1
-	if [ -n "$_binds" ]; then
-		while IFS=$LK_US read -r _ns _np; do
-			lk_bind_ns "$2" "$_ns" "$_np" || return 1
-		done <<EOF
+	if [ -n "$_ii" ]; then lk_interface "$2" "$_in" "$_ia" "$_ip" "$_ir" || return 1; fi
+	[ -n "$_binds" ] || return 0
+	# sorted by namespace gives upstream's order: cgroup ipc mnt net pid user uts
+	_binds=$(printf '%s\n' "$_binds" | sort)
+	while IFS=$LK_US read -r _ns _np; do
+		lk_bind_ns "$2" "$_ns" "$_np" || return 1
+	done <<EOF
 $_binds
 EOF
-	fi
 	return 0
 }
 
@@ -299,6 +382,10 @@ lk_cleanup() { # bundle
 lk_pid_alive() { # pid
 	[ -n "$1" ] || return 1
 	kill -0 "$1" 2>/dev/null || return 1
-	_st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "$LK_PROC/$1/status" 2>/dev/null)
+	# (read: no fork, this runs in polling loops)
+	_st=""
+	while read -r _k _v _; do
+		[ "$_k" = State: ] && _st=$_v && break
+	done 2>/dev/null <"$LK_PROC/$1/status"
 	[ "$_st" != Z ]
 }
