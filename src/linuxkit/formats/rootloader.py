@@ -13,7 +13,6 @@ system's own ``/init``. One loader serves all three formats, so they can be buil
 from __future__ import annotations
 
 import io
-import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from elftools.elf.elffile import ELFFile
 from isal import igzip
 
 from ..errors import BuildError
+from ..packages.kmod import dependency_order, module_name, parse_modinfo
 from ..rootfs.header import LINK, REG, SYMLINK, Readable
 from ..rootfs.tarreader import read_entries
 from .cpio import TYPE_CHAR, CpioWriter
@@ -45,22 +45,10 @@ class KernelModule:
     depends: tuple[str, ...]
 
 
-def module_name(path: str) -> str:
-    base = posixpath.basename(path)
-    return (base[: -len(".ko")] if base.endswith(".ko") else base).replace("-", "_")
-
-
 def modinfo_depends(ko: bytes) -> tuple[str, ...]:
     """The ``depends=`` list of a module's ``.modinfo`` section."""
-    try:
-        section = ELFFile(io.BytesIO(ko)).get_section_by_name(".modinfo")
-    except ELFError as exc:
-        raise BuildError(f"not a kernel module: {exc}") from exc
-    data = section.data() if section is not None else b""
-    for item in data.split(b"\0"):
-        if item.startswith(b"depends="):
-            return tuple(module_name(d) for d in item[8:].decode(errors="replace").split(",") if d)
-    return ()
+    info = parse_modinfo(io.BytesIO(ko), "module")
+    return tuple(module_name(d) for v in info.get("depends", []) for d in v.split(",") if d)
 
 
 def is_static_elf(data: bytes) -> bool:
@@ -74,35 +62,14 @@ def is_static_elf(data: bytes) -> bool:
 
 def load_order(modules: dict[str, KernelModule], wanted: Sequence[str], optional: Sequence[str]) -> list[str]:
     """``wanted`` (each must exist unless built in) and the ``optional`` ones present, dependencies first."""
-    order: list[str] = []
-    missing: list[str] = []
-
-    def visit(name: str, chain: tuple[str, ...]) -> None:
-        if name in order:
-            return
-        module = modules.get(name)
-        if module is None:
-            if chain:
-                raise BuildError(f"kernel module {chain[-1]} depends on {name}, which the image lacks")
-            missing.append(name)
-            return
-        if name in chain:
-            raise BuildError(f"kernel modules depend on each other in a loop: {' → '.join((*chain, name))}")
-        for dep in module.depends:
-            visit(dep, (*chain, name))
-        order.append(name)
-
-    for name in wanted:
-        visit(name, ())
+    present = [name for name in optional if name in modules]
+    order, missing = dependency_order(modules, [*wanted, *present], owner="the image")
     if missing:
         raise BuildError(
             "the image lacks the kernel modules the root loader needs: " + ", ".join(missing),
             hint="add them to the kernel package's modules (lib/modules/VERSION/…/NAME.ko in the rootfs), "
             "or use --format kernel+initrd",
         )
-    for name in optional:
-        if name in modules:
-            visit(name, ())
     return order
 
 

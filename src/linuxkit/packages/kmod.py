@@ -13,9 +13,10 @@ import difflib
 import io
 import posixpath
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Protocol
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -44,11 +45,16 @@ def module_name(filename: str) -> str:
 def read_modinfo(path: Path) -> dict[str, list[str]]:
     """The ``key=value`` strings of a module's ``.modinfo`` section."""
     with open(path, "rb") as fh:
-        try:
-            section = ELFFile(fh).get_section_by_name(".modinfo")
-        except ELFError as exc:
-            raise BuildError(f"{path.name}: not a kernel module: {exc}") from exc
-        data = section.data() if section is not None else b""
+        return parse_modinfo(fh, path.name)
+
+
+def parse_modinfo(module: IO[bytes], what: str) -> dict[str, list[str]]:
+    """The ``key=value`` strings of the ``.modinfo`` section of a module (a seekable stream)."""
+    try:
+        section = ELFFile(module).get_section_by_name(".modinfo")
+    except ELFError as exc:
+        raise BuildError(f"{what}: not a kernel module: {exc}") from exc
+    data = section.data() if section is not None else b""
     info: dict[str, list[str]] = {}
     for item in data.split(b"\0"):
         if b"=" in item:
@@ -89,31 +95,49 @@ def builtin_modules(tree: Tree, version: str) -> set[str]:
     return {module_name(line.strip()) for line in tree.staged(path).read_text().splitlines() if line.strip()}
 
 
-def closure(modules: dict[str, Module], wanted: Sequence[str], builtin: set[str]) -> list[str]:
-    """Wanted modules and their dependencies, in a valid load order (dependencies first)."""
+class HasDepends(Protocol):
+    @property
+    def depends(self) -> tuple[str, ...]: ...
+
+
+def dependency_order(
+    modules: Mapping[str, HasDepends], wanted: Iterable[str], *, skip: Container[str] = (), owner: str = "the kernel"
+) -> tuple[list[str], list[str]]:
+    """``(order, unknown)``: the wanted modules and their dependencies, each after what it needs, and the
+    wanted names that are not modules. ``skip`` (built-in modules) is left out; a missing dependency or a
+    loop is a :class:`BuildError`."""
     order: list[str] = []
-    seen: set[str] = set()
-    unknown = []
+    done: set[str] = set()
+    unknown: list[str] = []
 
     def visit(name: str, chain: tuple[str, ...]) -> None:
-        if name in seen or name in builtin:
+        if name in done or name in skip:
             return
+        if name in chain:
+            raise BuildError(f"kernel modules depend on each other in a loop: {' → '.join((*chain, name))}")
         module = modules.get(name)
         if module is None:
             if chain:
-                raise BuildError(f"module {chain[-1]} depends on {name}, which the kernel package lacks")
+                raise BuildError(f"kernel module {chain[-1]} depends on {name}, which {owner} lacks")
             unknown.append(name)
             return
-        seen.add(name)
         for dep in module.depends:
             visit(dep, (*chain, name))
+        done.add(name)
         order.append(name)
 
-    for raw in wanted:
-        name = module_name(raw)
+    for name in wanted:
+        visit(name, ())
+    return order, unknown
+
+
+def closure(modules: dict[str, Module], wanted: Sequence[str], builtin: set[str]) -> list[str]:
+    """Wanted modules and their dependencies, in a valid load order (dependencies first)."""
+    names = [module_name(raw) for raw in wanted]
+    for name in names:
         if name in builtin:
             log.debug(f"  module {name} is built into the kernel")
-        visit(name, ())
+    order, unknown = dependency_order(modules, names, skip=builtin, owner="the kernel package")
     if unknown:
         hints = [m for u in unknown for m in difflib.get_close_matches(u, modules, n=2)]
         raise UserError(
