@@ -403,7 +403,7 @@ def test_stop_kills_a_service_that_ignores_term(guest: Guest) -> None:
     assert 0.9 <= time.monotonic() - start < 4
     assert "did not stop within 1s" in proc.stderr
     assert "kill stubborn KILL" in guest.runc_calls()
-    assert guest.service_state("stubborn", "state") == "stopped"
+    assert wait_for(lambda: guest.service_state("stubborn", "state") == "stopped")
 
 
 def test_shutdown_stops_all_services(guest: Guest) -> None:

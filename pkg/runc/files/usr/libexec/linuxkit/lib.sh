@@ -19,6 +19,11 @@ LK_CONSOLE=${LINUXKIT_CONSOLE:-$LK_ROOT/dev/console}
 LK_PROC=${LINUXKIT_PROC:-/proc}
 # field separator of plan records: not whitespace, so empty fields survive `read`
 LK_US=$'\037'
+
+# Write a state file so that a reader never sees it empty or half written (temp file + rename).
+lk_put() { # file value
+	printf '%s\n' "$2" >"$1.$$.tmp" && mv -f "$1.$$.tmp" "$1"
+}
 LK_TAB=$'\t'
 LK_NL='
 '
