@@ -37,3 +37,17 @@ def linuxkit(tmp_path: Path) -> RunLinuxkit:
         return proc
 
     return run
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, linuxkit: RunLinuxkit) -> Path:
+    """The golden rootfs scenario (tests/unit/rootfs_scenario.py): its images in the private cache, its
+    YAML (and the file it names) in ``tmp_path``."""
+    import rootfs_fakes
+    import rootfs_scenario
+
+    (tmp_path / "images.tar").write_bytes(rootfs_fakes.oci_layout_tar(rootfs_scenario.IMAGES))
+    (tmp_path / "test.yml").write_text(rootfs_scenario.YAML)
+    (tmp_path / "src.txt").write_text("source file\n")
+    linuxkit("cache", "import", "images.tar")
+    return tmp_path / "test.yml"

@@ -10,21 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-import rootfs_fakes
-import rootfs_scenario
 from tests.conftest import ROOT, RunLinuxkit
 
 GOLDEN = ROOT / "tests" / "data" / "rootfs"
-
-
-@pytest.fixture
-def scenario(tmp_path: Path, linuxkit: RunLinuxkit) -> Path:
-    """The golden scenario's images in the cache and its YAML in ``tmp_path``."""
-    (tmp_path / "images.tar").write_bytes(rootfs_fakes.oci_layout_tar(rootfs_scenario.IMAGES))
-    (tmp_path / "test.yml").write_text(rootfs_scenario.YAML)
-    (tmp_path / "src.txt").write_text("source file\n")
-    linuxkit("cache", "import", "images.tar")
-    return tmp_path / "test.yml"
 
 
 def _golden(name: str) -> bytes:

@@ -13,8 +13,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import rootfs_fakes
-import rootfs_scenario
 from tests.conftest import ROOT, RunLinuxkit
 
 pytestmark = pytest.mark.integration
@@ -23,15 +21,6 @@ GOLDEN = ROOT / "tests" / "data" / "initrd"
 ROOTFS_GOLDEN = ROOT / "tests" / "data" / "rootfs" / "upstream-tar.tar.gz"
 UPSTREAM = Path("/work/upstream/bin/linuxkit")
 UCODE = (GOLDEN / "upstream-ucode.bin").read_bytes()
-
-
-@pytest.fixture
-def scenario(tmp_path: Path, linuxkit: RunLinuxkit) -> Path:
-    (tmp_path / "images.tar").write_bytes(rootfs_fakes.oci_layout_tar(rootfs_scenario.IMAGES))
-    (tmp_path / "test.yml").write_text(rootfs_scenario.YAML)
-    (tmp_path / "src.txt").write_text("source file\n")
-    linuxkit("cache", "import", "images.tar")
-    return tmp_path / "test.yml"
 
 
 def _cpio_of(initrd: bytes) -> bytes:

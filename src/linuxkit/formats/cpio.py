@@ -15,6 +15,7 @@ from typing import Protocol
 
 from ..errors import BuildError
 from ..rootfs.header import Readable
+from ..rootfs.tarwriter import copy_data
 
 # File types as stored in the high bits of the mode (``(type & 0xF) << 12``).
 TYPE_FIFO = 0o01
@@ -121,13 +122,7 @@ class CpioWriter:
 
     def copy_from(self, src: Readable, size: int) -> None:
         """Copy exactly ``size`` bytes of ``src`` as the current entry's data."""
-        left = size
-        while left:
-            chunk = src.read(min(left, _CHUNK))
-            if not chunk:
-                raise BuildError("input ended in the middle of a cpio entry")
-            self.write(chunk)
-            left -= len(chunk)
+        copy_data(self, src, size)
 
     def close(self) -> None:
         """Write the trailer, pad to 512 bytes and flush (``out`` stays open)."""

@@ -43,7 +43,7 @@ from ..rootfs.header import (
     enc,
 )
 from ..rootfs.kernel import decompress_kernel as _decompress
-from ..rootfs.tarreader import read_entries
+from ..rootfs.tarreader import read_all, read_entries
 from ..rootfs.tarwriter import TarWriter
 from .cpio import TYPE_BLK, TYPE_CHAR, TYPE_DIR, TYPE_FIFO, TYPE_REG, TYPE_SYMLINK, CpioWriter
 from .registry import FormatContext
@@ -153,18 +153,6 @@ def _cpio_entry(cpio: CpioWriter, hdr: Header, data: Readable) -> None:
         cpio.write(bytes(size))
 
 
-def _read_all(data: Readable, size: int) -> bytes:
-    parts = []
-    left = size
-    while left:
-        chunk = data.read(min(left, _CHUNK))
-        if not chunk:
-            raise BuildError("rootfs tar ended early")
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
-
-
 def _save(data: Readable, size: int, dest: Path) -> None:
     with open(dest, "wb") as out:
         left = size
@@ -209,7 +197,7 @@ def split_rootfs(rootfs: IO[bytes], initrd_gz: IO[bytes], workdir: Path) -> tupl
             if hdr.name == "boot/kernel":
                 _save(entry.data, hdr.size, kernel)
             elif hdr.name == "boot/cmdline":
-                cmdline = _read_all(entry.data, hdr.size)
+                cmdline = read_all(entry.data, hdr.size)
             elif hdr.name == "boot/ucode.cpio":
                 ucode = workdir / "ucode.cpio"
                 _save(entry.data, hdr.size, ucode)

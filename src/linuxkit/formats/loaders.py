@@ -12,11 +12,15 @@ from __future__ import annotations
 import hashlib
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import log
 from ..errors import BuildError
 from ..oci.cache import Cache
 from ..oci.image import Platform
+
+if TYPE_CHECKING:
+    from ..packages.debian_image import DebianSettings
 
 MKIMAGE_DIR = Path(__file__).with_name("mkimage")
 
@@ -33,14 +37,12 @@ def mkimage_hash() -> str:
     return digest.hexdigest()
 
 
-def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: object) -> Path:
+def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: DebianSettings) -> Path:
     """Unpack the boot-loader image for ``platform`` into ``dest`` (building it first when missing)."""
-    from ..packages.debian_image import DebianSettings
     from ..packages.pkgbuild import PkgBuildOptions, build_package
     from ..packages.tag import TagOptions
     from ..rootfs.flatten import write_flattened
 
-    assert isinstance(debian, DebianSettings)
     opts = PkgBuildOptions(
         cache=cache, debian=debian, tag=TagOptions(hash=mkimage_hash(), tag_template="{{.Hash}}"), platforms=(platform,)
     )

@@ -16,13 +16,12 @@ import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from .. import log, runner
 from ..errors import BuildError
 from ..rootfs.header import BLOCKDEV, CHAR, DIR, FIFO, LINK, REG, SYMLINK, Header, Readable
 from ..rootfs.tarreader import read_entries
-from ..rootfs.tarwriter import TarWriter
+from ..rootfs.tarwriter import TarWriter, copy_data
 from .bootable import scratch
 from .registry import FormatContext
 from .rootloader import make_loader
@@ -31,16 +30,6 @@ _CHUNK = 1 << 20
 #: squashfs compression, measured on a 26 MB rootfs with tar2sqfs (s / KiB): zstd level 3 0.11 / 16300,
 #: level 6 0.24 / 15928, level 15 (its default) 2.51 / 14420; gzip 3.35 / 15048. Debian kernels read zstd.
 SQUASHFS_COMPRESSION = ("-c", "zstd", "-X", "level=3")
-
-
-def _copy(data: Readable, size: int, out: IO[bytes]) -> None:
-    left = size
-    while left:
-        chunk = data.read(min(left, _CHUNK))
-        if not chunk:
-            raise BuildError("rootfs tar ended early")
-        out.write(chunk)
-        left -= len(chunk)
 
 
 def split_boot(rootfs_tar: Path, work: Path, entry: Callable[[Header, Readable], None]) -> tuple[Path, Path]:
@@ -54,7 +43,7 @@ def split_boot(rootfs_tar: Path, work: Path, entry: Callable[[Header, Readable],
             hdr = item.header
             if hdr.name in ("boot/kernel", "boot/cmdline"):
                 with open(kernel if hdr.name == "boot/kernel" else cmdline, "wb") as out:
-                    _copy(item.data, hdr.size, out)
+                    copy_data(out, item.data, hdr.size)
             elif hdr.name == "boot" or hdr.name.startswith("boot/"):
                 continue
             else:
@@ -129,7 +118,7 @@ class Extractor:
             self.dirs.append((path, hdr.mode))
         elif kind == REG:
             with open(path, "wb") as out:
-                _copy(data, hdr.size, out)
+                copy_data(out, data, hdr.size)
         elif kind == SYMLINK:
             os.symlink(hdr.linkname, path)
             os.utime(path, (self.epoch, self.epoch), follow_symlinks=False)

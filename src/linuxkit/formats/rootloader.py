@@ -24,8 +24,8 @@ from isal import igzip
 
 from ..errors import BuildError
 from ..packages.kmod import dependency_order, module_name, parse_modinfo
-from ..rootfs.header import LINK, REG, SYMLINK, Readable
-from ..rootfs.tarreader import read_entries
+from ..rootfs.header import LINK, REG, SYMLINK
+from ..rootfs.tarreader import read_all, read_entries
 from .cpio import TYPE_CHAR, CpioWriter
 from .initrd import GZIP_LEVEL
 
@@ -95,19 +95,19 @@ def collect_loader_parts(rootfs: IO[bytes]) -> LoaderParts:
                     "the image's bin/busybox is not a regular file: the root loader needs it as one",
                     hint="put a static busybox at /bin/busybox (the init image's)",
                 )
-            busybox = _read(entry.data, hdr.size)
+            busybox = read_all(entry.data, hdr.size)
         elif name.startswith("lib/modules/") and hdr.typeflag in (REG, LINK, SYMLINK):
             parts = name.split("/")
             if len(parts) < 4:
                 continue
             if name.endswith(".ko") and hdr.typeflag == REG:
-                data = _read(entry.data, hdr.size)
+                data = read_all(entry.data, hdr.size)
                 # only the dependencies are kept: the data of the few modules chosen is read again later
                 mod = KernelModule(module_name(name), name, modinfo_depends(data))
                 versions.add(parts[2])
                 modules.setdefault(mod.name, mod)
             elif parts[-1] == "modules.builtin" and hdr.typeflag == REG:
-                text = _read(entry.data, hdr.size).decode(errors="replace")
+                text = read_all(entry.data, hdr.size).decode(errors="replace")
                 builtin.update(module_name(line.strip()) for line in text.splitlines() if line.strip())
     if busybox is None:
         raise BuildError(
@@ -125,16 +125,6 @@ def collect_loader_parts(rootfs: IO[bytes]) -> LoaderParts:
             hint="keep one kernel's lib/modules in the image",
         )
     return LoaderParts(busybox, modules, frozenset(builtin))
-
-
-def _read(data: Readable, size: int) -> bytes:
-    out = bytearray()
-    while len(out) < size:
-        chunk = data.read(min(size - len(out), _CHUNK))
-        if not chunk:
-            raise BuildError("rootfs tar ended early")
-        out += chunk
-    return bytes(out)
 
 
 def init_script(modules: Sequence[str]) -> str:
@@ -200,7 +190,7 @@ def read_files(rootfs: IO[bytes], paths: set[str]) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for entry in read_entries(rootfs):
         if entry.header.name in paths and entry.header.typeflag == REG:
-            found[entry.header.name] = _read(entry.data, entry.header.size)
+            found[entry.header.name] = read_all(entry.data, entry.header.size)
     return found
 
 

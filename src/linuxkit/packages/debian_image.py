@@ -92,7 +92,7 @@ def locked_packages(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSet
             hint=f"run: linuxkit pkg lock {pkg_dir}",
         )
     refs = resolve_packages(deb, arch, settings)
-    if lock is None or lock.inputs != inputs or (settings.update_lock and lock.inputs != inputs):
+    if lock is None or lock.inputs != inputs:
         lock = Lock(inputs=inputs)
     lock.arches[arch] = refs
     write_lock(lock_path, lock)

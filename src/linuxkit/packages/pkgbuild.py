@@ -19,7 +19,7 @@ from .. import log
 from ..errors import UserError
 from ..oci.cache import Cache
 from ..oci.descriptor import Descriptor
-from ..oci.image import Platform, host_arch
+from ..oci.image import Platform
 from .buildyml import read_build_yml
 from .debian_image import DebianSettings, build_layer, locked_packages
 from .tag import Git, PackageTag, TagOptions, package_tag
@@ -57,9 +57,8 @@ def _labels(tag: PackageTag, pkg_dir: Path) -> dict[str, str]:
     labels = {"org.opencontainers.image.source": tag.info.gitrepo}
     git = Git(str(pkg_dir))
     if not tag.dirty and git.is_work_tree():
-        code, out = git._run("rev-parse", "HEAD")
-        if code == 0:
-            labels["org.opencontainers.image.revision"] = out.strip()
+        for commit in git.lines("rev-parse", "HEAD"):
+            labels["org.opencontainers.image.revision"] = commit
     return labels
 
 
@@ -141,12 +140,7 @@ def head_release_tags(pkg_dir: str | os.PathLike[str]) -> list[str]:
     git = Git(str(pkg_dir))
     if not git.is_work_tree():
         return []
-    code, out = git._run("tag", "--list", "--points-at", "HEAD")
-    return [line.strip() for line in out.splitlines() if line.strip()] if code == 0 else []
-
-
-def host_platform() -> Platform:
-    return Platform("linux", host_arch())
+    return git.lines("tag", "--list", "--points-at", "HEAD")
 
 
 def require_dirs(dirs: Sequence[str]) -> None:

@@ -106,6 +106,11 @@ class Git:
         code, _ = self._run("ls-files", "--exclude-standard", "--others", "--error-unmatch", "--", pkg)
         return code == 0
 
+    def lines(self, *args: str) -> list[str]:
+        """Non-empty output lines of ``git ARGS`` (none when it fails)."""
+        code, out = self._run(*args)
+        return [line.strip() for line in out.splitlines() if line.strip()] if code == 0 else []
+
     def content_hash(self) -> str:
         tracked = self._out("ls-files")
         untracked = self._out("ls-files", "--exclude-standard", "--others")

@@ -59,6 +59,12 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+class Writable(Protocol):
+    """Anything with ``write(data)``: a file, a tar or cpio writer."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 @dataclass
 class Header:
     """One tar entry. ``mtime``/``atime``/``ctime`` of ``None`` is Go's zero time (unset)."""

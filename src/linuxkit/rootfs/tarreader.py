@@ -75,6 +75,14 @@ def _read_exact(raw: Readable, n: int) -> bytes:
     return out
 
 
+def read_all(data: Readable, size: int) -> bytes:
+    """Exactly ``size`` bytes of an entry's data (a small file such as ``boot/cmdline``)."""
+    out = _read_exact(data, size)
+    if len(out) != size:
+        raise BuildError(f"tar data ended {size - len(out)} bytes early")
+    return out
+
+
 def _cstring(raw: bytes) -> bytes:
     nul = raw.find(b"\x00")
     return raw if nul < 0 else raw[:nul]

@@ -22,6 +22,7 @@ from .header import (
     XHEADER,
     Header,
     Readable,
+    Writable,
     enc,
     fits_octal,
     plan_header,
@@ -43,8 +44,8 @@ class TarSink(Protocol):
     def write(self, data: bytes) -> None: ...
 
 
-def copy_data(sink: TarSink, src: Readable, size: int) -> None:
-    """Copy ``size`` bytes from ``src`` into the current entry of ``sink``."""
+def copy_data(sink: Writable, src: Readable, size: int) -> None:
+    """Copy exactly ``size`` bytes from ``src`` to ``sink`` (e.g. the current entry of a tar or cpio writer)."""
     left = size
     while left > 0:
         chunk = src.read(min(left, _CHUNK))
