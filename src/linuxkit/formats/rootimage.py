@@ -137,6 +137,8 @@ class Extractor:
         for path, mode in sorted(self.dirs, key=lambda d: len(d[0].parts), reverse=True):
             os.chmod(path, stat.S_IMODE(mode))
             os.utime(path, (self.epoch, self.epoch))
+        # the root itself has no entry in most rootfs tars: its time must be fixed too
+        os.utime(self.root, (self.epoch, self.epoch))
 
 
 def extract_root(rootfs_tar: Path, work: Path, epoch: int) -> tuple[Path, Path, Path]:
