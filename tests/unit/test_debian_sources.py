@@ -145,6 +145,17 @@ def test_security_falls_back_to_apt_when_not_derivable(tmp_path: Path) -> None:
     assert info.value.hint is not None and "--debian-security-mirror" in info.value.hint
 
 
+def test_other_release_uses_the_mirror_of_an_entry_of_the_same_kind(tmp_path: Path) -> None:
+    apt = _apt_dir(tmp_path, {"sources.list.d/debian.sources": DEB822})
+    sources = debian_sources(["trixie", "trixie-updates", "trixie-security"], apt_dir=apt)
+    # the disabled trixie entry is not used; Signed-By of bookworm's entries is not carried over
+    assert sources == [
+        Source("http://mirror.test/debian", "trixie", ("main",), DEFAULT_KEYRING),
+        Source("http://mirror.test/debian", "trixie-updates", ("main",), DEFAULT_KEYRING),
+        Source("http://mirror.test/debian-security", "trixie-security", ("main",), DEFAULT_KEYRING),
+    ]
+
+
 def test_no_mirror_is_a_user_error_with_hint(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no Debian mirror known for suite 'bookworm'") as info:
         debian_sources(apt_dir=tmp_path)

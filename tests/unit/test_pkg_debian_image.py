@@ -15,8 +15,8 @@ from linuxkit.config.dump import image_config_label
 from linuxkit.debian.model import DebRef
 from linuxkit.errors import BuildError, ConfigError, UserError
 from linuxkit.packages import kmod
-from linuxkit.packages.buildyml import parse_build_yml
-from linuxkit.packages.fstree import DIR, SYM, Matcher, Tree, clean_path, copy_tree, select, write_layer
+from linuxkit.packages.buildyml import PkgInfo, context_path, parse_build_yml
+from linuxkit.packages.fstree import DIR, REG, SYM, Matcher, Tree, clean_path, copy_tree, select, write_layer
 from linuxkit.packages.lockfile import Lock, inputs_digest, read_lock, render_lock, write_lock
 
 
@@ -123,12 +123,30 @@ def test_copy_tree_modes_follow_the_executable_bit(tmp_path: Path) -> None:
     (pkg / "files" / "link").symlink_to("init")
     tree = Tree(tmp_path / "stage")
     tree.root.mkdir()
-    copy_tree(tree, pkg, "files", "/", None)
+    copy_tree(tree, pkg / "files", "/", None)
     assert tree.nodes["init"].mode == 0o755
     assert tree.nodes["etc/issue"].mode == 0o644
     assert tree.nodes["link"].kind == SYM and tree.nodes["link"].target == "init"
     with pytest.raises(BuildError, match="no such file"):
-        copy_tree(tree, pkg, "missing", "/x", None)
+        copy_tree(tree, pkg / "missing", "/x", None)
+
+
+def test_copy_sources_come_from_extra_sources_destinations(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg" / "crun"
+    pkg.mkdir(parents=True)
+    shared = tmp_path / "pkg" / "runc" / "files"
+    info = PkgInfo(image="crun", extra_sources=("../runc/files:runner", "/abs/elsewhere:/vendor/x"))
+    assert context_path(pkg, info, "runner") == pkg / "../runc/files"
+    assert context_path(pkg, info, "runner/usr/bin/service") == pkg / "../runc/files/usr/bin/service"
+    assert context_path(pkg, info, "./vendor/x/a") == Path("/abs/elsewhere/a")
+    assert context_path(pkg, info, "runners") == pkg / "runners"  # a prefix of a name is not the directory
+    assert context_path(pkg, info, "files/a") == pkg / "files" / "a"
+    (shared / "etc").mkdir(parents=True)
+    (shared / "etc" / "rc").write_text("x\n")
+    tree = Tree(tmp_path / "stage")
+    tree.root.mkdir()
+    copy_tree(tree, context_path(pkg, info, "runner"), "/", None)
+    assert tree.nodes["etc/rc"].kind == REG
 
 
 def test_layer_is_reproducible_and_sorted(tmp_path: Path) -> None:

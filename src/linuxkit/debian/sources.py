@@ -5,7 +5,8 @@ Mirror choice for each suite, first match wins:
 1. ``mirror`` / ``security_mirror`` arguments (``--debian-mirror`` / ``--debian-security-mirror``), else the
    ``LINUXKIT_DEBIAN_MIRROR`` / ``LINUXKIT_DEBIAN_SECURITY_MIRROR`` environment variables;
 2. the apt configuration under ``apt_dir`` (deb822 ``sources.list.d/*.sources`` and one-line ``sources.list`` /
-   ``sources.list.d/*.list``), honouring ``Signed-By``;
+   ``sources.list.d/*.list``), honouring ``Signed-By``; a suite apt does not list (say ``trixie`` on a bookworm
+   host) comes from the mirror of an entry of the same kind (security or not), checked with the archive keyring;
 3. otherwise a :class:`UserError` saying how to set a mirror.
 
 Suites ending in ``-security`` live in their own archive. When only ``mirror`` is given, the security archive is
@@ -211,11 +212,18 @@ def debian_sources(
             if apt is None:
                 apt = read_apt_sources(apt_dir)
             entry = next((e for e in apt if suite in e.suites), None)
+            if entry is not None:
+                signed_by = entry.signed_by
+            else:
+                # an archive serves every suite: another release's entry of the same kind gives the mirror;
+                # its Signed-By was chosen for its own suites, so the Debian archive keyring checks this one
+                entry = next(
+                    (e for e in apt if any(is_security_suite(s) == is_security_suite(suite) for s in e.suites)), None
+                )
             if entry is None:
                 what = "security suite" if is_security_suite(suite) else "suite"
                 raise UserError(f"no Debian mirror known for {what} {suite!r}", hint=_MIRROR_HINT)
             uri = _normalise_uri(entry.uri)
-            signed_by = entry.signed_by
         result.append(Source(uri, suite, tuple(components), keyring or signed_by or DEFAULT_KEYRING))
     return result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import Field, ValidationError
 
@@ -103,6 +104,20 @@ class PkgInfo:
     depends_from_file: str = ""
     debian: DebianSection | None = None
     path: str = field(default="", compare=False)
+
+
+def context_path(pkg_dir: Path, info: PkgInfo, src: str) -> Path:
+    """Where ``src`` (a path in the build context) is on disk: under an ``extra-sources`` entry
+    ``SRC:DST`` when it lies in ``DST`` (upstream: "the destination in the build context"), else in
+    the package directory."""
+    parts = [p for p in src.split("/") if p not in ("", ".")]
+    for source in info.extra_sources:
+        origin, _, dest = source.partition(":")
+        dest_parts = [p for p in dest.split("/") if p not in ("", ".")]
+        if dest_parts and parts[: len(dest_parts)] == dest_parts:
+            base = Path(origin) if os.path.isabs(origin) else pkg_dir / origin
+            return base.joinpath(*parts[len(dest_parts) :])
+    return pkg_dir.joinpath(*parts)
 
 
 def parse_build_yml(data: bytes | str, name: str) -> PkgInfo:

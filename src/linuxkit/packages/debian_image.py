@@ -25,7 +25,7 @@ from ..debian.resolver import resolve
 from ..debian.sources import DEFAULT_SUITES, debian_sources
 from ..errors import UserError
 from . import kmod
-from .buildyml import DebianSection, PkgInfo
+from .buildyml import DebianSection, PkgInfo, context_path
 from .fstree import Tree, copy_tree, select, write_layer
 from .lockfile import LOCK_NAME, Lock, inputs_digest, read_lock, write_lock
 
@@ -142,7 +142,8 @@ def build_layer(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSetting
             chosen = select(tree, arch=arch, include=deb.include, exclude=[*DEFAULT_EXCLUDES, *(deb.exclude or ())])
         before = set(image.nodes)
         for item in deb.copy_ or []:
-            copy_tree(image, pkg_dir, item.src, item.dst, int(item.mode, 8) if item.mode else None)
+            source = context_path(pkg_dir, info, item.src)
+            copy_tree(image, source, item.dst, int(item.mode, 8) if item.mode else None)
         for link, target in sorted((deb.symlinks or {}).items()):
             image.add_symlink(link.strip("/"), target)
         for directory in deb.directories or []:

@@ -272,15 +272,17 @@ def select(
     return chosen
 
 
-def copy_tree(tree: Tree, pkg_dir: Path, src: str, dst: str, mode: int | None) -> None:
-    """Add ``pkg_dir/src`` (a file, a link or a whole directory) at ``dst`` in the image.
+def copy_tree(tree: Tree, source: Path, dst: str, mode: int | None) -> None:
+    """Add ``source`` (a file, a link or a whole directory of the build context) at ``dst`` in the image.
 
     File modes follow what git records (executable → 0755, else 0644) unless ``mode`` is given, so
     the image does not depend on the umask of the checkout."""
-    source = pkg_dir / src
     base = dst.strip("/")
     if not os.path.lexists(source):
-        raise BuildError(f"{source}: no such file in the package directory", hint="fix debian.copy in build.yml")
+        raise BuildError(
+            f"{source}: no such file in the package directory or its extra-sources",
+            hint="fix debian.copy (or extra-sources) in build.yml",
+        )
 
     def one(path: Path, target: str) -> None:
         st = os.lstat(path)

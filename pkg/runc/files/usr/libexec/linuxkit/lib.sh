@@ -5,7 +5,11 @@
 # variables because busybox ash runs its own applets before looking at PATH.
 
 LK_ROOT=${LINUXKIT_ROOT:-}
-RUNC=${RUNC:-/usr/bin/runc}
+# The OCI runtime: runc when the system has it, else crun (pkg/crun ships this runner with crun).
+if [ -z "${RUNC:-}" ]; then
+	RUNC=/usr/bin/runc
+	[ -x "$RUNC" ] || [ ! -x /usr/bin/crun ] || RUNC=/usr/bin/crun
+fi
 MOUNT=${MOUNT:-mount}
 UMOUNT=${UMOUNT:-umount}
 IP=${IP:-ip}
