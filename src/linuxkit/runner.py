@@ -18,6 +18,7 @@ from .errors import BuildError, ToolMissingError
 # Which Debian package provides each host program we may call.
 TOOL_PACKAGES: Mapping[str, str] = {
     "git": "git",
+    "fakeroot": "fakeroot",
     "qemu-img": "qemu-utils",
     "qemu-system-x86_64": "qemu-system-x86",
     "qemu-system-aarch64": "qemu-system-arm",
