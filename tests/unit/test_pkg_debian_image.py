@@ -89,6 +89,19 @@ def test_select_follows_elf_needs_and_links(tmp_path: Path) -> None:
     assert "usr" in chosen and "usr/bin" in chosen  # parents
 
 
+@pytest.mark.skipif(not Path("/lib/x86_64-linux-gnu/libc.so.6").exists(), reason="needs an amd64 Debian host")
+def test_select_gives_a_merged_usr_interpreter_its_absolute_path(tmp_path: Path) -> None:
+    tree = _host_elf_tree(tmp_path)
+    # Debian 13's libc6: the interpreter exists only as usr/lib64/…, base-files would add /lib64 → usr/lib64
+    del tree.nodes["lib64/ld-linux-x86-64.so.2"], tree.nodes["lib64"]
+    tree.add_symlink("usr/lib64/ld-linux-x86-64.so.2", "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", origin="libc")
+    chosen = select(tree, arch="amd64", include=["usr/bin/prog"], exclude=[])
+    assert tree.nodes["lib64/ld-linux-x86-64.so.2"].target == "../usr/lib64/ld-linux-x86-64.so.2"
+    assert tree.nodes["lib64"].kind == DIR  # a real directory: another image may ship one too
+    assert {"lib64/ld-linux-x86-64.so.2", "usr/lib64/ld-linux-x86-64.so.2"} <= chosen
+    assert tree.resolve("lib64/ld-linux-x86-64.so.2") in chosen
+
+
 def test_select_reports_a_missing_library(tmp_path: Path) -> None:
     tree = Tree(tmp_path / "stage")
     tree.root.mkdir()

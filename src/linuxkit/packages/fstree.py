@@ -205,6 +205,23 @@ def _elf_needs(path: Path) -> tuple[str | None, list[str], list[str]]:
             return None, [], []
 
 
+#: top-level directories that merged-/usr releases (Debian 13 on) ship only under usr/
+MERGED_USR_DIRS = frozenset({"bin", "sbin", "lib", "lib32", "lib64", "libx32"})
+
+
+def _merged_usr_link(tree: Tree, path: str) -> str:
+    """``path`` itself, made to exist when only ``usr/path`` does.
+
+    From Debian 13 the packages ship ``/lib64/ld-linux-x86-64.so.2`` (and the like) only under ``usr/``: the
+    ``/lib64 → usr/lib64`` link comes from base-files, which an image does not carry. The kernel opens an ELF
+    interpreter by its absolute path, so that one path gets a link. Not a whole-directory link: another image of
+    the same system may ship a real ``/lib64`` directory, and a link there would shadow it."""
+    if path in tree.nodes or path.split("/")[0] not in MERGED_USR_DIRS or tree.resolve(f"usr/{path}") is None:
+        return path
+    tree.add_symlink(path, posixpath.relpath(f"usr/{path}", posixpath.dirname(path)), origin="merged /usr")
+    return path
+
+
 def library_dirs(arch: str) -> list[str]:
     triplet = TRIPLETS.get(arch, "")
     dirs = [f"lib/{triplet}", f"usr/lib/{triplet}"] if triplet else []
@@ -238,7 +255,7 @@ def select(
         elif node.kind == REG:
             interp, needed, runpath = _elf_needs(tree.staged(path))
             if interp:
-                wanted.append(interp.lstrip("/"))
+                wanted.append(_merged_usr_link(tree, posixpath.normpath(interp.lstrip("/"))))
             origin_dir = posixpath.dirname(path)
             dirs = [d.replace("$ORIGIN", "/" + origin_dir).lstrip("/") for d in runpath if d] + search
             for lib in needed:
