@@ -5,10 +5,12 @@
 # variables because busybox ash runs its own applets before looking at PATH.
 
 LK_ROOT=${LINUXKIT_ROOT:-}
-# The OCI runtime: runc when the system has it, else crun (pkg/crun ships this runner with crun).
+# The OCI runtime: runc when the system has it, else crun (pkg/crun ships this runner with crun), preferably
+# from the read-only copy its /etc/init.d/008-crun makes.
 if [ -z "${RUNC:-}" ]; then
-	RUNC=/usr/bin/runc
-	[ -x "$RUNC" ] || [ ! -x /usr/bin/crun ] || RUNC=/usr/bin/crun
+	for RUNC in /usr/bin/runc /usr/libexec/linuxkit/runtime/crun /usr/bin/crun; do
+		[ -x "$RUNC" ] && break
+	done
 fi
 MOUNT=${MOUNT:-mount}
 UMOUNT=${UMOUNT:-umount}
