@@ -1,20 +1,22 @@
 """The one progress and logging layer: steps with timing, messages, progress bars (rich).
 
-Everything goes to stderr so that ``--o -`` can stream an image on stdout.
+Everything goes to stderr so that ``--o -`` can stream an image on stdout. rich is imported only
+when it can show something plain text cannot: when stderr is a terminal (or the environment asks
+rich for colour), when a console is configured, or when a progress display is made. Otherwise
+messages are written as the plain lines rich would print there (start-up time).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
-if TYPE_CHECKING:  # rich.progress is imported only when a progress display is made (start-up time)
+if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
 QUIET = 0
@@ -23,11 +25,15 @@ DEBUG = 2
 TRACE = 3
 
 
-@dataclass
+#: environment variables through which rich decides about terminals and colour by itself
+_RICH_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+
+
 class _State:
-    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
-    level: int = INFO
-    depth: int = 0
+    def __init__(self) -> None:
+        self.console: Console | None = None
+        self.level = INFO
+        self.depth = 0
 
 
 _state = _State()
@@ -45,12 +51,41 @@ def level() -> int:
 
 
 def console() -> Console:
+    """The rich console (made on first use: stderr, no highlighting, no wrapping)."""
+    if _state.console is None:
+        from rich.console import Console
+
+        _state.console = Console(stderr=True, highlight=False, soft_wrap=True)
     return _state.console
 
 
+def _plain() -> bool:
+    """Whether plain lines on stderr show exactly what the rich console would."""
+    if _state.console is not None or any(name in os.environ for name in _RICH_ENV):
+        return False
+    try:
+        return not sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def is_terminal() -> bool:
+    """Whether output goes to a terminal (progress bars are shown only there)."""
+    return not _plain() and console().is_terminal
+
+
+def _print(text: str, style: str | None) -> None:
+    if _plain():
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+        return
+    from rich.markup import escape
+
+    console().print(escape(text), style=style)
+
+
 def _emit(prefix: str, message: str, style: str | None = None) -> None:
-    indent = "  " * _state.depth
-    _state.console.print(f"{indent}{prefix}{escape(message)}", style=style)
+    _print(f"{'  ' * _state.depth}{prefix}{message}", style)
 
 
 def info(message: str) -> None:
@@ -68,7 +103,7 @@ def warn(message: str) -> None:
 
 
 def error(message: str) -> None:
-    _state.console.print(escape(message), style="bold red")
+    _print(message, "bold red")
 
 
 @contextmanager
@@ -97,13 +132,14 @@ def progress() -> Progress:
         TransferSpeedColumn,
     )
 
+    shown = console()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=_state.console,
-        disable=_state.level < INFO or not _state.console.is_terminal,
+        console=shown,
+        disable=_state.level < INFO or not shown.is_terminal,
         transient=True,
     )

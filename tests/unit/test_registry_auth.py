@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
-from requests.adapters import BaseAdapter
+from registry_fakes import FakeTransport, Reply, Sent
 
 from linuxkit.oci.registry import Credentials, RegistryOptions
 from linuxkit.oci.registry.auth import parse_challenge
@@ -20,30 +18,7 @@ from linuxkit.oci.registry.client import Client, retry_after
 from linuxkit.oci.registry.errors import AuthError
 from linuxkit.oci.registry.options import is_loopback, load_docker_auths
 
-Reply = tuple[int, dict[str, str], bytes]
 CHALLENGE = 'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:x:pull"'
-
-
-@dataclass
-class FakeTransport(BaseAdapter):
-    """Answers requests with ``handler`` and records them."""
-
-    handler: Callable[[requests.PreparedRequest], Reply]
-    sent: list[requests.PreparedRequest] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        super().__init__()
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        self.sent.append(request)
-        status, headers, body = self.handler(request)
-        resp = requests.Response()
-        resp.status_code, resp._content, resp.url, resp.request = status, body, request.url or "", request
-        resp.headers.update(headers)
-        return resp
-
-    def close(self) -> None:
-        pass
 
 
 class TokenRegistry:
@@ -52,11 +27,11 @@ class TokenRegistry:
     def __init__(self) -> None:
         self.issued: list[str] = []
 
-    def __call__(self, req: requests.PreparedRequest) -> Reply:
-        url = urlsplit(req.url or "")
+    def __call__(self, req: Sent) -> Reply:
+        url = urlsplit(req.url)
         if url.netloc == "auth.example":
             expected = "Basic " + base64.b64encode(b"user:secret").decode()
-            if req.headers.get("Authorization") != expected:
+            if req.header("Authorization") != expected:
                 return 401, {}, b"{}"
             query = parse_qs(url.query)
             assert query["service"] == ["registry.example"]
@@ -64,16 +39,14 @@ class TokenRegistry:
             return 200, {}, json.dumps({"token": f"tok-{query['scope'][0]}"}).encode()
         repo = url.path.split("/")[2]
         scope_needed = f"repository:{repo}:{'pull,push' if req.method == 'PUT' else 'pull'}"
-        if req.headers.get("Authorization") != f"Bearer tok-{scope_needed}":
+        if req.header("Authorization") != f"Bearer tok-{scope_needed}":
             return 401, {"WWW-Authenticate": CHALLENGE}, b""
         return 200, {}, b"ok"
 
 
-def client_with(handler: Callable[[requests.PreparedRequest], Reply], **opts: Any) -> tuple[Client, FakeTransport]:
+def client_with(handler: Callable[[Sent], Reply], **opts: Any) -> tuple[Client, FakeTransport]:
     transport = FakeTransport(handler)
-    session = requests.Session()
-    session.mount("https://", transport)
-    options = RegistryOptions(session=session, use_docker_config=False, sleep=lambda _s: None, **opts)
+    options = RegistryOptions(transport=transport, use_docker_config=False, sleep=lambda _s: None, **opts)
     return Client("registry.example", options, "pulling registry.example/x:1"), transport
 
 
@@ -98,8 +71,8 @@ def test_refused_credentials_name_the_image_and_the_user() -> None:
 
 
 def test_basic_auth_challenge() -> None:
-    def handler(req: requests.PreparedRequest) -> Reply:
-        if req.headers.get("Authorization") == "Basic " + base64.b64encode(b"u:p").decode():
+    def handler(req: Sent) -> Reply:
+        if req.header("Authorization") == "Basic " + base64.b64encode(b"u:p").decode():
             return 200, {}, b""
         return 401, {"WWW-Authenticate": 'Basic realm="r"'}, b""
 
@@ -116,9 +89,7 @@ def test_retries_honour_retry_after_then_give_up() -> None:
     answers = iter([(429, {"Retry-After": "3"}, b""), (503, {}, b""), (200, {}, b"")])
     slept: list[float] = []
     transport = FakeTransport(lambda _r: next(answers))
-    session = requests.Session()
-    session.mount("https://", transport)
-    opts = RegistryOptions(session=session, use_docker_config=False, sleep=slept.append, backoff=1.0)
+    opts = RegistryOptions(transport=transport, use_docker_config=False, sleep=slept.append, backoff=1.0)
     client = Client("registry.example", opts, "pulling x")
     assert client.request("GET", "/v2/x/manifests/1", repository="x").status_code == 200
     assert slept == [3.0, 2.0]

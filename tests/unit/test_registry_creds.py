@@ -11,12 +11,9 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
-import urllib3
-from requests.adapters import BaseAdapter
+from registry_fakes import FakeTransport, Sent
 
 from linuxkit.cli.common import CommonOptions, add_common
 from linuxkit.errors import UserError
@@ -26,6 +23,7 @@ from linuxkit.oci.registry import Credentials, RegistryError, RegistryOptions
 from linuxkit.oci.registry.client import Client
 from linuxkit.oci.registry.manifests import _range_start, fetch_blob
 from linuxkit.oci.registry.options import TOKEN_USER, helper_credentials, load_docker_auths, parse_registry_creds
+from linuxkit.oci.registry.transport import Headers, IncompleteRead, Response
 
 
 def test_parse_registry_creds() -> None:
@@ -124,57 +122,46 @@ BLOB = bytes(range(256)) * 4096  # 1 MiB
 DESC = Descriptor("application/octet-stream", "sha256:" + hashlib.sha256(BLOB).hexdigest(), len(BLOB))
 
 
-class Cut(io.RawIOBase):
-    """``data``, then a broken connection (what urllib3 raises when a peer goes away)."""
+class Cut:
+    """``data``, then a broken connection (what the transport raises when a peer goes away)."""
 
     def __init__(self, data: bytes) -> None:
-        super().__init__()
         self.data = io.BytesIO(data)
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview) -> int:
         n = self.data.readinto(buffer)
         if not n:
-            raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
+            raise IncompleteRead("connection closed with bytes of the body still to come")
         return n
-
-
-class CuttingRegistry(BaseAdapter):
-    """Serves BLOB; the first ``cuts`` answers break half-way; ``ranges``: whether Range is honoured."""
-
-    def __init__(self, cuts: int, *, ranges: bool = True, spoil: bool = False) -> None:
-        super().__init__()
-        self.cuts, self.ranges, self.spoil = cuts, ranges, spoil
-        self.asked: list[str] = []
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        wanted = request.headers.get("Range", "")
-        self.asked.append(wanted)
-        start = int(wanted[6:-1]) if wanted and self.ranges else 0
-        body = BLOB[start:]
-        headers = {"Content-Range": f"bytes {start}-{len(BLOB) - 1}/{len(BLOB)}"} if start else {}
-        stream: io.RawIOBase = io.BytesIO(body)
-        if self.cuts > 0:
-            self.cuts -= 1
-            half = body[: len(body) // 2]
-            stream = Cut(b"X" + half[1:] if self.spoil else half)
-        resp = requests.Response()
-        resp.status_code = 206 if start else 200
-        resp.raw = urllib3.HTTPResponse(body=stream, headers=headers, status=resp.status_code, preload_content=False)
-        resp.headers.update(headers)
-        resp.url, resp.request = request.url or "", request
-        return resp
 
     def close(self) -> None:
         pass
 
 
+class CuttingRegistry:
+    """Serves BLOB; the first ``cuts`` answers break half-way; ``ranges``: whether Range is honoured."""
+
+    def __init__(self, cuts: int, *, ranges: bool = True, spoil: bool = False) -> None:
+        self.cuts, self.ranges, self.spoil = cuts, ranges, spoil
+        self.asked: list[str] = []
+
+    def __call__(self, request: Sent) -> Response:
+        wanted = request.header("Range") or ""
+        self.asked.append(wanted)
+        start = int(wanted[6:-1]) if wanted and self.ranges else 0
+        body = BLOB[start:]
+        headers = {"Content-Range": f"bytes {start}-{len(BLOB) - 1}/{len(BLOB)}"} if start else {}
+        if self.cuts > 0:
+            self.cuts -= 1
+            half = body[: len(body) // 2]
+            stream = Cut(b"X" + half[1:] if self.spoil else half)
+            return Response(206 if start else 200, Headers(headers.items()), stream)
+        return Response.of_bytes(206 if start else 200, headers, body)
+
+
 def fetch_with(server: CuttingRegistry, tmp_path: Path, retries: int = 3) -> list[int]:
-    session = requests.Session()
-    session.mount("https://", server)
-    opts = RegistryOptions(session=session, use_docker_config=False, sleep=lambda _s: None, retries=retries)
+    transport = FakeTransport(server)
+    opts = RegistryOptions(transport=transport, use_docker_config=False, sleep=lambda _s: None, retries=retries)
     progress: list[int] = []
     with Client("registry.example", opts, "pulling registry.example/x:1") as client:
         fetch_blob(client, "x", DESC, Layout(tmp_path), progress.append)

@@ -21,7 +21,6 @@ from . import reference
 from .descriptor import Descriptor, matches, platform_of
 from .digest import CHUNK, DigestError, VerifyingReader
 from .image import Platform
-from .layers import open_uncompressed
 from .layout import Layout, LayoutError
 from .mediatypes import (
     ANNOTATION_IMAGE_NAME,
@@ -130,6 +129,8 @@ class CachedImage:
 
     def open_layer(self, index: int) -> IO[bytes]:
         """Layer ``index`` (0 = bottom) as an uncompressed tar stream."""
+        from .layers import open_uncompressed  # the decompressors: not needed to pull or list
+
         return open_uncompressed(self._open_blob(index))
 
     def open_compressed_layer(self, index: int) -> IO[bytes]:

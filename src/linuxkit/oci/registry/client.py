@@ -7,34 +7,34 @@ scope they need.
 
 from __future__ import annotations
 
-import base64
-import email.utils
-import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
-from typing import Any
-from urllib.parse import urljoin
-
-import requests
-import urllib3
 
 from ... import log
 from .auth import Challenge, parse_challenge, scope, token_from
 from .errors import AuthError, RegistryError
 from .options import TOKEN_USER, Credentials, RegistryOptions
+from .transport import (
+    BodyData,
+    CertificateError,
+    HttpTransport,
+    Response,
+    Transport,
+    TransportError,
+    Unresolvable,
+    join_url,
+    origin,
+    speaks_tls,
+    split_url,
+)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-#: Transport failures worth retrying (``requests`` wraps most; raw streams raise urllib3's).
-TRANSIENT: tuple[type[Exception], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    urllib3.exceptions.HTTPError,
-)
-Body = Callable[[], Any]
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+#: Transport failures worth retrying: refused, reset or timed-out connections, cut bodies.
+TRANSIENT: tuple[type[Exception], ...] = (TransportError,)
+Body = Callable[[], BodyData]
 
 
 def retry_after(value: str | None, limit: float) -> float | None:
@@ -45,6 +45,9 @@ def retry_after(value: str | None, limit: float) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # rare: most registries send seconds
+        from datetime import UTC, datetime
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
@@ -64,10 +67,14 @@ class Client:
         self.what = what
         self.host = options.registry_host(domain)
         self._base = mirror.rstrip("/") if mirror else None
-        self._own_session = options.session is None
-        self.session = options.session if options.session is not None else requests.Session()
-        self._bundle: Path | None = None
-        self._verify: bool | str = self._tls_verify()
+        self._own_transport = options.transport is None
+        self.transport: Transport = (
+            options.transport
+            if options.transport is not None
+            else HttpTransport(ca_files=[str(p) for p in options.cert_files])
+        )
+        # certificates are not checked for hosts the user declared insecure (as docker does)
+        self._verify = self.host not in options.insecure
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], str] = {}
         # pulls fetch blobs from several threads: one token fetch per scope set, not one per thread
@@ -84,24 +91,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        if self._own_session:
-            self.session.close()
-        if self._bundle is not None:
-            self._bundle.unlink(missing_ok=True)
-
-    def _tls_verify(self) -> bool | str:
-        if self.host in self.options.insecure:
-            return False
-        if not self.options.cert_files:
-            return True
-        import certifi
-
-        with tempfile.NamedTemporaryFile("wb", prefix="linuxkit-ca-", suffix=".pem", delete=False) as out:
-            out.write(Path(certifi.where()).read_bytes())
-            for path in self.options.cert_files:
-                out.write(b"\n" + path.read_bytes())
-        self._bundle = Path(out.name)
-        return out.name
+        if self._own_transport:
+            self.transport.close()
 
     # -- URLs ------------------------------------------------------------------------------------
 
@@ -116,16 +107,21 @@ class Client:
         https = f"https://{self.host}"
         if not self.options.allows_http(self.host):
             return https
+        if not isinstance(self.transport, HttpTransport):
+            return https  # an injected transport (tests) answers whatever is asked
+        _, host, port, _ = split_url(https)
         try:
-            resp = self.session.get(https + "/v2/", timeout=min(self.options.timeout, 5.0), verify=self._verify)
-            resp.close()
-            return https
-        except (requests.ConnectionError, requests.Timeout):
-            log.debug(f"registry {self.host}: no HTTPS, using plain HTTP")
-            return f"http://{self.host}"
+            if speaks_tls(host, port, min(self.options.timeout, 5.0)):
+                return https
+        except TransportError as exc:
+            log.debug(f"registry {self.host}: {exc}")
+        log.debug(f"registry {self.host}: no HTTPS, using plain HTTP")
+        return f"http://{self.host}"
 
     def url(self, path_or_url: str) -> str:
-        return urljoin(self.base_url + "/", path_or_url)
+        if "://" in path_or_url.partition("?")[0]:
+            return path_or_url
+        return join_url(self.base_url + "/", path_or_url)
 
     # -- auth ------------------------------------------------------------------------------------
 
@@ -156,9 +152,7 @@ class Client:
         if challenge.scheme == "basic":
             if self.credentials is None:
                 return {}
-            user, password = self.credentials
-            encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
-            return {"Authorization": f"Basic {encoded}"}
+            return {"Authorization": basic_auth(*self.credentials)}
         if challenge.scheme == "bearer":
             if scopes not in self._tokens:
                 self._tokens[scopes] = self._fetch_token(challenge, scopes)
@@ -235,8 +229,7 @@ class Client:
         extra_scopes: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
         body: Body | None = None,
-        stream: bool = False,
-    ) -> requests.Response:
+    ) -> Response:
         """Send with auth and retries; a 401 is answered once by (re)authenticating.
 
         The token asked for covers ``repository`` with ``actions`` plus ``extra_scopes`` (a
@@ -248,11 +241,11 @@ class Client:
         scopes = (scope(repository, actions), *extra_scopes)
         for attempt in (1, 2):
             all_headers = {**(headers or {}), **self._auth_header(scopes)}
-            resp = self._send(method, url, headers=all_headers, body=body, stream=stream)
+            resp = self._send(method, url, headers=all_headers, body=body)
             if resp.status_code != 401:
                 return resp
             resp.close()
-            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate") or "")
             if attempt == 2 or challenge is None:
                 creds = self._creds()
                 who = "with the given registry token" if creds and creds.registry_token else None
@@ -279,28 +272,29 @@ class Client:
         *,
         headers: Mapping[str, str] | None = None,
         body: Body | None = None,
-        stream: bool = False,
-        params: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
         auth: tuple[str, str] | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """One request with retries on connection errors, 429 and 5xx (``Retry-After`` honoured)."""
         opts = self.options
+        all_headers = dict(headers or {})
+        if params:
+            from urllib.parse import urlencode
+
+            url += ("&" if "?" in url else "?") + urlencode(list(params))
+        if auth is not None:
+            all_headers["Authorization"] = basic_auth(*auth)
         attempt = 0
         while True:
             try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    data=body() if body is not None else None,
-                    stream=stream,
-                    params=params,
-                    auth=auth,
-                    timeout=opts.timeout,
-                    verify=self._verify,
-                )
+                resp = self._follow(method, url, all_headers, body)
             except TRANSIENT as exc:
-                if attempt >= opts.retries or _unresolvable(exc):
+                if isinstance(exc, CertificateError):
+                    raise RegistryError(
+                        f"{self.what}: the TLS certificate of {self.host} was refused: {exc}",
+                        hint="pass its CA with --cert-file, or declare the registry insecure",
+                    ) from exc
+                if attempt >= opts.retries or isinstance(exc, Unresolvable):
                     raise RegistryError(
                         f"{self.what}: cannot reach registry {self.host}: {_short(exc)}",
                         hint=f"check the network and the registry address (tried {attempt + 1} time(s))",
@@ -316,17 +310,46 @@ class Client:
             attempt += 1
             opts.sleep(delay)
 
+    def _follow(self, method: str, url: str, headers: dict[str, str], body: Body | None) -> Response:
+        """Send, following redirects (registries send blob GETs to storage, often on another host).
+
+        The ``Authorization`` header is not sent to another host: storage URLs carry their own
+        signature, and the registry's token must not leak to them.
+        """
+        start = origin(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self.transport.send(
+                method,
+                url,
+                headers,
+                body() if body is not None else None,
+                timeout=self.options.timeout,
+                verify=self._verify,
+            )
+            location = resp.headers.get("Location")
+            if resp.status_code not in REDIRECT_STATUS or not location:
+                return resp
+            resp.close()
+            url = join_url(url, location)
+            if not _same_site(start, origin(url)):
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
+                method = "GET" if method != "HEAD" else method
+                body = None
+                headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+        raise RegistryError(f"{self.what}: more than {MAX_REDIRECTS} redirects from {self.host}")
+
     def backoff(self, attempt: int) -> float:
         return float(min(self.options.backoff * (2**attempt), self.options.max_retry_after))
 
 
-def http_error(what: str, resp: requests.Response, doing: str) -> RegistryError:
+def http_error(what: str, resp: Response, doing: str) -> RegistryError:
     """An error for an unexpected answer, with the registry's error message when it sent one."""
     detail = ""
     try:
-        errors = resp.json().get("errors") or []
+        errors = resp.json(64 << 10).get("errors") or []
         detail = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TransportError):
         detail = ""
     resp.close()
     hint = "the registry is overloaded or failing; retry later" if resp.status_code >= 500 else None
@@ -335,15 +358,18 @@ def http_error(what: str, resp: requests.Response, doing: str) -> RegistryError:
     return RegistryError(f"{what}: {doing}: HTTP {resp.status_code}" + (f" ({detail})" if detail else ""), hint=hint)
 
 
-def _unresolvable(exc: BaseException) -> bool:
-    """A host name that does not resolve: retrying will not help."""
-    text = str(exc)
-    return "NameResolutionError" in text or "Name or service not known" in text or "nodename nor servname" in text
+def basic_auth(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _same_site(a: tuple[str, str, int], b: tuple[str, str, int]) -> bool:
+    """Same scheme, host and port, or the same host moved from HTTP to HTTPS on default ports."""
+    return a == b or (a[1] == b[1] and a[0] == "http" and a[2] == 80 and b[0] == "https" and b[2] == 443)
 
 
 def _short(exc: BaseException) -> str:
-    """The useful end of a requests/urllib3 error chain."""
+    """The useful end of a transport error."""
     text = str(exc)
-    if _unresolvable(exc):
-        return "host name does not resolve"
     return text if len(text) < 300 else text[:300] + "…"

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from ... import log
 from ...errors import BuildError
 from .. import digest as _digest
 from ..descriptor import Descriptor
-from ..layout import MAX_JSON_BLOB, BlobWriter, Layout
+from ..layout import MAX_JSON_BLOB, AtomicFile, Layout
 from ..mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from .client import TRANSIENT, Client, http_error
 from .errors import RegistryError
 
 RETRYABLE: tuple[type[Exception], ...] = (*TRANSIENT, _digest.DigestError)
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+#: Bytes read from the socket, hashed and written at a time: big enough that the per-call cost of
+#: Python disappears and hashing (which releases the GIL) overlaps other transfers.
+READ_SIZE = 1 << 20
 
 
 def fetch_manifest(client: Client, repository: str, ref: str, expected: str | None = None) -> tuple[bytes, str]:
@@ -25,13 +29,13 @@ def fetch_manifest(client: Client, repository: str, ref: str, expected: str | No
     """
     if expected is None and _digest.is_valid(ref):
         expected = ref
-    resp = client.request(
-        "GET", f"/v2/{repository}/manifests/{ref}", repository=repository, headers={"Accept": ACCEPT}, stream=True
-    )
+    resp = client.request("GET", f"/v2/{repository}/manifests/{ref}", repository=repository, headers={"Accept": ACCEPT})
     if resp.status_code != 200:
         raise http_error(client.what, resp, f"fetching manifest {ref}")
     try:
-        data = _read_limited(resp.raw, MAX_JSON_BLOB)
+        data = resp.read(MAX_JSON_BLOB)
+        if len(data) > MAX_JSON_BLOB:
+            raise RegistryError(f"{client.what}: manifest {ref} is larger than {MAX_JSON_BLOB} bytes")
     except TRANSIENT as exc:
         raise RegistryError(f"{client.what}: manifest {ref}: download failed: {exc}", hint="retry") from exc
     finally:
@@ -44,19 +48,8 @@ def fetch_manifest(client: Client, repository: str, ref: str, expected: str | No
             f"{client.what}: manifest {ref} from {client.host} has digest {actual}, expected {want}",
             hint="the transfer was corrupted or the registry is misbehaving; retry",
         )
-    media_type = _media_type(data, resp.headers.get("Content-Type", ""))
+    media_type = _media_type(data, resp.headers.get("Content-Type") or "")
     return data, media_type
-
-
-def _read_limited(raw: object, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in raw.stream(_digest.CHUNK, decode_content=True):  # type: ignore[attr-defined]
-        size += len(chunk)
-        if size > limit:
-            raise RegistryError(f"manifest larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _media_type(data: bytes, content_type: str) -> str:
@@ -91,7 +84,7 @@ def fetch_blob(
         for attempt in range(retries + 1):
             try:
                 _download(client, repository, desc, out, report)
-                out.writer.commit(desc.digest, desc.size)
+                out.commit(desc.digest, desc.size)
                 return
             except RETRYABLE as exc:
                 if isinstance(exc, _digest.DigestError) or out.size > desc.size:
@@ -106,35 +99,54 @@ def fetch_blob(
                 log.debug(f"{client.what}: blob {desc.digest}: {exc}; retrying")
                 client.options.sleep(client.backoff(attempt))
     finally:
-        out.writer.abort()
+        out.abort()
 
 
 class _Partial:
-    """The bytes of one blob received so far (a :class:`BlobWriter` that can start over)."""
+    """The bytes of one blob received so far: hashed as they are written to a temporary file that
+    becomes the blob (fsync'ed, renamed, directory synced) only when size and digest match."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.writer = BlobWriter(layout)
+        layout.blobs_dir.mkdir(parents=True, exist_ok=True)
+        self._file: AtomicFile | None = None
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.buffer = memoryview(bytearray(READ_SIZE))
 
-    @property
-    def size(self) -> int:
-        return self.writer.size
+    def write(self, data: memoryview) -> None:
+        if self._file is None:
+            self._file = AtomicFile(self.layout.blobs_dir / "blob")
+        self._file.file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
 
-    def write(self, data: bytes) -> None:
-        self.writer.write(data)
+    def commit(self, digest: str, size: int) -> None:
+        actual = f"{_digest.ALGORITHM}:{self._hash.hexdigest()}"
+        if size >= 0 and self.size != size:
+            raise _digest.DigestError(f"blob {digest}: {self.size} bytes, expected {size}")
+        if actual != digest:
+            raise _digest.DigestError(f"blob content has digest {actual}, expected {digest}")
+        if self._file is None:  # an empty blob
+            self._file = AtomicFile(self.layout.blobs_dir / "blob")
+        self._file.commit(self.layout.blob_path(digest))
 
     def restart(self) -> None:
-        self.writer.abort()
-        self.writer = BlobWriter(self.layout)
+        self.abort()
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.abort()
+            self._file = None
 
 
 def _download(client: Client, repository: str, desc: Descriptor, out: _Partial, report: Callable[[int], None]) -> None:
     """Append the blob's bytes from ``out.size`` on (asking with ``Range`` when that is not 0)."""
     start = out.size
     headers = {"Range": f"bytes={start}-"} if start else None
-    resp = client.request(
-        "GET", f"/v2/{repository}/blobs/{desc.digest}", repository=repository, headers=headers, stream=True
-    )
+    resp = client.request("GET", f"/v2/{repository}/blobs/{desc.digest}", repository=repository, headers=headers)
     try:
         if start and resp.status_code == 206 and _range_start(resp.headers.get("Content-Range")) == start:
             log.debug(f"{client.what}: blob {desc.digest}: resuming at byte {start}")
@@ -144,10 +156,11 @@ def _download(client: Client, repository: str, desc: Descriptor, out: _Partial, 
                 out.restart()
         else:
             raise http_error(client.what, resp, f"fetching blob {desc.digest}")
-        for chunk in resp.raw.stream(_digest.CHUNK, decode_content=False):
-            out.write(chunk)
-            report(len(chunk))
-            if out.size > desc.size:
+        buffer = out.buffer
+        while n := resp.readinto(buffer):
+            out.write(buffer[:n])
+            report(n)
+            if out.size > desc.size >= 0:
                 break
     finally:
         resp.close()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
 import json
 import os
 import time
@@ -17,7 +14,7 @@ from ... import log
 from ...errors import LinuxKitError
 
 if TYPE_CHECKING:
-    import requests
+    from .transport import Transport
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_REGISTRY = "registry-1.docker.io"
@@ -79,7 +76,7 @@ class RegistryOptions:
     (default ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``; its ``auths``).
     Retries: connection errors, 429 and 5xx are retried ``retries`` times with exponential
     backoff from ``backoff`` seconds; a ``Retry-After`` is honoured up to ``max_retry_after``.
-    ``session`` replaces the HTTP session (tests inject fault transports here); ``sleep``
+    ``transport`` replaces the HTTP transport (tests inject fake ones here); ``sleep``
     replaces :func:`time.sleep`. ``parallel``: blobs of one pull fetched at the same time.
     """
 
@@ -93,8 +90,8 @@ class RegistryOptions:
     backoff: float = 0.5
     max_retry_after: float = 30.0
     timeout: float = 60.0
-    parallel: int = 4
-    session: requests.Session | None = field(default=None, compare=False)
+    parallel: int = 6  # as skopeo (containers/image): every layer of most images at once
+    transport: Transport | None = field(default=None, compare=False)
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
     def registry_host(self, domain: str) -> str:
@@ -147,13 +144,19 @@ def host_of(hostport: str) -> str:
 
 
 def is_loopback(hostport: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``::1`` (without importing ``ipaddress``: start-up time)."""
+    import socket
+
     host = host_of(hostport)
     if host == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            packed = socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return packed[0] == 127 if family == socket.AF_INET else packed == bytes(15) + b"\x01"
+    return False
 
 
 def default_docker_config(env: Mapping[str, str] | None = None) -> Path:
@@ -217,6 +220,9 @@ def parse_auths(path: Path, auths: Mapping[str, object]) -> dict[str, Credential
 
     An unreadable entry is skipped with a warning.
     """
+    import base64
+    import binascii
+
     out: dict[str, Credentials] = {}
     for key, entry in auths.items():
         if not isinstance(entry, dict):

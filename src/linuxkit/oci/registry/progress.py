@@ -1,7 +1,8 @@
 """Progress of blob transfers: rich bars on a terminal, one plain line per finished blob otherwise.
 
 One display is shared by every transfer running at the same time (rich allows one live
-display), so images pulled in parallel show their blobs together.
+display), so images pulled in parallel show their blobs together. Off a terminal rich is not
+even imported (start-up time).
 """
 
 from __future__ import annotations
@@ -9,31 +10,51 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from rich.progress import Progress, TaskID
+from typing import TYPE_CHECKING
 
 from ... import log
 from ..descriptor import Descriptor
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+
+def _ignore(_n: int) -> None:
+    pass
 
 
 class Transfers:
     """The shared display; :meth:`track` one blob, :meth:`done` when it is complete."""
 
     def __init__(self) -> None:
-        self.progress: Progress = log.progress()
-        self.plain = self.progress.disable
+        self.progress: Progress | None = log.progress() if log.level() >= log.INFO and log.is_terminal() else None
+        self.plain = self.progress is None or self.progress.disable
         self._lock = threading.Lock()
 
-    def track(self, what: str, desc: Descriptor) -> tuple[TaskID, Callable[[int], None]]:
-        task = self.progress.add_task(f"{what} {desc.digest[7:19]}", total=desc.size if desc.size >= 0 else None)
+    def start(self) -> None:
+        if self.progress is not None:
+            self.progress.start()
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def track(self, what: str, desc: Descriptor) -> tuple[int | None, Callable[[int], None]]:
+        progress = self.progress
+        if progress is None:
+            return None, _ignore
+        task = progress.add_task(f"{what} {desc.digest[7:19]}", total=desc.size if desc.size >= 0 else None)
 
         def advance(n: int) -> None:
-            self.progress.advance(task, n)
+            progress.advance(task, n)
 
         return task, advance
 
-    def done(self, task: TaskID, what: str, desc: Descriptor) -> None:
-        self.progress.remove_task(task)
+    def done(self, task: int | None, what: str, desc: Descriptor) -> None:
+        if self.progress is not None and task is not None:
+            from rich.progress import TaskID
+
+            self.progress.remove_task(TaskID(task))
         if self.plain:
             log.info(f"{what} {desc.digest[7:19]}: {_size(desc.size)} done")
 
@@ -50,7 +71,7 @@ def transfers() -> Iterator[Transfers]:
     with _guard:
         if _active is None:
             _active = Transfers()
-            _active.progress.start()
+            _active.start()
         _users += 1
         current = _active
     try:
@@ -59,7 +80,7 @@ def transfers() -> Iterator[Transfers]:
         with _guard:
             _users -= 1
             if _users == 0:
-                current.progress.stop()
+                current.stop()
                 _active = None
 
 

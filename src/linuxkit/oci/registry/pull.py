@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from ... import log
@@ -75,12 +75,12 @@ def pull(
         fetch_blobs(client, parsed.path, list(blobs.values()), cache.layout)
         for dig in blobs:
             remember_blob(parsed.domain, parsed.path, dig)
-        writer = cache.writer()
+        layout = cache.layout
         for desc, manifest in images:  # manifests only once all their blobs are in
-            writer.add_blob(manifest, desc.media_type, digest=desc.digest)
+            layout.write_blob_bytes(manifest, desc.digest)
         if root.digest not in {desc.digest for desc, _ in images}:
-            writer.add_blob(raw, media_type, digest=root.digest)
-        writer.tag(name, root)
+            layout.write_blob_bytes(raw, root.digest)
+        cache.tag(name, root.without_platform())
     log.debug(f"pulled {name} ({root.digest})")
     return root
 
@@ -167,31 +167,47 @@ def _parts(what: str, desc: Descriptor, raw: bytes) -> list[Descriptor]:
 def fetch_blobs(client: Client, repository: str, blobs: Sequence[Descriptor], layout: Layout) -> None:
     """Fetch the missing ``blobs`` with up to ``options.parallel`` threads, showing progress.
 
-    The first failure is raised once the transfers already running have ended (none is left
-    half-written: each blob becomes a cache file only when complete and verified).
+    The biggest blobs start first (the transfers end closer together). The first failure is
+    raised once the transfers already running have ended, and no new one starts after it (none
+    is left half-written: each blob becomes a cache file only when complete and verified).
     """
-    missing = [b for b in blobs if not layout.has_blob(b.digest, b.size)]
+    missing = sorted((b for b in blobs if not layout.has_blob(b.digest, b.size)), key=lambda b: -b.size)
     if not missing:
         return
     label = client.what.removeprefix("pulling ")
+    pending = list(reversed(missing))  # popped from the end: biggest first
+    failures: list[BaseException] = []
+    lock = threading.Lock()
 
-    def one(desc: Descriptor, shown: Transfers) -> None:
-        task, advance = shown.track(label, desc)
-        fetch_blob(client, repository, desc, layout, advance)
-        shown.done(task, label, desc)
+    def worker(shown: Transfers) -> None:
+        while True:
+            with lock:
+                if failures or not pending:
+                    return
+                desc = pending.pop()
+            try:
+                task, advance = shown.track(label, desc)
+                fetch_blob(client, repository, desc, layout, advance)
+                shown.done(task, label, desc)
+            except BaseException as exc:  # handed to the calling thread, which raises it
+                with lock:
+                    failures.append(exc)
+                return
 
     with transfers() as shown:
-        workers = max(1, min(client.options.parallel, len(missing)))
-        if workers == 1:
-            for desc in missing:
-                one(desc, shown)
-            return
-        with ThreadPoolExecutor(workers, thread_name_prefix="pull") as pool:
-            futures = [pool.submit(one, desc, shown) for desc in missing]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in futures:
-                fut.cancel()  # the ones not started yet
-            for fut in futures:
-                exc = None if fut.cancelled() else fut.exception()
-                if exc is not None:
-                    raise exc
+        # plain threads, not concurrent.futures: its import costs more than this whole function
+        threads = [
+            threading.Thread(target=worker, args=(shown,), name=f"pull-{i}", daemon=True)
+            for i in range(1, min(client.options.parallel, len(missing)))
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            worker(shown)  # this thread takes its share too
+        finally:
+            with lock:
+                pending.clear()  # on an interrupt too: the others finish their blob and stop
+            for thread in threads:
+                thread.join()
+    if failures:
+        raise failures[0]
