@@ -50,8 +50,14 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("guest-cache")
 
 
-def test_system_boots_runs_onboot_restarts_services_and_shuts_down(cache: Path, tmp_path: Path) -> None:
-    lk(cache, "build", "--dir", tmp_path, DATA / "system.yml")
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_system_boots_runs_onboot_restarts_services_and_shuts_down(cache: Path, tmp_path: Path, runtime: str) -> None:
+    # the same system with either runtime package (the runner is the same scripts); @pkg: paths are relative
+    # to the YAML's directory (even absolute ones, as upstream)
+    text = (DATA / "system.yml").read_text().replace("@pkg:../../../pkg/runc", f"@pkg:../../../pkg/{runtime}")
+    yml = tmp_path / "system.yml"
+    yml.write_text(text.replace("@pkg:../../../", f"@pkg:{os.path.relpath(ROOT, tmp_path)}/"))
+    lk(cache, "build", "--dir", tmp_path, yml)
     kernel = tmp_path / "system-kernel"
     initrd = tmp_path / "system-initrd.img"
     assert kernel.exists() and initrd.exists()

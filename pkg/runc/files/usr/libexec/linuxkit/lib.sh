@@ -39,6 +39,14 @@ lk_log() {
 	echo "${LK_TAG:-linuxkit}: $*" >&2
 }
 
+# a text file to stdout with builtins (no fork: this shows an onboot container's output as it ends)
+lk_cat() { # file
+	{
+		while IFS= read -r _cl; do printf '%s\n' "$_cl"; done
+		[ -z "$_cl" ] || printf '%s' "$_cl"
+	} 2>/dev/null <"$1" || true
+}
+
 # one line on the system console; never fails (the console may be absent in tests)
 lk_console() {
 	{ echo "${LK_TAG:-linuxkit}: $*" >>"$LK_CONSOLE"; } 2>/dev/null || true
@@ -87,7 +95,7 @@ lk_is_propagation() {
 lk_mount_one() { # bundle type source destination options(comma separated)
 	lk_abs "$1" "$4"
 	_b=$1 _type=$2 _src=$3 _dest=$_abs _opts=$5
-	_rest="" _props="" _bind=""
+	_rest="" _props="" _bind="" _mk=""
 	_oldifs=$IFS
 	IFS=,
 	for _o in $_opts; do
@@ -102,18 +110,26 @@ lk_mount_one() { # bundle type source destination options(comma separated)
 			_k=${_o%%=*} _v=${_o#*=}
 			case "$_v" in /*) _v=$LK_ROOT$_v ;; esac
 			_o="$_k=$_v"
-			if [ "$_k" != lowerdir ]; then
-				mkdir -p "$_v" || {
-					IFS=$_oldifs
-					lk_log "cannot create directory for overlay $_o"
-					return 1
-				}
-			fi
+			[ "$_k" = lowerdir ] || _mk="$_mk$_v$LK_NL"
 			;;
 		esac
 		_rest="${_rest:+$_rest,}$_o"
 	done
 	IFS=$_oldifs
+	if [ -n "$_mk" ]; then
+		# overlay upper and work directories, in one mkdir (every fork counts under emulation)
+		_oldifs=$IFS
+		IFS=$LK_NL
+		set -f
+		# shellcheck disable=SC2086 # one argument per line
+		set -- $_mk
+		set +f
+		IFS=$_oldifs
+		mkdir -p "$@" || {
+			lk_log "cannot create directory for overlay $*"
+			return 1
+		}
+	fi
 	[ -d "$_dest" ] || mkdir -p "$_dest" 2>/dev/null || [ -e "$_dest" ] || {
 		lk_log "cannot create directory for mount destination $_dest"
 		return 1
