@@ -100,6 +100,19 @@ def test_extra_sources_are_combined_with_sha1(repo: Path) -> None:
     assert package_tag(str(pkg)).tag == expected
 
 
+def test_a_change_in_an_extra_source_dirties_the_package(repo: Path) -> None:
+    pkg = repo / "pkg" / "foo"
+    (pkg / "build.yml").write_text("image: foo\nextra-sources:\n  - ../../other:/other\n")
+    git(repo, "commit", "-qam", "extra")
+    clean = package_tag(str(pkg))
+    assert not clean.dirty
+    (repo / "other" / "data").write_text("changed\n")
+    first = package_tag(str(pkg))
+    assert first.dirty and first.tag.startswith(clean.tag + "-dirty-")
+    (repo / "other" / "data").write_text("changed again\n")
+    assert package_tag(str(pkg)).tag != first.tag  # the suffix follows the sources' content
+
+
 def test_options(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pkg = str(repo / "pkg" / "foo")
     h = tree(repo, "pkg/foo")

@@ -176,6 +176,7 @@ def package_tag(pkg_dir: str, opts: TagOptions | None = None) -> PackageTag:
         org = opts.org
 
     src_hashes = ""
+    sources: list[str] = []
     for source in info.extra_sources:
         src = os.path.normpath(source.split(":")[0])
         if not os.path.isabs(src):
@@ -184,17 +185,25 @@ def package_tag(pkg_dir: str, opts: TagOptions | None = None) -> PackageTag:
         if not git.is_work_tree():
             raise UserError(f"source {src} not in a git repository", hint="extra-sources must be tracked by git")
         src_hashes += git.tree_hash(src, opts.hash_commit)
+        sources.append(src)
 
     dirty = False
     git = Git(pkg_path)
     if git.is_work_tree():
-        dirty = opts.force_dirty or git.is_dirty(hash_path, opts.hash_commit)
+        # an uncommitted change in an extra source makes the package dirty too (upstream looks at the
+        # package directory only, so a build could reuse an image made from the committed files)
+        dirty_sources = [src for src in sources if Git(src).is_dirty(src, opts.hash_commit)]
+        dirty = opts.force_dirty or git.is_dirty(hash_path, opts.hash_commit) or bool(dirty_sources)
         if not pkg_hash:
             pkg_hash = git.tree_hash(hash_path, opts.hash_commit)
             if src_hashes:
                 pkg_hash = hashlib.sha1((pkg_hash + src_hashes).encode()).hexdigest()
             if dirty:
-                pkg_hash += "-dirty-" + git.content_hash()[:7]
+                content = git.content_hash()
+                if dirty_sources:
+                    joined = "".join([content, *(Git(s).content_hash() for s in sources)])
+                    content = hashlib.sha256(joined.encode()).hexdigest()
+                pkg_hash += "-dirty-" + content[:7]
     template = opts.tag_template or info.tag or DEFAULT_TAG
     tag = render_template(template, pkg_hash)
     return PackageTag(org, info.image, tag, pkg_hash, dirty, info)

@@ -25,4 +25,7 @@ for tty in $consoles; do
 		done
 	) &
 done
+# PID 1 of the container: without a handler TERM would be ignored and `service stop` would wait for its KILL.
+# Exiting ends every other process of the container's PID namespace.
+trap 'exit 0' TERM INT
 wait

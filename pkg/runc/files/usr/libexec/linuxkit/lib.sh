@@ -410,9 +410,10 @@ lk_pid_alive() { # pid
 	[ -n "$1" ] || return 1
 	kill -0 "$1" 2>/dev/null || return 1
 	# (read: no fork, this runs in polling loops)
-	_st=""
-	while read -r _k _v _; do
-		[ "$_k" = State: ] && _st=$_v && break
+	# (names of its own: a caller's loop counter must survive)
+	_pa_st=""
+	while read -r _pa_k _pa_v _; do
+		[ "$_pa_k" = State: ] && _pa_st=$_pa_v && break
 	done 2>/dev/null <"$LK_PROC/$1/status"
-	[ "$_st" != Z ]
+	[ "$_pa_st" != Z ]
 }
