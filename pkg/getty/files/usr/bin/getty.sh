@@ -12,20 +12,28 @@ done
 $bb mkdir -p /etc
 [ -f /etc/passwd ] || echo "root::0:0:root:/root:/bin/sh" > /etc/passwd
 [ -f /etc/shadow ] || echo "root::1::::::" > /etc/shadow
+# On TERM (service stop, shutdown) every loop hangs up its login (an interactive shell ignores TERM) and
+# ends; then this script ends. The container shares the host's PID namespace: its end does not take the
+# other processes with it.
+loops=""
 for tty in $consoles; do
 	[ -c "/dev/$tty" ] || continue
 	(
+		login=""
+		trap '[ -z "$login" ] || kill -HUP "$login" 2>/dev/null; exit 0' TERM
 		while :; do
 			if [ "${INSECURE:-false}" = "true" ]; then
-				$bb setsid $bb cttyhack /bin/sh -l <"/dev/$tty" >"/dev/$tty" 2>&1
+				$bb setsid $bb cttyhack /bin/sh -l <"/dev/$tty" >"/dev/$tty" 2>&1 &
 			else
-				$bb getty -L 0 "$tty" vt100
+				$bb getty -L 0 "$tty" vt100 &
 			fi
+			login=$!
+			wait "$login"
+			login=""
 			$bb sleep 1
 		done
 	) &
+	loops="$loops $!"
 done
-# PID 1 of the container: without a handler TERM would be ignored and `service stop` would wait for its KILL.
-# Exiting ends every other process of the container's PID namespace.
-trap 'exit 0' TERM INT
+trap '[ -z "$loops" ] || kill -TERM $loops 2>/dev/null; wait; exit 0' TERM INT
 wait
