@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,26 +14,25 @@ from typing import IO, TYPE_CHECKING
 
 from . import log
 from .config import schema
-from .config.dump import dump_yaml, metadata_file
 from .config.load import LoadedConfig, default_package_resolver, load_configs
 from .errors import BuildError, BuildErrors, Diagnostic, LinuxKitError, UserError
-from .formats.loaders import WITHOUT_LOADER, boot_files_tree
-from .formats.registry import FormatContext, validate_formats
+from .formats.registry import Format, FormatContext, validate_formats
 from .formats.tarfmt import write_docker, write_tar
 from .oci import reference
 from .oci.cache import Cache
 from .oci.image import ImageSource, Platform
 from .outputs import OutputSet
-from .rootfs.assemble import Addition, RootfsSettings, images_read, oci_volumes
+from .rootfs.assemble import Addition, RootfsSettings, assemble_to_sink, images_read, oci_volumes
 from .rootfs.header import DEFAULT_MTIME, REG, Header
-from .rootfs.inputtar import InputTar
-from .rootfs.ocivolume import ensure_index, layout_entries
+from .rootfs.tarreader import Entry
 from .rootfs.tarwriter import TarSink
-from .sbom import SbomCollector, attestation_sboms
 
-if TYPE_CHECKING:  # the registry client (requests) and the package builder load only when used
+# Loaded only when a build needs them (each costs start-up time): the registry client (requests),
+# the package builder, the boot loaders, SBOMs, --input-tar, OCI volumes, the YAML dumper.
+if TYPE_CHECKING:
     from .oci.registry import RegistryOptions
     from .packages.debian_image import DebianSettings
+    from .sbom import SbomCollector
 
 
 @dataclass(frozen=True)
@@ -58,8 +56,10 @@ class BuildOptions:
     stdout: IO[bytes] | None = field(default=None, compare=False)
     #: Builds a ``@pkg:`` package (its directory) for a platform when its image is not in the cache.
     pkg_builder: PackageBuilder | None = field(default=None, compare=False)
-    #: Debian settings (mirrors, download cache) for packages built on the way, e.g. the boot loaders.
-    debian: DebianSettings | None = field(default=None, compare=False)  # None: the defaults
+    #: Debian settings (mirrors, download cache) for packages built on the way, e.g. the boot loaders;
+    #: ``None``: the defaults. May be a function making them, called only when a build needs them
+    #: (making them loads the package builder, which most builds never use).
+    debian: DebianSettings | Callable[[], DebianSettings] | None = field(default=None, compare=False)
 
 
 PackageBuilder = Callable[[str, Platform, str], None]
@@ -155,6 +155,8 @@ class ImageFinder:
                 return exc.message
             return None
 
+        from concurrent.futures import ThreadPoolExecutor
+
         with log.step(f"Pulling {len(keys)} images"), ThreadPoolExecutor(min(4, len(keys))) as pool:
             self._pulled.update(zip(keys, pool.map(one, keys), strict=True))
 
@@ -232,10 +234,18 @@ def _sbom_time(current: bool) -> datetime | None:
     return datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() else datetime.now(UTC)
 
 
+def _metadata_file(moby: schema.Moby, fmt: str) -> bytes:
+    from .config.dump import metadata_file
+
+    return metadata_file(moby, fmt)
+
+
 def rootfs_settings(opts: BuildOptions, cache: Cache, platform: Platform) -> RootfsSettings:
     additions: list[Addition] = []
     on_image: Callable[[str, str], None] | None = None
     if opts.sbom:
+        from .sbom import SbomCollector, attestation_sboms
+
         when = _sbom_time(opts.sbom_current_time)
         collector = SbomCollector() if when is None else SbomCollector(build_time=when)
 
@@ -247,7 +257,7 @@ def rootfs_settings(opts: BuildOptions, cache: Cache, platform: Platform) -> Roo
     return RootfsSettings(
         arch=opts.arch,
         base_dir=Path.cwd(),
-        metadata_dump=metadata_file,
+        metadata_dump=_metadata_file,
         decompress_kernel=opts.decompress_kernel,
         additions=tuple(additions),
         on_image=on_image,
@@ -269,7 +279,9 @@ def _write_streamable(opts: BuildOptions, write: Callable[[IO[bytes]], None]) ->
 def _debian(opts: BuildOptions) -> DebianSettings:
     from .packages.debian_image import DebianSettings, default_debian_cache
 
-    return opts.debian if opts.debian is not None else DebianSettings(cache_dir=default_debian_cache())
+    if opts.debian is None:
+        return DebianSettings(cache_dir=default_debian_cache())
+    return opts.debian() if callable(opts.debian) else opts.debian
 
 
 def source_date_epoch() -> int:
@@ -297,6 +309,8 @@ def run_build(opts: BuildOptions) -> list[Path]:
     with log.step("Loading configuration"):
         loaded = load_configs(opts.configs, pkg_resolver=resolve_package)
     if opts.dry_run:
+        from .config.dump import dump_yaml
+
         out = opts.stdout or sys.stdout.buffer
         out.write(dump_yaml(loaded.moby) + b"\n")
         out.flush()
@@ -307,19 +321,27 @@ def run_build(opts: BuildOptions) -> list[Path]:
     finder = ImageFinder(
         cache, platform, registry=opts.registry, always_pull=opts.pull, packages=packages, pkg_builder=opts.pkg_builder
     )
-    reuse = InputTar.load(opts.input_tar, loaded.moby) if opts.input_tar is not None else None
+    reuse = None
+    if opts.input_tar is not None:
+        from .rootfs.inputtar import InputTar
+
+        reuse = InputTar.load(opts.input_tar, loaded.moby)
     reused = reuse.reused_places() if reuse is not None else set()
     # images only read as OCI layouts, or only by parts copied from the input tar, are not checked here
     not_read = {reference.normalize(ref) for ref, _ in _image_refs(loaded)} - images_read(loaded.moby, reused)
     with log.step("Checking images"):
         finder.check_all(loaded, volume_oci=not_read)
         for ref, volume_platforms in oci_volumes(loaded.moby, reused):
+            from .rootfs.ocivolume import ensure_index
+
             ensure_index(cache, ref, volume_platforms, registry=opts.registry, always_pull=opts.pull)
-    settings = replace(
-        rootfs_settings(opts, cache, platform),
-        reuse=reuse,
-        oci_layout=lambda ref, volume_platforms: layout_entries(cache, ref, volume_platforms),
-    )
+
+    def oci_layout(ref: str, volume_platforms: Sequence[Platform]) -> Iterable[Entry]:
+        from .rootfs.ocivolume import layout_entries
+
+        return layout_entries(cache, ref, volume_platforms)
+
+    settings = replace(rootfs_settings(opts, cache, platform), reuse=reuse, oci_layout=oci_layout)
     moby: schema.Moby = loaded.moby
     if formats[0].streamable:
         writer = write_tar if formats[0].name == "tar" else write_docker
@@ -327,15 +349,9 @@ def run_build(opts: BuildOptions) -> list[Path]:
         with log.step(f"Writing {formats[0].name} to {target}"):
             return _write_streamable(opts, lambda out: writer(moby, finder, out, settings))
     base = opts.out_dir / opts.name
-    with tempfile.TemporaryDirectory(prefix="linuxkit-build-") as tmp, OutputSet() as outputs:
-        rootfs = Path(tmp) / "rootfs.tar"
-        with log.step("Assembling the root filesystem"), open(rootfs, "wb") as fh:
-            write_tar(moby, finder, fh, settings)
-        boot_files = None
-        if any(f.name not in WITHOUT_LOADER for f in formats):
-            with log.step("Preparing boot loaders"):
-                boot_files = boot_files_tree(cache, platform, Path(tmp) / "loaders", debian=_debian(opts))
-        ctx = FormatContext(
+
+    def context(outputs: OutputSet, boot_files: Path | None = None) -> FormatContext:
+        return FormatContext(
             base,
             opts.size_mb,
             opts.arch,
@@ -344,14 +360,53 @@ def run_build(opts: BuildOptions) -> list[Path]:
             boot_files=boot_files,
             epoch=source_date_epoch(),
         )
+
+    from .formats import initrd
+
+    if len(formats) == 1 and formats[0].name in initrd.STREAMED_FORMATS:
+        # Written straight from the assembler: no rootfs tar to write to disk and read again.
+        name = formats[0].name
+        with OutputSet() as outputs:
+            with log.step(f"Assembling the root filesystem and writing {name}"):
+                initrd.write_streamed(
+                    context(outputs), name, lambda sink: assemble_to_sink(moby, finder, sink, settings)
+                )
+            written = outputs.commit()
+    else:
+        written = _write_from_rootfs_tar(opts, formats, moby, finder, settings, cache, context)
+    for path in written:
+        log.info(f"  {path}")
+    return written
+
+
+def _write_from_rootfs_tar(
+    opts: BuildOptions,
+    formats: list[Format],
+    moby: schema.Moby,
+    finder: ImageFinder,
+    settings: RootfsSettings,
+    cache: Cache,
+    context: Callable[[OutputSet, Path | None], FormatContext],
+) -> list[Path]:
+    """Assemble the rootfs tar into a temporary file, then let each format read it."""
+    with tempfile.TemporaryDirectory(prefix="linuxkit-build-") as tmp, OutputSet() as outputs:
+        rootfs = Path(tmp) / "rootfs.tar"
+        with log.step("Assembling the root filesystem"), open(rootfs, "wb") as fh:
+            write_tar(moby, finder, fh, settings)
+        boot_files = None
+        from .formats.loaders import WITHOUT_LOADER, boot_files_tree
+
+        if any(f.name not in WITHOUT_LOADER for f in formats):
+            with log.step("Preparing boot loaders"):
+                boot_files = boot_files_tree(
+                    cache, Platform("linux", opts.arch), Path(tmp) / "loaders", debian=_debian(opts)
+                )
+        ctx = context(outputs, boot_files)
         for fmt in formats:
             assert fmt.writer is not None
             with log.step(f"Writing {fmt.name}"):
                 fmt.writer(ctx, rootfs)
-        written = outputs.commit()
-    for path in written:
-        log.info(f"  {path}")
-    return written
+        return outputs.commit()
 
 
 __all__ = ["BuildOptions", "ImageFinder", "LinuxKitError", "run_build"]

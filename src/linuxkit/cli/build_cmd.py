@@ -102,7 +102,7 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
         dry_run=args.dry_run,
         registry=common.registry_options(),
         pkg_builder=package_builder(args, common),
-        debian=debian_settings(args),
+        debian=lambda: debian_settings(args),  # made only if a build needs it: it loads the package builder
     )
 
 

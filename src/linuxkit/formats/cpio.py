@@ -29,6 +29,8 @@ TYPE_SOCK = 0o14
 FIRST_INODE = 721
 TRAILER = "TRAILER!!!"
 _FLUSH_AT = 256 << 10
+#: The header when every field fits 8 hex digits (``go_hex8`` is only needed otherwise).
+_HEADER = b"070701" + b"%08x" * 13
 _CHUNK = 1 << 20
 
 
@@ -102,7 +104,10 @@ class CpioWriter:
             len(name) + 1,
             0,  # checksum (unused in newc)
         )
-        self._put(("070701" + "".join(go_hex8(v) for v in fields)).encode("ascii"))
+        if all(0 <= v <= 0xFFFFFFFF for v in fields):
+            self._put(_HEADER % fields)  # the usual case, formatted in one go
+        else:
+            self._put(("070701" + "".join(go_hex8(v) for v in fields)).encode("ascii"))
         self._put(name + b"\x00")
         self._pad(4)
         self._inode += 1

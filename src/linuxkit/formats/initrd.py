@@ -10,9 +10,14 @@ directory (cpio hard links would duplicate the data anyway); a tar entry of any 
 gzip initrd.
 
 The decompressed cpio is byte-identical to upstream's. The gzip bytes are not: upstream compresses
-with ``pgzip`` (level 6, in 1 MB blocks), we with ISA-L (see :data:`GZIP_LEVEL`); both are plain
-gzip that every kernel unpacks. Everything streams through files: memory stays flat whatever the
-size of the rootfs or the kernel.
+with ``pgzip`` (level 6, in 1 MB blocks), we with ISA-L (see :data:`GZIP_LEVEL`) in one stream fed
+in 1 MiB blocks; both are plain gzip that every kernel unpacks. Everything streams: memory stays
+flat whatever the size of the rootfs or the kernel.
+
+Speed: when the build writes only this format, :func:`write_streamed` takes the entries from the
+assembler as it produces them (no rootfs tar is written and read again), and the gzip runs on a
+worker thread (:mod:`.pipe`) while the layers are decompressed on another
+(:mod:`linuxkit.oci.layers`). The bytes are the same as splitting the rootfs tar.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import IO
 
-from isal import igzip
+from isal import isal_zlib
 
 from .. import log
 from ..errors import BuildError
@@ -39,13 +46,13 @@ from ..rootfs.header import (
     REG,
     SYMLINK,
     Header,
-    Readable,
     enc,
 )
 from ..rootfs.kernel import decompress_kernel as _decompress
-from ..rootfs.tarreader import read_all, read_entries
-from ..rootfs.tarwriter import TarWriter
+from ..rootfs.tarreader import read_back_placement, read_entries
+from ..rootfs.tarwriter import TarSink, TarWriter, copy_data
 from .cpio import TYPE_BLK, TYPE_CHAR, TYPE_DIR, TYPE_FIFO, TYPE_REG, TYPE_SYMLINK, CpioWriter
+from .pipe import ThreadedWriter
 from .registry import FormatContext
 
 #: ISA-L level (0-3), measured on a 54 MB tar of Python modules and qemu firmware (ratio, seconds):
@@ -65,6 +72,25 @@ _KINDS = {
     DIR: TYPE_DIR,
     FIFO: TYPE_FIFO,
 }
+
+
+class GzipStream:
+    """Gzip-compresses what is written to it into ``out`` (``out`` is not closed).
+
+    ISA-L's own gzip wrapper: its header carries no name and mtime 0, so equal input gives equal
+    bytes; unlike ``IGzipFile`` it computes the CRC without holding the GIL, so it runs in parallel
+    with the build thread. The output depends on how the input is split into ``write`` calls:
+    :class:`~.pipe.ThreadedWriter` always hands it the same blocks for the same bytes."""
+
+    def __init__(self, out: IO[bytes], level: int = GZIP_LEVEL) -> None:
+        self._out = out
+        self._zlib = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._out.write(self._zlib.compress(data))
+
+    def close(self) -> None:
+        self._out.write(self._zlib.flush())
 
 
 @dataclass(frozen=True)
@@ -120,7 +146,9 @@ def hardlink_as_symlink(name: str, linkname: str) -> str:
     return "/" + linkname if rel is None else rel
 
 
-def _cpio_entry(cpio: CpioWriter, hdr: Header, data: Readable) -> None:
+def _cpio_entry(cpio: CpioWriter, hdr: Header) -> None:
+    """The cpio header (and, for header-only tar types, the data) of tar entry ``hdr``; a regular
+    file's data follows through ``cpio.write``."""
     if hdr.typeflag == LINK:
         kind, payload = TYPE_SYMLINK, enc(hardlink_as_symlink(hdr.name, hdr.linkname))
     elif hdr.typeflag == SYMLINK:
@@ -146,22 +174,105 @@ def _cpio_entry(cpio: CpioWriter, hdr: Header, data: Readable) -> None:
     )
     if payload is not None:
         cpio.write(payload)
-    elif kind == TYPE_REG:
-        cpio.copy_from(data, hdr.size)
-    elif size:
+    elif kind != TYPE_REG and size:
         # gocpio writes no data for these types but still pads their declared size with zeros.
         cpio.write(bytes(size))
 
 
-def _save(data: Readable, size: int, dest: Path) -> None:
-    with open(dest, "wb") as out:
-        left = size
-        while left:
-            chunk = data.read(min(left, _CHUNK))
-            if not chunk:
-                raise BuildError(f"rootfs tar ended early while reading {dest.name}")
-            out.write(chunk)
-            left -= len(chunk)
+class InitrdSplitter:
+    """A :class:`~linuxkit.rootfs.tarwriter.TarSink` that splits a rootfs, entry by entry, into
+    ``workdir/kernel`` (always created, empty when there is none), the cmdline, ``workdir/ucode.cpio``
+    and the gzip cpio written to ``initrd_gz``. The gzip runs on a worker thread (see :mod:`.pipe`).
+
+    ``normalise``: headers come from the assembler rather than from a tar file, so each is first
+    turned into what a tar reader would read back (the rootfs tar upstream streams through)."""
+
+    def __init__(self, initrd_gz: IO[bytes], workdir: Path, *, normalise: bool = False) -> None:
+        self.kernel = workdir / "kernel"
+        self.kernel.write_bytes(b"")
+        self.ucode: Path | None = None
+        self._workdir = workdir
+        self._normalise = normalise
+        self._cmdline = b""
+        self._cmdline_parts: list[bytes] | None = None
+        self._file: IO[bytes] | None = None  # kernel or microcode being written
+        self._left = 0  # data bytes the current entry still expects
+        self._to_cpio = False
+        self._gz = GzipStream(initrd_gz)
+        self._pipe = ThreadedWriter(self._gz, name="initrd-gzip")
+        self._cpio = CpioWriter(self._pipe)
+        self._closed = False
+
+    def _end_entry(self) -> None:
+        if self._left:
+            raise BuildError(f"rootfs entry is missing {self._left} bytes of data")
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._cmdline_parts is not None:
+            self._cmdline = b"".join(self._cmdline_parts)
+            self._cmdline_parts = None
+        self._to_cpio = False
+
+    def write_header(self, hdr: Header) -> None:
+        if self._closed:
+            raise BuildError("initrd writer already closed")
+        self._end_entry()
+        if self._normalise:
+            hdr = read_back_placement(hdr)
+        size = hdr.size if hdr.has_data else 0
+        name = hdr.name
+        if name == "boot/kernel":
+            self._file = open(self.kernel, "wb")  # noqa: SIM115 - closed by _end_entry / close
+        elif name == "boot/ucode.cpio":
+            self.ucode = self._workdir / "ucode.cpio"
+            self._file = open(self.ucode, "wb")  # noqa: SIM115
+        elif name == "boot/cmdline":
+            self._cmdline_parts = []
+        elif not name.startswith("boot/"):
+            _cpio_entry(self._cpio, hdr)
+            # a regular file's data goes to the cpio writer, which counts it; the other types have none
+            self._to_cpio = hdr.typeflag == REG
+            size = 0
+        self._left = size
+
+    def write(self, data: bytes) -> None:
+        if self._to_cpio:
+            self._cpio.write(data)
+            return
+        if len(data) > self._left:
+            raise BuildError("rootfs entry data longer than its header says")
+        self._left -= len(data)
+        if self._file is not None:
+            self._file.write(data)
+        elif self._cmdline_parts is not None:
+            self._cmdline_parts.append(bytes(data))
+
+    def close(self) -> str:
+        """Finish the cpio and the gzip; returns the cmdline. ``initrd_gz`` stays open."""
+        if self._closed:
+            return self._cmdline.decode("utf-8", "surrogateescape")
+        self._end_entry()
+        self._closed = True
+        self._cpio.close()
+        self._pipe.close()
+        self._gz.close()
+        return self._cmdline.decode("utf-8", "surrogateescape")
+
+    def abort(self) -> None:
+        """Stop the worker and close files after an error (nothing is finished)."""
+        self._closed = True
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._pipe.abort()
+
+    def __enter__(self) -> InitrdSplitter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None:
+            self.abort()
 
 
 def _looks_compressed(path: Path) -> bool:
@@ -178,49 +289,45 @@ def _decompress_in_place(path: Path) -> None:
     os.replace(tmp, path)
 
 
-def split_rootfs(rootfs: IO[bytes], initrd_gz: IO[bytes], workdir: Path) -> tuple[Path, str, Path | None]:
-    """Stream the rootfs tar ``rootfs``: write the gzip cpio to ``initrd_gz``, the kernel to
-    ``workdir/kernel`` (empty when there is none) and the microcode to ``workdir/ucode.cpio``.
-    Returns ``(kernel, cmdline, ucode or None)``."""
-    kernel = workdir / "kernel"
-    kernel.write_bytes(b"")
-    ucode: Path | None = None
-    cmdline = b""
-    # filename="" keeps the output file's name out of the gzip header (as Go writes none).
-    gz = igzip.IGzipFile(  # type: ignore[no-untyped-call]
-        filename="", mode="wb", fileobj=initrd_gz, compresslevel=GZIP_LEVEL, mtime=0
-    )
-    with gz:
-        cpio = CpioWriter(gz)
+#: Feeds a rootfs, in tar order, to a sink: the assembler writing the rootfs, or a tar file read back.
+RootfsFeed = Callable[[TarSink], None]
+
+
+def feed_tar(rootfs: IO[bytes]) -> RootfsFeed:
+    """A feed reading the rootfs tar ``rootfs``."""
+
+    def feed(sink: TarSink) -> None:
         for entry in read_entries(rootfs):
-            hdr = entry.header
-            if hdr.name == "boot/kernel":
-                _save(entry.data, hdr.size, kernel)
-            elif hdr.name == "boot/cmdline":
-                cmdline = read_all(entry.data, hdr.size)
-            elif hdr.name == "boot/ucode.cpio":
-                ucode = workdir / "ucode.cpio"
-                _save(entry.data, hdr.size, ucode)
-            elif hdr.name.startswith("boot/"):
-                continue
-            else:
-                _cpio_entry(cpio, hdr, entry.data)
-        cpio.close()
-    return kernel, cmdline.decode("utf-8", "surrogateescape"), ucode
+            sink.write_header(entry.header)
+            if entry.header.has_data:
+                copy_data(sink, entry.data, entry.header.size)
+
+    return feed
 
 
-def make_kernel_initrd(rootfs_tar: Path, workdir: Path, *, decompress_kernel: bool = False) -> KernelInitrd:
-    """Split ``rootfs_tar`` into ``workdir/{kernel,initrd.img}`` (+ ``ucode.cpio``) in one pass.
+def split_feed(
+    feed: RootfsFeed, initrd_gz: IO[bytes], workdir: Path, *, normalise: bool
+) -> tuple[Path, str, Path | None]:
+    """Split the rootfs that ``feed`` produces: the gzip cpio to ``initrd_gz``, the kernel to
+    ``workdir/kernel`` (empty when there is none), the microcode to ``workdir/ucode.cpio``.
+    Returns ``(kernel, cmdline, ucode or None)``."""
+    with InitrdSplitter(initrd_gz, workdir, normalise=normalise) as splitter:
+        feed(splitter)
+        cmdline = splitter.close()
+    return splitter.kernel, cmdline, splitter.ucode
 
-    ``decompress_kernel`` decompresses a kernel that is still compressed (a gzip or bzImage one);
-    the build already does that while assembling the rootfs, so this matters for a rootfs made
-    elsewhere (``--input-tar``) and is a no-op for an uncompressed kernel.
-    """
+
+def split_rootfs(rootfs: IO[bytes], initrd_gz: IO[bytes], workdir: Path) -> tuple[Path, str, Path | None]:
+    """:func:`split_feed` of the rootfs tar stream ``rootfs``."""
+    return split_feed(feed_tar(rootfs), initrd_gz, workdir, normalise=False)
+
+
+def _kernel_initrd(feed: RootfsFeed, workdir: Path, *, normalise: bool, decompress_kernel: bool) -> KernelInitrd:
     workdir.mkdir(parents=True, exist_ok=True)
     initrd = workdir / "initrd.img"
     gz_path = workdir / "initrd.gz"
-    with open(rootfs_tar, "rb") as rootfs, open(gz_path, "wb") as gz_out:
-        kernel, cmdline, ucode = split_rootfs(rootfs, gz_out, workdir)
+    with open(gz_path, "wb") as gz_out:
+        kernel, cmdline, ucode = split_feed(feed, gz_out, workdir, normalise=normalise)
     if ucode is not None:
         with open(initrd, "wb") as out:
             with open(ucode, "rb") as src:
@@ -236,18 +343,27 @@ def make_kernel_initrd(rootfs_tar: Path, workdir: Path, *, decompress_kernel: bo
     return KernelInitrd(kernel=kernel, initrd=initrd, cmdline=cmdline, ucode=ucode)
 
 
+def make_kernel_initrd(rootfs_tar: Path, workdir: Path, *, decompress_kernel: bool = False) -> KernelInitrd:
+    """Split ``rootfs_tar`` into ``workdir/{kernel,initrd.img}`` (+ ``ucode.cpio``) in one pass.
+
+    ``decompress_kernel`` decompresses a kernel that is still compressed (a gzip or bzImage one);
+    the build already does that while assembling the rootfs, so this matters for a rootfs made
+    elsewhere (``--input-tar``) and is a no-op for an uncompressed kernel.
+    """
+    with open(rootfs_tar, "rb") as rootfs:
+        return _kernel_initrd(feed_tar(rootfs), workdir, normalise=False, decompress_kernel=decompress_kernel)
+
+
 def _workdir(ctx: FormatContext) -> tempfile.TemporaryDirectory[str]:
     # Next to the outputs, so moving the results into place is a rename, not a copy.
     ctx.base.parent.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix=f".{ctx.base.name}-initrd.", dir=ctx.base.parent)
 
 
-def write_kernel_initrd(ctx: FormatContext, rootfs_tar: Path) -> None:
-    """``kernel+initrd``: ``NAME-kernel``, ``NAME-initrd.img`` (microcode first), ``NAME-cmdline``.
-    As upstream, an empty kernel or cmdline is not written."""
+def _write_kernel_initrd(ctx: FormatContext, feed: RootfsFeed, *, normalise: bool) -> None:
     base = str(ctx.base)
     with _workdir(ctx) as tmp:
-        parts = make_kernel_initrd(rootfs_tar, Path(tmp), decompress_kernel=ctx.decompress_kernel)
+        parts = _kernel_initrd(feed, Path(tmp), normalise=normalise, decompress_kernel=ctx.decompress_kernel)
         names = [f"{base}-kernel", f"{base}-initrd.img", f"{base}-cmdline"]
         log.info("  " + " ".join(("ucode+" if parts.ucode and "initrd" in n else "") + n for n in names))
         os.replace(parts.initrd, ctx.outputs.path(f"{base}-initrd.img"))
@@ -256,6 +372,13 @@ def write_kernel_initrd(ctx: FormatContext, rootfs_tar: Path) -> None:
         if parts.cmdline:
             with ctx.outputs.open(f"{base}-cmdline") as out:
                 out.write(enc(parts.cmdline))
+
+
+def write_kernel_initrd(ctx: FormatContext, rootfs_tar: Path) -> None:
+    """``kernel+initrd``: ``NAME-kernel``, ``NAME-initrd.img`` (microcode first), ``NAME-cmdline``.
+    As upstream, an empty kernel or cmdline is not written."""
+    with open(rootfs_tar, "rb") as rootfs:
+        _write_kernel_initrd(ctx, feed_tar(rootfs), normalise=False)
 
 
 def _tar_member(tw: TarWriter, name: str, src: Path | bytes) -> None:
@@ -271,16 +394,14 @@ def _tar_member(tw: TarWriter, name: str, src: Path | bytes) -> None:
             tw.write(chunk)
 
 
-def write_tar_kernel_initrd(ctx: FormatContext, rootfs_tar: Path) -> None:
-    """``tar-kernel-initrd``: ``NAME-initrd.tar`` holding ``kernel``, ``initrd.img`` (without the
-    microcode), ``cmdline`` and ``ucode.cpio``, each only when not empty, as upstream."""
+def _write_tar_kernel_initrd(ctx: FormatContext, feed: RootfsFeed, *, normalise: bool) -> None:
     final = f"{ctx.base}-initrd.tar"
     log.info(f"  {final}")
     with _workdir(ctx) as tmp:
         work = Path(tmp)
         gz_path = work / "initrd.gz"
-        with open(rootfs_tar, "rb") as rootfs, open(gz_path, "wb") as gz_out:
-            kernel, cmdline, ucode = split_rootfs(rootfs, gz_out, work)
+        with open(gz_path, "wb") as gz_out:
+            kernel, cmdline, ucode = split_feed(feed, gz_out, work, normalise=normalise)
         if ctx.decompress_kernel and kernel.stat().st_size and _looks_compressed(kernel):
             _decompress_in_place(kernel)
         with ctx.outputs.open(final) as out:
@@ -291,3 +412,26 @@ def write_tar_kernel_initrd(ctx: FormatContext, rootfs_tar: Path) -> None:
             if ucode is not None:
                 _tar_member(tw, "ucode.cpio", ucode)
             tw.close()
+
+
+def write_tar_kernel_initrd(ctx: FormatContext, rootfs_tar: Path) -> None:
+    """``tar-kernel-initrd``: ``NAME-initrd.tar`` holding ``kernel``, ``initrd.img`` (without the
+    microcode), ``cmdline`` and ``ucode.cpio``, each only when not empty, as upstream."""
+    with open(rootfs_tar, "rb") as rootfs:
+        _write_tar_kernel_initrd(ctx, feed_tar(rootfs), normalise=False)
+
+
+#: Formats written straight from the rootfs as it is assembled (no rootfs tar on disk).
+STREAMED_FORMATS = frozenset({"kernel+initrd", "tar-kernel-initrd"})
+
+
+def write_streamed(ctx: FormatContext, name: str, assemble: RootfsFeed) -> None:
+    """Write format ``name`` (one of :data:`STREAMED_FORMATS`) from ``assemble``, which writes the
+    rootfs entries to the sink it is given. The result is the same as writing the rootfs tar and
+    calling the format's writer on it: each header is read back as the tar would have stored it."""
+    if name == "kernel+initrd":
+        _write_kernel_initrd(ctx, assemble, normalise=True)
+    elif name == "tar-kernel-initrd":
+        _write_tar_kernel_initrd(ctx, assemble, normalise=True)
+    else:
+        raise BuildError(f"format {name} cannot be written from a rootfs stream")

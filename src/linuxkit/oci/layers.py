@@ -10,19 +10,27 @@ blocks and leaves only padding unread). A consumer that stops early gets no verd
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
+import queue
+import threading
 import zlib
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, Any, cast
 
-from isal import igzip
+from isal import igzip, igzip_lib
 
 from .digest import CHUNK, DigestError, VerifyingReader
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DRAIN_ON_CLOSE = 1 << 20
+#: Uncompressed chunks (of up to :data:`READ_CHUNK` bytes) decompressed ahead of the reader.
+READ_AHEAD = 4
+#: Chunk size of the read-ahead: 2 MiB measured ~20% faster than 1 MiB (fewer GIL hand-overs).
+READ_CHUNK = 2 << 20
 #: Compression level of layers we write (gzip's default; fast enough, reproducible per zlib build).
 GZIP_LEVEL = 6
 
@@ -36,10 +44,68 @@ def compression_of(head: bytes) -> str:
     return "none"
 
 
-class UncompressedLayer(io.RawIOBase):
-    """The uncompressed bytes of a layer blob, checking the blob's digest as described above."""
+class _ReadAhead:
+    """Calls ``produce`` on a worker thread, up to ``depth`` results ahead of :meth:`get`, until it
+    returns ``b""`` or raises; :meth:`get` hands the results (or raises the error) in order."""
 
-    def __init__(self, blob: VerifyingReader) -> None:
+    def __init__(self, produce: Callable[[], bytes], depth: int) -> None:
+        self._produce = produce
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+        self._stop = False
+        self._error: BaseException | None = None  # what produce raised
+        self._final: bytes | BaseException | None = None  # b"" or the error, once get() reached it
+        self._thread = threading.Thread(target=self._run, name="layer-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            item: bytes | BaseException
+            try:
+                item = self._produce()
+            except BaseException as exc:  # handed to the reading thread, raised there
+                item = self._error = exc
+            while not self._stop:
+                try:
+                    self._queue.put(item, timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(item, bytes) or not item:
+                return
+
+    def get(self) -> bytes:
+        if self._final is None:
+            item = self._queue.get()
+            if isinstance(item, bytes) and item:
+                return item
+            self._final = item
+        if isinstance(self._final, BaseException):
+            raise self._final
+        return b""
+
+    def stop(self) -> BaseException | None:
+        """Stop the worker and wait for it (what it read ahead is dropped); returns the error it
+        met that :meth:`get` has not raised, if any."""
+        self._stop = True
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._queue.get_nowait()  # frees a worker blocked on a full queue
+            self._thread.join(0.01)
+        return self._error if self._error is not self._final else None
+
+
+class UncompressedLayer(io.RawIOBase):
+    """The uncompressed bytes of a layer blob, checking the blob's digest as described above.
+
+    With ``read_ahead`` (the default) a worker thread reads, hashes and decompresses up to
+    :data:`READ_AHEAD` chunks ahead of the reader: those steps release the GIL, so they run on
+    another core while the reader works on what it got. The bytes and errors are the same,
+    in the same order; a digest error the worker met ahead of a reader that stops early is
+    raised by :meth:`close`.
+    """
+
+    def __init__(self, blob: VerifyingReader, *, read_ahead: bool = True) -> None:
         super().__init__()
         self._blob = blob
         buffered = io.BufferedReader(blob, CHUNK)
@@ -47,6 +113,13 @@ class UncompressedLayer(io.RawIOBase):
         kind = compression_of(buffered.peek(4)[:4])
         self.compression = kind
         self._inner: IO[bytes] | Any
+        # what a decompressor raises for bad input (ISA-L's error is not an OSError)
+        self._errors: tuple[type[BaseException], ...] = (
+            OSError,
+            EOFError,
+            zlib.error,
+            cast(type[BaseException], igzip_lib.IsalError),
+        )
         if kind == "gzip":
             # ISA-L decompresses gzip ~2-3x faster than zlib with identical output (reading only:
             # what we write stays zlib, so our layer digests do not depend on the library)
@@ -55,8 +128,22 @@ class UncompressedLayer(io.RawIOBase):
             import zstandard
 
             self._inner = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+            self._errors += (zstandard.ZstdError,)
         else:
             self._inner = buffered
+        self._pending = memoryview(b"")
+        self._ahead = _ReadAhead(self._next_chunk, READ_AHEAD) if read_ahead else None
+
+    def _next_chunk(self) -> bytes:
+        """The next chunk of uncompressed bytes; ``b""`` at the end, once the blob was checked."""
+        try:
+            data: bytes = self._inner.read(READ_CHUNK)
+        except self._errors as exc:
+            self._blob.drain(DRAIN_ON_CLOSE)
+            raise DigestError(f"{self._blob.what}: cannot decompress: {exc}", hint=self._blob.hint) from exc
+        if not data:
+            self._blob.drain()
+        return data
 
     def readable(self) -> bool:
         return True
@@ -65,22 +152,23 @@ class UncompressedLayer(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if not len(view):
             return 0
-        try:
-            data = self._inner.read(len(view))
-        except (OSError, EOFError, zlib.error) as exc:
-            self._blob.drain(DRAIN_ON_CLOSE)
-            raise DigestError(f"{self._blob.what}: cannot decompress: {exc}", hint=self._blob.hint) from exc
-        if not data:
-            self._blob.drain()
-            return 0
-        n = len(data)
-        view[:n] = data
+        if not self._pending:
+            chunk = self._ahead.get() if self._ahead is not None else self._next_chunk()
+            if not chunk:
+                return 0
+            self._pending = memoryview(chunk)
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
         return n
 
     def close(self) -> None:
         if self.closed:
             return
         try:
+            unseen = self._ahead.stop() if self._ahead is not None else None
+            if isinstance(unseen, DigestError):
+                raise unseen  # the worker got to the verdict before the reader did
             if not self._blob.finished and self._blob.drain(DRAIN_ON_CLOSE):
                 self._blob.finish()
         finally:

@@ -128,7 +128,7 @@ class ApkDbSink:
 class _Build:
     moby: schema.Moby
     images: ImageLookup
-    sink: TarWriter
+    sink: TarSink
     platform: Platform
     spec: SpecApi
     ids: dict[str, int]
@@ -320,20 +320,9 @@ class RootfsSettings:
 
 def assemble_with(moby: schema.Moby, images: ImageLookup, out: IO[bytes], settings: RootfsSettings) -> None:
     """:func:`assemble` with its keyword arguments gathered in ``settings``."""
-    assemble(
-        moby,
-        images,
-        out,
-        arch=settings.arch,
-        decompress_kernel=settings.decompress_kernel,
-        base_dir=settings.base_dir,
-        metadata_dump=settings.metadata_dump,
-        additions=settings.additions,
-        oci_layout=settings.oci_layout,
-        reuse=settings.reuse,
-        spec=settings.spec,
-        on_image=settings.on_image,
-    )
+    writer = TarWriter(out)
+    assemble_to_sink(moby, images, writer, settings)
+    writer.close()
 
 
 def assemble(
@@ -356,29 +345,51 @@ def assemble(
     ``images(ref, platform)`` resolves an image; ``ref`` is the expanded reference upstream
     records in ``LINUXKIT.source`` (``docker.io/library/alpine:3.20``; no ``:latest`` is added).
     """
-    api = spec or SpecApi.default()
-    writer = TarWriter(out)
+    settings = RootfsSettings(
+        arch=arch,
+        base_dir=base_dir,
+        metadata_dump=metadata_dump,
+        decompress_kernel=decompress_kernel,
+        additions=additions,
+        oci_layout=oci_layout,
+        reuse=reuse,
+        spec=spec,
+        on_image=on_image,
+    )
+    assemble_with(moby, images, out, settings)
+
+
+def assemble_to_sink(moby: schema.Moby, images: ImageLookup, sink: TarSink, settings: RootfsSettings) -> None:
+    """The rootfs entries of ``moby``, in the order :func:`assemble` writes them, to ``sink``
+    (e.g. a format that consumes them directly instead of a tar file). ``sink`` is not closed."""
+    api = settings.spec or SpecApi.default()
     build = _Build(
         moby=moby,
         images=images,
-        sink=writer,
-        platform=Platform("linux", arch),
+        sink=sink,
+        platform=Platform("linux", settings.arch),
         spec=api,
         ids=api.allocate_ids(moby),
-        oci_layout=oci_layout,
-        reuse=reuse,
-        decompress=decompress_kernel,
-        on_image=on_image,
+        oci_layout=settings.oci_layout,
+        reuse=settings.reuse,
+        decompress=settings.decompress_kernel,
+        on_image=settings.on_image,
     )
     build.kernel()
-    apk = ApkDbSink(writer, "init")
+    apk = ApkDbSink(sink, "init")
     build.init(apk)
     build.volumes(apk)
     dup: dict[str, str] = {}
     build.bundles("onboot", moby.onboot or [], dup)
     build.bundles("onshutdown", moby.onshutdown or [], dup)
     build.bundles("services", moby.services or [], dup)
-    write_files(moby, writer, build.ids, base_dir=base_dir, metadata_dump=metadata_dump, resolve_id=api.resolve_id)
-    for addition in additions:
-        addition(writer)
-    writer.close()
+    write_files(
+        moby,
+        sink,
+        build.ids,
+        base_dir=settings.base_dir,
+        metadata_dump=settings.metadata_dump,
+        resolve_id=api.resolve_id,
+    )
+    for addition in settings.additions:
+        addition(sink)

@@ -9,16 +9,19 @@ GNU sparse files and PAX global headers are rejected / skipped (see ``docs/compa
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import BuildError
 from .header import (
     DIR,
+    GNU,
     GNU_LONGLINK,
     GNU_LONGNAME,
     GNU_SPARSE,
     HEADER_ONLY,
+    PAX,
     REG,
     REGA,
     XGLOBAL,
@@ -27,8 +30,10 @@ from .header import (
     Header,
     Readable,
     dec,
+    plan_header,
     valid_pax_record,
 )
+from .tarwriter import encode_header, format_pax_record
 
 _BLOCK = 512
 _MAX_SPECIAL = 1 << 20
@@ -105,8 +110,10 @@ def _numeric(raw: bytes) -> int:
     if not text:
         return 0
     try:
-        return int(text.decode("ascii"), 8)
-    except (UnicodeDecodeError, ValueError) as exc:
+        if not text.isascii():
+            raise ValueError("not ASCII")
+        return int(text, 8)
+    except ValueError as exc:
         raise BuildError(f"tar header: bad octal field {raw!r}") from exc
 
 
@@ -285,3 +292,48 @@ def read_entries(raw: Readable) -> Iterator[Entry]:
         current = _Bounded(raw, size)
         pad = -size % _BLOCK
         yield Entry(hdr, current)
+
+
+def read_back(hdr: Header) -> Header:
+    """``hdr`` as this reader reads it back after :class:`~.tarwriter.TarWriter` wrote it: what a
+    consumer of the rootfs tar sees (times rounded, unset fields zero, ...), without the tar."""
+    return next(read_entries(io.BytesIO(encode_header(hdr)))).header
+
+
+def read_back_placement(hdr: Header) -> Header:
+    """:func:`read_back` for the fields that place an entry (name, type, link name, size, mode,
+    ids, mtime, device numbers), computed without writing and parsing the blocks (a tenth of the
+    time); the result has no atime, ctime or PAX records. Raises as the writer would for a header
+    it cannot write."""
+    if hdr.typeflag == REGA:
+        hdr = hdr.copy(typeflag=DIR if hdr.name.endswith("/") else REG)
+    mtime = hdr.mtime
+    if not hdr.want_pax and mtime is not None:
+        # the writer rounds the time when no format is requested
+        mtime = (mtime[0] + (1 if mtime[1] >= 500_000_000 else 0), 0)
+        hdr = hdr.copy(mtime=mtime, atime=None, ctime=None)
+    choice, records = plan_header(hdr)
+    if choice == GNU:
+        encode_header(hdr)  # raises the writer's error
+    if choice == PAX and records:
+        rough = sum(len(k) + len(v) for k, v in records.items())
+        if 4 * rough + 32 * len(records) >= _MAX_SPECIAL and (
+            sum(len(format_pax_record(k, v)) for k, v in records.items()) > _MAX_SPECIAL
+        ):
+            encode_header(hdr)  # raises the writer's error
+    # Fields the writer cannot store as they are go into PAX records and read back unchanged;
+    # the name and link name are rebuilt from a USTAR prefix or a record. Only an unset time
+    # changes: the block holds 0.
+    return Header(
+        name=hdr.name,
+        typeflag=hdr.typeflag,
+        linkname=hdr.linkname,
+        size=hdr.size,
+        mode=hdr.mode,
+        uid=hdr.uid,
+        gid=hdr.gid,
+        mtime=mtime if mtime is not None else (0, 0),
+        devmajor=hdr.devmajor,
+        devminor=hdr.devminor,
+        want_pax=hdr.want_pax,
+    )
