@@ -13,10 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.bootkit import boot_argv, cloud_modules, marker_rootfs_tar
+from tests.bootkit import boot_argv, cloud_modules, marker_rootfs_tar, write_format
 
-from linuxkit.formats.registry import FormatContext, all_formats
-from linuxkit.outputs import OutputSet
 from linuxkit.run.qemu import RunOptions, prepare, qemu_argv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -51,15 +49,7 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def build(fmt: str, rootfs: Path, outdir: Path) -> list[Path]:
-    outdir.mkdir(parents=True, exist_ok=True)
-    with OutputSet() as outputs:
-        ctx = FormatContext(
-            base=outdir / "lk", size_mb=0, arch="x86_64", decompress_kernel=False, outputs=outputs, epoch=EPOCH
-        )
-        writer = all_formats()[fmt].writer
-        assert writer is not None
-        writer(ctx, rootfs)
-        return sorted(outputs.commit())
+    return write_format(fmt, rootfs, outdir, EPOCH)
 
 
 def digest(path: Path) -> str:

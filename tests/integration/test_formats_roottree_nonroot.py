@@ -19,10 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.bootkit import cloud_modules, marker_rootfs_tar
-
-from linuxkit.formats.registry import FormatContext, all_formats
-from linuxkit.outputs import OutputSet
+from tests.bootkit import cloud_modules, marker_rootfs_tar, write_format
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -126,14 +123,7 @@ def nobody_python(nobody_dir: Path) -> tuple[str, dict[str, str]]:
 
 
 def build_as_root(fmt: str, rootfs: Path, out: Path) -> None:
-    with OutputSet() as outputs:
-        ctx = FormatContext(
-            base=out / "lk", size_mb=0, arch="x86_64", decompress_kernel=False, outputs=outputs, epoch=EPOCH
-        )
-        writer = all_formats()[fmt].writer
-        assert writer is not None
-        writer(ctx, rootfs)
-        outputs.commit()
+    write_format(fmt, rootfs, out, EPOCH)
 
 
 def digests(out: Path) -> dict[str, str]:
