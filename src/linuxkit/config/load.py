@@ -15,8 +15,6 @@ import copy
 import os
 import posixpath
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -90,6 +88,9 @@ def _read(source: str, stdin: IO[bytes] | None) -> tuple[bytes, str, str | None]
         stream = stdin if stdin is not None else sys.stdin.buffer
         return stream.read(), STDIN_NAME, None
     if source.startswith(("http://", "https://")):
+        import urllib.error  # only here: with ssl and http.client it costs every build ~10 ms
+        import urllib.request
+
         try:
             with urllib.request.urlopen(source, timeout=60) as response:
                 return response.read(), source, None
