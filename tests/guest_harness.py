@@ -36,6 +36,7 @@ while [ $# -gt 1 ]; do
 	--bundle) bundle=$2; shift 2 ;;
 	--pid-file) pidfile=$2; shift 2 ;;
 	-f|--force) force=1; shift ;;
+	-a|--all) shift ;;
 	*) break ;;
 	esac
 done

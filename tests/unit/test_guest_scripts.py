@@ -403,7 +403,7 @@ def test_stop_kills_a_service_that_ignores_term(guest: Guest) -> None:
     assert 0.9 <= time.monotonic() - start < 4
     assert "did not stop within 1s" in proc.stderr
     assert "bad number" not in proc.stderr  # lk_pid_alive once clobbered the wait loop's counter
-    assert "kill stubborn KILL" in guest.runc_calls()
+    assert "kill --all stubborn KILL" in guest.runc_calls()
     assert wait_for(lambda: guest.service_state("stubborn", "state") == "stopped")
 
 
