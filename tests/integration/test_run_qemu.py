@@ -169,3 +169,55 @@ def test_boots_unified_kernel_image_under_ovmf(image: Path, tmp_path: Path) -> N
     assert MARKER in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert (tmp_path / "vm-state").is_dir()
     assert any(p.name.startswith("fw-") for p in (tmp_path / "vm-state").iterdir())
+
+
+def _open_files(pid: int) -> set[str]:
+    out: set[str] = set()
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir() if fds.exists() else ():
+        try:
+            out.add(os.readlink(fd))
+        except OSError:
+            continue
+    return out
+
+
+@needs_qemu
+def test_comma_names_cannot_make_qemu_open_other_files(tmp_path: Path) -> None:
+    """Real qemu, started detached by the real CLI on a disk and a ``--state`` dir whose names carry
+    qemu options (``,file=...``): qemu holds the files with those names open, not the named ones."""
+    import time
+
+    ovmf = [p for p in ("/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd") if os.path.isfile(p)]
+    uefi = bool(ovmf)
+    (tmp_path / "leak").mkdir()
+    for secret in ("secret", "leak/data.iso"):
+        (tmp_path / secret).write_bytes(b"host secret\n" * 4096)
+    if uefi:  # a valid firmware image, so that an injected name would start qemu and show what it opened
+        shutil.copyfile(ovmf[0], tmp_path / "leak" / "fw-OVMF.fd")
+    disk = "vm,file=secret,format=raw" + ("-efi.img" if uefi else ".img")  # -efi: the firmware copy is in the state
+    (tmp_path / disk).write_bytes(bytes(1 << 20))
+    state = tmp_path / "st,file=leak"
+    cmd = [sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--accel", "tcg", "--mem", "64"]
+    cmd += ["--networking", "none", "--detached", "--state", state.name, "--data", "x", disk]
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("LINUXKIT_QEMU_ACCEL", None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    pidfile = state / "qemu.pid"
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pidfile.exists(), (state / "console.log").read_text(errors="replace")
+    pid = int(pidfile.read_text())
+    want = {str(tmp_path / disk), str(state / "data.iso")} | ({str(state / "fw-OVMF.fd")} if uefi else set())
+    try:
+        while time.monotonic() < deadline and not want <= _open_files(pid):
+            time.sleep(0.1)
+        opened = _open_files(pid)
+    finally:
+        os.kill(pid, 15)
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline + 10:
+            time.sleep(0.1)
+    assert want <= opened, (opened, (state / "console.log").read_text(errors="replace"))
+    assert not {str(p) for p in (tmp_path / "secret", *(tmp_path / "leak").iterdir())} & opened

@@ -282,3 +282,73 @@ def test_argv_root_images_with_loader(tmp_path: Path) -> None:
     joined = " ".join(cd)
     assert f"-device virtio-scsi-pci,id=scsi0 -drive file={p}.iso,if=none,id=cd0,media=cdrom,readonly=on" in joined
     assert "-drive file=d.iso,if=none,id=cd1" in joined and "-cdrom" not in cd
+
+
+def _qemu_opts(value: str) -> list[tuple[str, str]]:
+    """Split an option string as qemu's QemuOpts parser does: ``,`` separates, ``,,`` is a comma.
+    (A first part without ``=`` is the implied key: ``virtio-net-pci``, ``user``.)"""
+    parts, current, i = [], "", 0
+    while i < len(value):
+        if value[i] == ",":
+            if value[i + 1 : i + 2] == ",":
+                current += ","
+                i += 2
+                continue
+            parts.append(current)
+            current = ""
+        else:
+            current += value[i]
+        i += 1
+    parts.append(current)
+    return [(k, v) for k, _, v in (p.partition("=") for p in parts)]
+
+
+def test_commas_in_paths_cannot_add_qemu_options(tmp_path: Path) -> None:
+    """A disk, state dir, ISO or firmware path with commas stays one file name in every option string
+    (qemu doubles commas to escape them); a protocol-looking relative name gets ``./``."""
+    hostile = "disk,if=none,file=/etc/shadow,format=raw"
+    state = tmp_path / "st,file=/etc/passwd"
+    cfg = _kernel_cfg(
+        tmp_path,
+        boot=Boot("iso", "boot,file=/x.iso", "boot", uefi=True),
+        state=state,
+        disks=[DiskSpec(hostile), DiskSpec(str(state / "disk.img"), 1024, "qcow2"), DiskSpec("nbd:host:10809")],
+        isos=["boot,file=/x.iso", str(state / "data.iso")],
+        firmware=str(state / "fw-OVMF.fd"),
+        netdev=netdev_for("tap,tap0,script=/tmp/evil", []),
+        mac="02:00:00:00:00:01",
+    )
+    argv = qemu_argv("qemu", cfg)
+    drives = [_qemu_opts(argv[i + 1]) for i, a in enumerate(argv) if a == "-drive"]
+    files = [dict(d)["file"] for d in drives]
+    for d in drives:
+        assert [k for k, _ in d].count("file") == 1, d
+    assert files == [
+        hostile,
+        str(state / "disk.img"),
+        "./nbd:host:10809",
+        str(state / "data.iso"),
+        str(state / "fw-OVMF.fd"),
+    ]
+    assert dict(drives[0]) == {"file": hostile, "if": "virtio", "media": "disk"}
+    assert dict(drives[-1]) == {"if": "pflash", "format": "raw", "file": str(state / "fw-OVMF.fd")}
+    assert argv[argv.index("-drive") + 1] == "file=disk,,if=none,,file=/etc/shadow,,format=raw,if=virtio,media=disk"
+    # options taken whole are not escaped (qemu would look for a file with doubled commas)
+    assert argv[argv.index("-cdrom") + 1] == "boot,file=/x.iso"
+    assert argv[argv.index("-pidfile") + 1] == str(state / "qemu.pid")
+    netdev = _qemu_opts(argv[argv.index("-netdev") + 1])
+    assert dict(netdev)["ifname"] == "tap0,script=/tmp/evil" and dict(netdev)["script"] == "no"
+    assert [k for k, _ in netdev].count("script") == 1
+
+
+def test_qemu_img_gets_the_disk_name_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from linuxkit.run import disks
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(disks, "find_tool", lambda name: name)
+    monkeypatch.setattr(disks, "run", lambda argv, **kw: calls.append(argv))
+    disks.create_missing([DiskSpec(str(tmp_path / "a,b.qcow2"), 16, "qcow2"), DiskSpec("json:{}", 16, "raw")])
+    assert calls == [
+        ["qemu-img", "create", "-f", "qcow2", str(tmp_path / "a,b.qcow2"), "16M"],
+        ["qemu-img", "create", "-f", "raw", "./json:{}", "16M"],
+    ]

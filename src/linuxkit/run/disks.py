@@ -1,4 +1,5 @@
-"""``--disk [file=]PATH[,size=N[G|M]][,format=F]``: parsing, defaults and creation, as upstream."""
+"""``--disk [file=]PATH[,size=N[G|M]][,format=F]``: parsing, defaults and creation, as upstream; how file
+names and other values are put into qemu's comma-separated option strings (:func:`qemu_opt`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,24 @@ from ..errors import UserError
 from ..runner import find_tool, run
 
 DISK_HINT = "use --disk [file=]PATH[,size=SIZE][,format=FORMAT], e.g. --disk disk.qcow2,size=1G"
+
+
+def qemu_opt(value: str) -> str:
+    """``value`` made safe inside a comma-separated qemu option string (``-drive``, ``-netdev``,
+    ``-device``, ``-chardev``, ``-object``...): qemu reads ``,,`` as one literal comma, so a file
+    named ``disk,if=none,file=/etc/shadow`` stays one file name instead of adding options.
+
+    Every user-controlled value (paths, names) placed in such a string goes through this helper;
+    values qemu takes whole (``-kernel``, ``-initrd``, ``-cdrom``, ``-pidfile``, ``-append``) must not."""
+    return value.replace(",", ",,")
+
+
+def qemu_file(path: str) -> str:
+    """A file name as qemu's block layer must get it: a name with a ``:`` before any ``/`` (``nbd:...``,
+    ``json:{...}``) would be read as a protocol, so such a relative name gets a ``./`` first. Commas
+    are left alone: :func:`qemu_opt` escapes them where the name goes into an option string."""
+    head = path.split("/", 1)[0]
+    return "./" + path if ":" in head else path
 
 
 @dataclass(frozen=True)
@@ -72,4 +91,5 @@ def create_missing(disks: list[DiskSpec]) -> None:
         if not d.size_mb:
             raise UserError(f"disk {d.path} does not exist", hint="give a size to create it: --disk PATH,size=1G")
         log.debug(f"Creating new qemu disk [{d.path}] format {d.format}")
-        run([find_tool("qemu-img"), "create", "-f", d.format, d.path, f"{d.size_mb}M"], capture=True)
+        # the file name is one argument (no option string): only a protocol-looking prefix needs care
+        run([find_tool("qemu-img"), "create", "-f", d.format, qemu_file(d.path), f"{d.size_mb}M"], capture=True)

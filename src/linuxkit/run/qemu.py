@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..metadata.iso import write_metadata_iso
 from ..runner import find_tool
 from .accel import choose_accel, host_arch
-from .disks import DiskSpec, create_missing, resolve_disks
+from .disks import DiskSpec, create_missing, qemu_file, qemu_opt, resolve_disks
 
 ARCHES = ("x86_64", "aarch64", "s390x", "riscv64")
 OVMF_PATHS = (
@@ -205,8 +205,8 @@ def netdev_for(networking: str, publish: list[PublishedPort]) -> str:
     if not arg:
         raise UserError(f'not enough arguments for "{mode}" networking mode', hint=f"use --networking {mode},NAME")
     if mode == "tap":
-        return f"tap,id=t0,ifname={arg},script=no,downscript=no"
-    return f"bridge,id=t0,br={arg}"
+        return f"tap,id=t0,ifname={qemu_opt(arg)},script=no,downscript=no"
+    return f"bridge,id=t0,br={qemu_opt(arg)}"
 
 
 def _machine(arch: str, accel: str) -> str:
@@ -235,20 +235,20 @@ def qemu_argv(qemu: str, cfg: QemuConfig) -> list[str]:
     # here) drive virtio, while the IDE/AHCI controller q35 would use needs drivers they lack. The boot
     # ISO stays a plain -cdrom (the firmware reads it; the kernel never needs to).
     for d in cfg.disks:
-        fmt = f",format={d.format}" if d.format else ""
-        args += ["-drive", f"file={d.path}{fmt},if=virtio,media=disk"]
+        fmt = f",format={qemu_opt(d.format)}" if d.format else ""
+        args += ["-drive", f"file={qemu_opt(qemu_file(d.path))}{fmt},if=virtio,media=disk"]
     if iso_boot:
         args += ["-boot", "d"]
     data_cds = cfg.isos[1:] if iso_boot else cfg.isos
     if iso_boot:
-        args += ["-cdrom", cfg.isos[0]]
+        args += ["-cdrom", qemu_file(cfg.isos[0])]  # taken whole: no option string, no escaping
     if data_cds:
         args += ["-device", "virtio-scsi-pci,id=scsi0"]
         for i, iso in enumerate(data_cds):
-            args += ["-drive", f"file={iso},if=none,id=cd{i},media=cdrom,readonly=on"]
+            args += ["-drive", f"file={qemu_opt(qemu_file(iso))},if=none,id=cd{i},media=cdrom,readonly=on"]
             args += ["-device", f"scsi-cd,drive=cd{i},bus=scsi0.0"]
     if cfg.boot.uefi:
-        args += ["-drive", f"if=pflash,format=raw,file={cfg.firmware}"]
+        args += ["-drive", f"if=pflash,format=raw,file={qemu_opt(qemu_file(cfg.firmware))}"]
     append = None
     if cfg.boot.kind == "kernel" or cfg.boot.kind in ROOT_IMAGES:
         args += ["-kernel", cfg.boot.path + "-kernel"]
@@ -269,7 +269,7 @@ def qemu_argv(qemu: str, cfg: QemuConfig) -> list[str]:
         args += ["-net", "none"]
     else:
         nic = "virtio-net-ccw" if cfg.arch == "s390x" else "virtio-net-pci"
-        args += ["-device", f"{nic},netdev=t0,mac={cfg.mac}"]
+        args += ["-device", f"{nic},netdev=t0,mac={qemu_opt(cfg.mac)}"]
         forwards = "".join(f",hostfwd={p.protocol}::{p.host}-:{p.guest}" for p in cfg.publish)
         args += ["-netdev", cfg.netdev + forwards]
     if not cfg.gui:
