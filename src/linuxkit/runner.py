@@ -44,6 +44,7 @@ TOOL_PACKAGES: Mapping[str, str] = {
     "gpgv": "gpgv",
     "docker-registry": "docker-registry",
     "objcopy": "binutils",
+    "setpriv": "util-linux",
 }
 
 Cmd = Sequence[str | os.PathLike[str]]

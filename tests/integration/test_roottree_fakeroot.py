@@ -5,6 +5,7 @@ fakeroot."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import sys
 import tarfile
@@ -16,6 +17,9 @@ from linuxkit.errors import BuildError, ToolMissingError
 from linuxkit.formats.roottree import image_from_tree
 
 pytestmark = pytest.mark.integration
+
+#: a Python the session's user can run (the venv's may live below a root-only home)
+_PYTHON = sys.executable if os.geteuid() != 0 else "/usr/bin/python3"
 
 EPOCH = 1600000000
 
@@ -59,11 +63,11 @@ def _need_fakeroot() -> None:
 
 
 def _probe(tmp_path: Path, tar: Path) -> dict[str, list[str]]:
-    out = tmp_path / "probe.txt"
     work = tmp_path / "work"
     work.mkdir()
+    out = work / "probe.txt"  # the tool runs in work (unprivileged when the tests run as root)
     kernel, cmdline = image_from_tree(
-        tar, work, EPOCH, lambda tree: ["sh", "-c", f'"$0" -c "$1" "$2" > {out}', sys.executable, PROBE, tree]
+        tar, work, EPOCH, lambda tree: ["sh", "-c", f'"$0" -c "$1" "$2" > {out.name}', _PYTHON, PROBE, tree]
     )
     assert (kernel.read_bytes(), cmdline.read_bytes()) == (b"KERNEL", b"console=ttyS0")
     return {line.split()[0]: line.split()[1:] for line in out.read_text().splitlines()}
@@ -114,10 +118,30 @@ def test_the_tool_sees_owners_devices_modes_xattrs_and_fixed_times(tmp_path: Pat
     assert len(seen["bin/su"]) == 6  # no xattrs
 
 
-def test_an_entry_climbing_out_of_the_root_is_a_build_error(tmp_path: Path) -> None:
-    tar = _tar(tmp_path / "r.tar", [(_info("../escape"), b"x")])
-    with pytest.raises(BuildError, match="climbs out of the root"):
-        image_from_tree(tar, tmp_path, EPOCH, lambda tree: ["true", tree])
+def test_hostile_entries_never_reach_outside_the_tree(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    outside = tmp_path / "host"
+    outside.mkdir()
+    (outside / "passwd").write_text("host's own\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    entries = [
+        (_info("../escape"), b"x"),
+        (_info("etc", tarfile.SYMTYPE, linkname=str(outside)), b""),
+        (_info("etc/passwd"), b"pwned\n"),
+        (_info("leak", tarfile.LNKTYPE, linkname="etc/passwd"), b""),
+        (_info("etc", tarfile.DIRTYPE, 0o755), b""),
+        (_info("etc/hostname"), b"lk\n"),
+    ]
+    tar = _tar(tmp_path / "r.tar", entries)
+    listing = work / "listing"
+    image_from_tree(tar, work, EPOCH, lambda tree: ["sh", "-c", f"find {tree} | sort > listing"])
+    assert (outside / "passwd").read_text() == "host's own\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["passwd"]
+    assert not (tmp_path / "escape").exists()
+    assert listing.read_text().split() == ["root", "root/etc", "root/etc/hostname"]
+    err = capfd.readouterr().err
+    assert "'../escape': it climbs out of the root" in err
+    assert "'etc/passwd': 'etc' above it is a symlink" in err
 
 
 def test_a_failing_tool_reports_its_stderr(tmp_path: Path) -> None:
@@ -149,9 +173,29 @@ def test_a_later_entry_of_the_same_name_wins(tmp_path: Path) -> None:
             (_info("etc", tarfile.DIRTYPE, 0o750), b""),
         ],
     )
-    out = tmp_path / "motd"
     work = tmp_path / "work"
     work.mkdir()
+    out = work / "motd"
     script = 'cat "$0/etc/motd" > "$1"; stat -c "%a %u %F" "$0/etc" "$0/etc/motd" >> "$1"'
-    image_from_tree(tar, work, EPOCH, lambda tree: ["sh", "-c", script, tree, out])
+    image_from_tree(tar, work, EPOCH, lambda tree: ["sh", "-c", script, tree, out.name])
     assert out.read_text() == "new750 0 directory\n600 7 regular file\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the drop to an unprivileged user happens for root builds")
+def test_as_root_the_session_runs_unprivileged_and_cannot_write_the_hosts_files(tmp_path: Path) -> None:
+    host = tmp_path / "host-file"
+    host.write_text("root's\n")
+    host.chmod(0o644)
+    tmp_path.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    tar = _tar(tmp_path / "r.tar", [(_info("etc/hostname"), b"lk")])
+    script = f"id -u > ids; id -G >> ids; echo pwned > {host} 2>/dev/null; ls -ld . | cut -d' ' -f3 >> ids; true"
+    image_from_tree(tar, work, EPOCH, lambda tree: ["sh", "-c", script])
+    # inside fakeroot the session looks like root, but the host's file stayed untouched
+    assert host.read_text() == "root's\n"
+    lines = (work / "ids").read_text().split()
+    assert lines[:2] == ["0", "0"]
+    # and what the session left in work is the caller's again
+    assert (work / "ids").stat().st_uid == 0 and work.stat().st_uid == 0
+    assert not (work / "root").exists()  # made in a directory of the session's own, then removed

@@ -116,7 +116,7 @@ def write_kernel_erofs(ctx: FormatContext, rootfs_tar: Path) -> None:
             rootfs_tar,
             work,
             ctx.epoch,
-            lambda tree: ["mkfs.erofs", "--quiet", f"-T{ctx.epoch}", f"-U{fs_uuid}", image, tree],
+            lambda tree: ["mkfs.erofs", "--quiet", f"-T{ctx.epoch}", f"-U{fs_uuid}", image.name, tree],
             extra_env={"SOURCE_DATE_EPOCH": str(ctx.epoch)},
         )
         os.replace(image, ctx.outputs.path(final))
@@ -140,7 +140,7 @@ def write_kernel_iso(ctx: FormatContext, rootfs_tar: Path) -> None:
             ctx.epoch,
             lambda tree: [
                 *("xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-joliet-long", "-V", "LinuxKit"),
-                *("-o", image, tree),
+                *("-o", image.name, tree),
             ],
             extra_env={"SOURCE_DATE_EPOCH": str(ctx.epoch)},
         )

@@ -11,32 +11,40 @@ module (``python -m linuxkit.formats.roottree``); its errors come back to the ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import stat
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from .. import log, runner
 from ..errors import BuildError, LinuxKitError, ToolMissingError, UserError
-from ..rootfs.header import BLOCKDEV, CHAR, DIR, FIFO, LINK, REG, SYMLINK, Header, Readable, enc
+from ..rootfs.header import Header, Readable
 from ..rootfs.tarreader import read_entries
 from ..rootfs.tarwriter import copy_data
+from ..safetree import SafeTree, xattrs
 
-#: PAX records that carry an extended attribute (Go's archive/tar, GNU tar, bsdtar with --format pax).
-XATTR_PREFIX = "SCHILY.xattr."
+__all__ = ["extract_root", "image_from_tree", "split_boot", "xattrs"]
+
 _ERROR_FILE = "error.json"
 _ERRORS: dict[str, type[LinuxKitError]] = {cls.__name__: cls for cls in (UserError, BuildError, ToolMissingError)}
 
 
-def split_boot(rootfs_tar: Path, work: Path, entry: Callable[[Header, Readable], None]) -> tuple[Path, Path]:
-    """Stream ``rootfs_tar``: ``boot/kernel`` and ``boot/cmdline`` to ``work`` (the last one of each
-    wins), other ``boot/`` entries dropped, every other entry handed to ``entry``."""
+def split_boot(
+    rootfs_tar: Path | BinaryIO, work: Path, entry: Callable[[Header, Readable], None]
+) -> tuple[Path, Path]:
+    """Stream ``rootfs_tar`` (a path or an open file): ``boot/kernel`` and ``boot/cmdline`` to ``work``
+    (the last one of each wins), other ``boot/`` entries dropped, every other entry handed to ``entry``."""
     kernel, cmdline = work / "kernel", work / "cmdline"
     kernel.write_bytes(b"")
     cmdline.write_bytes(b"")
-    with open(rootfs_tar, "rb") as src:
+    with contextlib.ExitStack() as stack:
+        src = rootfs_tar if not isinstance(rootfs_tar, Path) else stack.enter_context(open(rootfs_tar, "rb"))
         for item in read_entries(src):
             hdr = item.header
             if hdr.name in ("boot/kernel", "boot/cmdline"):
@@ -49,116 +57,93 @@ def split_boot(rootfs_tar: Path, work: Path, entry: Callable[[Header, Readable],
     return kernel, cmdline
 
 
-def _safe_path(root: Path, name: str) -> Path:
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise BuildError(f"rootfs tar entry {name!r} climbs out of the root")
-    return root.joinpath(*parts) if parts else root
-
-
-def xattrs(hdr: Header) -> list[tuple[str, bytes]]:
-    """The entry's extended attributes from its PAX records, sorted by name (the order they are set
-    in is the order the image tool lists them in, so it must not depend on the tar)."""
-    records = hdr.pax or {}
-    found = [(key[len(XATTR_PREFIX) :], enc(value)) for key, value in records.items() if key.startswith(XATTR_PREFIX)]
-    return sorted(a for a in found if a[0])
-
-
-class Extractor:
-    """Writes tar entries into a directory with their modes, owners, xattrs and a fixed time. Owners,
-    device nodes and ``security.*``/``trusted.*`` xattrs need root or a fakeroot session."""
-
-    def __init__(self, root: Path, epoch: int) -> None:
-        self.root = root
-        self.epoch = epoch
-        self.dirs: list[tuple[Path, int]] = []
-        # what this extractor made (the tree starts empty): saves a stat per entry, a round trip to
-        # fakeroot's daemon each
-        self.made: set[Path] = {root}
-        root.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, hdr: Header, data: Readable) -> None:
-        path = _safe_path(self.root, hdr.name)
-        if path == self.root:
-            self.dirs.append((path, hdr.mode))
-            os.chown(path, hdr.uid, hdr.gid)
-            self._set_xattrs(path, hdr)
-            return
-        self._parents(path.parent)
-        if hdr.typeflag != DIR and path in self.made:
-            path.unlink()  # a later entry of the same name wins, as when a tar is extracted
-        try:
-            self._make(path, hdr, data)
-            os.lchown(path, hdr.uid, hdr.gid)
-            self.made.add(path)
-        except PermissionError as exc:
-            raise BuildError(
-                f"cannot create {hdr.name!r} with its owner or type: {exc.strerror}",
-                hint="the tree is made under fakeroot: check that 'fakeroot -- id -u' prints 0 here",
-            ) from exc
-        # xattrs after the owner: a real chown drops security.capability
-        self._set_xattrs(path, hdr)
-        if hdr.typeflag not in (SYMLINK, LINK):
-            os.chmod(path, stat.S_IMODE(hdr.mode))
-            os.utime(path, (self.epoch, self.epoch))
-
-    def _parents(self, path: Path) -> None:
-        """Make the missing directories above an entry: 0755, owned by root (fakeroot's owner for a
-        file it did not chown) and fixed in time like the others."""
-        missing = []
-        while path not in self.made:
-            missing.append(path)
-            path = path.parent
-        for parent in reversed(missing):
-            parent.mkdir()
-            self.made.add(parent)
-            self.dirs.append((parent, 0o755))
-
-    def _set_xattrs(self, path: Path, hdr: Header) -> None:
-        for name, value in xattrs(hdr):
-            try:
-                os.setxattr(path, name, value, follow_symlinks=False)
-            except OSError as exc:
-                raise BuildError(f"cannot set extended attribute {name!r} on {hdr.name!r}: {exc.strerror}") from exc
-
-    def _make(self, path: Path, hdr: Header, data: Readable) -> None:
-        kind = hdr.typeflag
-        if kind == DIR:
-            path.mkdir(exist_ok=True)
-            self.dirs.append((path, hdr.mode))
-        elif kind == REG:
-            with open(path, "wb") as out:
-                copy_data(out, data, hdr.size)
-        elif kind == SYMLINK:
-            os.symlink(hdr.linkname, path)
-            os.utime(path, (self.epoch, self.epoch), follow_symlinks=False)
-        elif kind == LINK:
-            os.link(_safe_path(self.root, hdr.linkname), path)
-        elif kind in (CHAR, BLOCKDEV):
-            dev_type = stat.S_IFCHR if kind == CHAR else stat.S_IFBLK
-            os.mknod(path, dev_type | 0o600, os.makedev(hdr.devmajor, hdr.devminor))
-        elif kind == FIFO:
-            os.mkfifo(path)
-        else:
-            raise BuildError(f"rootfs tar entry {hdr.name!r} has tar type {kind!r}, which a root image cannot hold")
-
-    def finish(self) -> None:
-        """Fix directory times last (creating their children changed them), deepest first."""
-        for path, mode in sorted(self.dirs, key=lambda d: len(d[0].parts), reverse=True):
-            os.chmod(path, stat.S_IMODE(mode))
-            os.utime(path, (self.epoch, self.epoch))
-        # the root itself has no entry in most rootfs tars: its time must be fixed too
-        os.utime(self.root, (self.epoch, self.epoch))
-
-
-def extract_root(rootfs_tar: Path, work: Path, epoch: int) -> tuple[Path, Path, Path]:
+def extract_root(rootfs_tar: Path | BinaryIO, work: Path, epoch: int) -> tuple[Path, Path, Path]:
     """``(kernel, cmdline, tree)``: the rootfs without ``boot/`` extracted to ``work/root`` (run it
     as root or under fakeroot; :func:`image_from_tree` does)."""
     tree = work / "root"
-    extractor = Extractor(tree, epoch)
-    kernel, cmdline = split_boot(rootfs_tar, work, extractor)
-    extractor.finish()
+    with SafeTree(tree, epoch, source="rootfs") as writer:
+        kernel, cmdline = split_boot(rootfs_tar, work, writer.add)
+        writer.finish()
     return kernel, cmdline, tree
+
+
+#: The ids a root build drops to for the session (nobody/nogroup): the extraction and the image tool
+#: read untrusted content, so a bug there must not be able to reach the host's files as root.
+UNPRIVILEGED_ID = 65534
+
+
+def _others_can_use(path: Path) -> bool:
+    """True when a user with none of the file's or its directories' ids can reach and read ``path``."""
+    try:
+        real = path.resolve(strict=True)
+        if not real.stat().st_mode & stat.S_IROTH:
+            return False
+        return all(parent.stat().st_mode & stat.S_IXOTH for parent in real.parents)
+    except OSError:
+        return False
+
+
+def _interpreter_for_others(package_root: Path) -> str | None:
+    """A Python 3.11+ an unprivileged user can run, when this package can be read by one too (else
+    ``None``: the session then keeps the caller's ids, with a warning)."""
+    if not _others_can_use(package_root / "linuxkit" / "formats" / "roottree.py"):
+        return None
+    on_path = [os.path.join(d, "python3") for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    for exe in [sys.executable, *on_path, "/usr/bin/python3"]:
+        if exe and _others_can_use(Path(exe)):
+            minor = Path(exe).resolve().name.removeprefix("python3.")
+            if exe == sys.executable or (minor.isdigit() and int(minor) >= 11):
+                return exe
+    return None
+
+
+def _drop_prefix(package_root: Path) -> tuple[list[str], str]:
+    """``(argv prefix, interpreter)`` for the session: ``setpriv`` to :data:`UNPRIVILEGED_ID` with no
+    capabilities and no set-id gains when running as root; no prefix otherwise."""
+    if os.geteuid() != 0:
+        return [], sys.executable
+    python = _interpreter_for_others(package_root)
+    if python is None:
+        log.warn(
+            "the root tree is extracted as root: this Python or the linuxkit package cannot be read by an "
+            "unprivileged user (install them world-readable to get the extra isolation)"
+        )
+        return [], sys.executable
+    ids = str(UNPRIVILEGED_ID)
+    prefix = [
+        runner.find_tool("setpriv"),
+        *("--reuid", ids, "--regid", ids, "--clear-groups", "--no-new-privs", "--bounding-set", "-all", "--"),
+    ]
+    return prefix, python
+
+
+@contextlib.contextmanager
+def _session_dir(work: Path, unprivileged: bool) -> Iterator[Path]:
+    """Where the session works: ``work`` itself, or for an unprivileged session a directory it owns
+    that it can reach (``work`` may sit below a root-only directory, and image tools resolve their
+    paths). Afterwards everything the session made there, except the tree, is in ``work`` and the
+    caller's."""
+    if not unprivileged:
+        yield work
+        return
+    own = work if _others_can_use(work) else Path(tempfile.mkdtemp(prefix="linuxkit-tree."))
+    if own is not work:
+        own.chmod(0o755)
+    os.chown(own, UNPRIVILEGED_ID, UNPRIVILEGED_ID)
+    try:
+        yield own
+    finally:
+        uid, gid = os.getuid(), os.getgid()
+        os.chown(own, uid, gid)
+        with os.scandir(own) as found:
+            for item in list(found):
+                if item.name == "root":
+                    continue
+                os.chown(item.path, uid, gid, follow_symlinks=False)
+                if own is not work:
+                    shutil.move(item.path, work / item.name)
+        if own is not work:
+            shutil.rmtree(own)
 
 
 def image_from_tree(
@@ -168,22 +153,30 @@ def image_from_tree(
     tool: Callable[[Path], runner.Cmd],
     extra_env: dict[str, str] | None = None,
 ) -> tuple[Path, Path]:
-    """Extract ``rootfs_tar`` (without ``boot/``) to ``work/root`` and run ``tool(work/root)`` (an argv)
-    in one fakeroot session; ``(kernel, cmdline)`` come back in ``work``. Tool errors are raised here
-    as the session raised them."""
-    tree = work / "root"
-    argv = [os.fspath(a) for a in tool(tree)]
+    """Extract ``rootfs_tar`` (without ``boot/``) to a tree ``root`` and run ``tool(Path("root"))`` (an
+    argv) in one fakeroot session in the tree's parent directory (so the tool names its outputs
+    relative to it); the outputs, ``kernel`` and ``cmdline`` come back in ``work``. Run as root, the
+    session runs as an unprivileged user that reads the tar from its standard input and can write
+    only in a directory of its own. Tool errors are raised here as the session raised them."""
+    argv = [os.fspath(a) for a in tool(Path("root"))]
+    fakeroot = runner.find_tool("fakeroot")
     # the session imports this very package, even from a source tree or a sys.path set by hand; an
     # installed one is found without help (and site-packages put first could shadow the stdlib)
     package_root = Path(__file__).resolve().parents[2]
     own = "" if package_root.name in ("site-packages", "dist-packages") else str(package_root)
     path = os.pathsep.join(p for p in (own, os.environ.get("PYTHONPATH", "")) if p)
-    session = [sys.executable, "-P", "-m", __name__, str(rootfs_tar), str(work), str(epoch), str(log.level())]
     error_file = work / _ERROR_FILE
     error_file.unlink(missing_ok=True)
-    proc = runner.run(
-        ["fakeroot", "--", *session, "--", *argv], check=False, extra_env={**(extra_env or {}), "PYTHONPATH": path}
-    )
+    prefix, python = _drop_prefix(package_root)
+    session = [python, "-P", "-m", __name__, "-", ".", str(epoch), str(log.level())]
+    with _session_dir(work, bool(prefix)) as cwd, open(rootfs_tar, "rb") as tar:
+        proc = runner.run(
+            [*prefix, fakeroot, "--", *session, "--", *argv],
+            check=False,
+            stdin=tar,
+            cwd=cwd,
+            extra_env={**(extra_env or {}), "PYTHONPATH": path},
+        )
     if error_file.exists():
         raise _load_error(error_file)
     if proc.returncode != 0:
@@ -211,12 +204,13 @@ def _load_error(path: Path) -> LinuxKitError:
 def session_main(args: Sequence[str]) -> int:
     """Inside fakeroot: ``ROOTFS_TAR WORK EPOCH LOG_LEVEL -- TOOL...``: extract, then run the tool."""
     if len(args) < 6 or args[4] != "--":
-        print("usage: python -m linuxkit.formats.roottree ROOTFS_TAR WORK EPOCH LOG_LEVEL -- TOOL...", file=sys.stderr)
+        usage = "usage: python -m linuxkit.formats.roottree ROOTFS_TAR|- WORK EPOCH LOG_LEVEL -- TOOL..."
+        print(usage, file=sys.stderr)
         return 2
-    rootfs_tar, work, epoch, level, tool = Path(args[0]), Path(args[1]), int(args[2]), int(args[3]), args[5:]
+    rootfs_tar, work, epoch, level, tool = args[0], Path(args[1]), int(args[2]), int(args[3]), args[5:]
     log.configure(level)
     try:
-        extract_root(rootfs_tar, work, epoch)
+        extract_root(sys.stdin.buffer if rootfs_tar == "-" else Path(rootfs_tar), work, epoch)
         runner.run(tool, capture=True)
     except LinuxKitError as exc:
         _dump_error(exc, work / _ERROR_FILE)

@@ -29,14 +29,14 @@ intermediate tar would carry, so the final bytes match upstream's.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from typing import IO
 
 from .. import log
 from ..oci.image import ImageSource
 from .header import DIR, LINK, PAX, REG, Header, plan_header
-from .tarreader import Entry, read_entries
+from .tarreader import Entry, PathBudget, read_entries
 from .tarwriter import TarWriter, copy_data
 
 WHITEOUT = ".wh."
@@ -100,14 +100,10 @@ def roundtrip(hdr: Header) -> Header:
 
 
 def _in_whiteout_dir(seen: dict[str, bool], name: str) -> bool:
-    while name:
-        parent = go_dir(name)
-        if parent == name:
-            return False
-        if seen.get(parent):
-            return True
-        name = parent
-    return False
+    """Whether a proper ancestor of the cleaned relative ``name`` hides what is below it."""
+    return any(seen.get(parent) for parent in ancestors(name))
+
+
 
 
 class _Flattener:
@@ -116,9 +112,10 @@ class _Flattener:
         self.seen: dict[str, bool] = {}  # upstream's fileMap: True hides what is below
         self.emitted: dict[str, int] = {}  # non-directories emitted → layer index
         self.implied_dirs: set[str] = set()  # ancestors of everything emitted
+        self.budget = PathBudget(source.ref)
         self.opaque: set[str] = set()  # opaque directories of the layers above the current one
 
-    def run(self) -> Iterator[Entry]:
+    def run(self) -> Generator[Entry, None, None]:
         for layer in range(self.source.layer_count() - 1, -1, -1):
             new_opaque: set[str] = set()
             with closing(self.source.open_layer(layer)) as stream:
@@ -155,6 +152,7 @@ class _Flattener:
             log.debug(f"{self.source.ref}: dropping {key!r}: a directory of that name is already in the image")
             self.seen[key] = True
             return
+        self.budget.charge(key)
         self.seen[key] = tombstone or not is_dir
         if tombstone:
             return
@@ -168,7 +166,11 @@ class _Flattener:
     def _mark(self, key: str, layer: int, is_dir: bool) -> None:
         if not is_dir:
             self.emitted[key] = layer
-        self.implied_dirs.update(ancestors(key))
+        for parent in ancestors(key):
+            if parent in self.implied_dirs:
+                break  # added with all of its own ancestors
+            self.budget.charge(parent)
+            self.implied_dirs.add(parent)
 
     def _hardlink(self, layer: int, hdr: Header, entry: Entry) -> Iterator[Entry]:
         target = safe_relative(hdr.linkname)
@@ -231,16 +233,21 @@ def _materialise(source: ImageSource, layer: int, target: str, link: Header, dep
             return
 
 
-def flatten(source: ImageSource) -> Iterator[Entry]:
-    """The image's filesystem as one stream of entries (top layer first, as upstream)."""
+def flatten(source: ImageSource) -> Generator[Entry, None, None]:
+    """The image's filesystem as one stream of entries (top layer first, as upstream).
+
+    A consumer that may stop early (on an error too) must ``close()`` it (``with closing(...)``):
+    that closes the open layer, and with it the layer's read-ahead thread, right away instead of
+    whenever the generator is collected (see :mod:`linuxkit.workers`)."""
     return _Flattener(source).run()
 
 
 def write_flattened(source: ImageSource, out: IO[bytes]) -> None:
     """Write the flattened filesystem of ``source`` as a tar (``cache export --format filesystem``)."""
     writer = TarWriter(out)
-    for entry in flatten(source):
-        writer.write_header(entry.header)
-        if entry.header.has_data:
-            copy_data(writer, entry.data, entry.header.size)
+    with closing(flatten(source)) as entries:
+        for entry in entries:
+            writer.write_header(entry.header)
+            if entry.header.has_data:
+                copy_data(writer, entry.data, entry.header.size)
     writer.close()

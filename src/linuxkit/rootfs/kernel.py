@@ -20,7 +20,7 @@ from typing import IO
 from .. import log
 from ..config import schema
 from ..errors import BuildError
-from .flatten import safe_relative
+from ..safetree import TreePlan
 from .header import DEFAULT_MTIME, DIR, LINK, PAX_LOCATION, PAX_SOURCE, Header, Readable
 from .tarreader import Entry, read_entries
 from .tarwriter import TarSink, copy_data
@@ -93,11 +93,14 @@ def _boot_dir(sink: TarSink, pax: dict[str, str] | None) -> None:
 
 
 def _copy_kernel_tar(sink: TarSink, data: Readable, source: str) -> None:
+    """The kernel tar's entries at ``/``, with the checks every tree gets (:class:`~..safetree.TreePlan`):
+    names inside the root, nothing below a symlink or file, hard links only to files the tar
+    placed before them. Names are otherwise kept byte for byte, as upstream copies them."""
+    plan = TreePlan(f"{source} (kernel tar)")
     for inner in read_entries(data):
         hdr = inner.header.copy(want_pax=True)
         hdr.pax = {**(hdr.pax or {}), PAX_SOURCE: source, PAX_LOCATION: "kernel"}
-        if safe_relative(hdr.name) is None or (hdr.typeflag == LINK and safe_relative(hdr.linkname) is None):
-            log.warn(f"{source}: dropping {hdr.name!r} from the kernel tar: it climbs out of the image root")
+        if plan.place(hdr) is None:
             continue
         if hdr.name.startswith("/"):
             hdr.name = hdr.name.lstrip("/")

@@ -37,6 +37,45 @@ from .tarwriter import encode_header, format_pax_record
 
 _BLOCK = 512
 _MAX_SPECIAL = 1 << 20
+#: Longest name or link target accepted, in bytes: Linux's ``PATH_MAX``. Nothing longer can be
+#: created on any Linux file system, and an unbounded name makes path bookkeeping quadratic (a
+#: 128 KB PAX ``path`` of ``a/a/a/...`` has 64 K ancestors).
+MAX_NAME = 4096
+
+
+class PathBudget:
+    """Bounds the memory a reader of one untrusted tree spends remembering its paths: each name and
+    each directory it implies costs its length plus ~100 bytes of Python overhead. Names are at
+    most :data:`MAX_NAME` bytes, but distinct deep names each add all their ancestors, so a few
+    kilobytes of gzip could otherwise ask for gigabytes. The limit is ~10 times what a 100 000-file
+    image needs."""
+
+    LIMIT = 128 << 20
+    OVERHEAD = 100
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.left = self.LIMIT
+
+    def charge(self, name: str) -> None:
+        self.left -= len(name) + self.OVERHEAD
+        if self.left < 0:
+            raise BuildError(
+                f"{self.what}: its paths need more than {self.LIMIT >> 20} MB of bookkeeping (very many or "
+                "very deep names): refused as malformed or hostile",
+                hint="rebuild it, or leave it out",
+            )
+
+
+def check_name_lengths(hdr: Header, what: str = "tar") -> None:
+    """Refuse a name or link target longer than :data:`MAX_NAME` bytes."""
+    for label, value in (("name", hdr.name), ("link target", hdr.linkname)):
+        if len(value) > MAX_NAME // 4 and len(value.encode("utf-8", "surrogateescape")) > MAX_NAME:
+            raise BuildError(
+                f"{what}: an entry's {label} is {len(value.encode('utf-8', 'surrogateescape'))} bytes long "
+                f"(starting {value[:60]!r}); the limit is {MAX_NAME} bytes (PATH_MAX)",
+                hint="the image or tar is malformed or hostile: rebuild it, or leave it out",
+            )
 
 
 class _Bounded:
@@ -286,7 +325,12 @@ def read_entries(raw: Readable) -> Iterator[Entry]:
             hdr.linkname = long_link
         if hdr.typeflag == REGA:
             hdr.typeflag = DIR if hdr.name.endswith("/") else REG
-        size = 0 if hdr.typeflag in HEADER_ONLY else hdr.size
+        check_name_lengths(hdr)
+        if hdr.typeflag in HEADER_ONLY:
+            # directories, links and devices have no data, whatever size they declare (as Go's
+            # reader); the declared size is dropped so no consumer pads or allocates for it
+            hdr.size = 0
+        size = hdr.size
         if size < 0:
             raise BuildError(f"tar entry {hdr.name!r}: negative size")
         current = _Bounded(raw, size)
