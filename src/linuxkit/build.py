@@ -21,7 +21,7 @@ from .formats.tarfmt import write_docker, write_tar
 from .oci import reference
 from .oci.cache import Cache
 from .oci.image import ImageSource, Platform
-from .outputs import OutputSet
+from .outputs import OutputSet, full_disk_is_an_error
 from .rootfs.assemble import Addition, RootfsSettings, assemble_to_sink, images_read, oci_volumes
 from .rootfs.header import DEFAULT_MTIME, REG, Header
 from .rootfs.tarreader import Entry
@@ -270,10 +270,16 @@ def _write_streamable(opts: BuildOptions, write: Callable[[IO[bytes]], None]) ->
         write(out)
         out.flush()
         return []
-    with OutputSet() as outputs:
+    target = Path(opts.output_file)
+    place = (str(target), target.parent, "free some space there, or write elsewhere with --o")
+    with full_disk_is_an_error([place]), OutputSet() as outputs:
         with outputs.open(opts.output_file) as fh:
             write(fh)
         return outputs.commit()
+
+
+_OUT_HINT = "free some space there, or write elsewhere with --dir"
+_TMP_HINT = "free some space there, or point TMPDIR at a directory with more room"
 
 
 def _debian(opts: BuildOptions) -> DebianSettings:
@@ -366,7 +372,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
     if len(formats) == 1 and formats[0].name in initrd.STREAMED_FORMATS:
         # Written straight from the assembler: no rootfs tar to write to disk and read again.
         name = formats[0].name
-        with OutputSet() as outputs:
+        with full_disk_is_an_error([(f"{name} to {base}", base.parent, _OUT_HINT)]), OutputSet() as outputs:
             with log.step(f"Assembling the root filesystem and writing {name}"):
                 initrd.write_streamed(
                     context(outputs), name, lambda sink: assemble_to_sink(moby, finder, sink, settings)
@@ -389,9 +395,21 @@ def _write_from_rootfs_tar(
     context: Callable[[OutputSet, Path | None], FormatContext],
 ) -> list[Path]:
     """Assemble the rootfs tar into a temporary file, then let each format read it."""
-    with tempfile.TemporaryDirectory(prefix="linuxkit-build-") as tmp, OutputSet() as outputs:
+    base = opts.out_dir / opts.name
+    names = ", ".join(f.name for f in formats)
+    temp_place = (f"temporary files to {tempfile.gettempdir()}", Path(tempfile.gettempdir()), _TMP_HINT)
+    with (
+        full_disk_is_an_error([(f"{names} to {base}", base.parent, _OUT_HINT), temp_place]),
+        tempfile.TemporaryDirectory(prefix="linuxkit-build-") as tmp,
+        OutputSet() as outputs,
+    ):
         rootfs = Path(tmp) / "rootfs.tar"
-        with log.step("Assembling the root filesystem"), open(rootfs, "wb") as fh:
+        rootfs_place = (f"the root file system to {rootfs}", Path(tmp), _TMP_HINT)
+        with (
+            log.step("Assembling the root filesystem"),
+            full_disk_is_an_error([rootfs_place]),
+            open(rootfs, "wb") as fh,
+        ):
             write_tar(moby, finder, fh, settings)
         boot_files = None
         from .formats.loaders import WITHOUT_LOADER, boot_files_tree

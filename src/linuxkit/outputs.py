@@ -5,14 +5,18 @@ leaves nothing half-written behind."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from .errors import UserError
+from .errors import BuildError, UserError
+
+#: What a write into a full file system raises (ENOSPC), or into a full quota (EDQUOT).
+_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
 
 
 def _temp_name(final: Path) -> Path:
@@ -29,6 +33,41 @@ def fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def free_bytes(directory: Path) -> int | None:
+    """The bytes this process may still write below ``directory`` (``None`` when unknown)."""
+    with contextlib.suppress(OSError):
+        st = os.statvfs(directory)
+        return st.f_bavail * st.f_frsize if os.geteuid() else st.f_bfree * st.f_frsize
+    return None
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n < 10_000_000 else f"{round(n / 1e6)} MB"
+
+
+@contextlib.contextmanager
+def full_disk_is_an_error(places: Sequence[tuple[str, Path, str]]) -> Iterator[None]:
+    """Turn a full file system (ENOSPC, EDQUOT) met in the block, by this thread or by a worker
+    whose error it re-raises, into a :class:`BuildError` (exit 1) naming what was being written.
+
+    ``places``: ``(what, directory, hint)`` for each directory the block writes below. The one
+    that filled up is the one with the least space left afterwards (the first on a tie); its
+    free space before the block is the lower bound given for what was needed. The block's own
+    ``with`` statements have removed their temporary files by the time this one sees the error."""
+    before = [free_bytes(directory) for _, directory, _ in places]
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FULL or not places:
+            raise
+        after = [free_bytes(directory) for _, directory, _ in places]
+        i = min(range(len(places)), key=lambda k: (after[k] if after[k] is not None else 1 << 62, k))
+        what, directory, hint = places[i]
+        free = before[i]
+        need = f" (needed more than the {_megabytes(free)} that were free in {directory})" if free is not None else ""
+        raise BuildError(f"{_FULL[exc.errno]} writing {what}{need}", hint=hint) from exc
 
 
 class OutputSet:

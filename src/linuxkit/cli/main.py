@@ -1,5 +1,10 @@
 """``linuxkit``: parse the command line as upstream's cobra CLI does, run a verb, turn errors into
-messages and exit codes (2 bad input, 1 failure, 130 interrupted).
+messages and exit codes (2 bad input, 1 failure, 128+N killed by signal N: 130 SIGINT, 143 SIGTERM,
+129 SIGHUP).
+
+SIGTERM and SIGHUP take the path Ctrl-C (SIGINT) takes: the signal is raised in the main thread as
+a :class:`Terminated` (a ``KeyboardInterrupt``), so every ``with`` block on the way out removes its
+temporary files (outputs, cache blobs) and worker threads are stopped before the exit.
 
 Start-up is lazy: the verb modules only register their flags; what a verb runs (the build, the
 registry client, pydantic models, rich) is imported when it runs. ``tests/unit/test_cli_startup.py``
@@ -10,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from types import ModuleType
+from types import FrameType, ModuleType
 
 from ..errors import LinuxKitError, UserError
 from . import build_cmd, cache_cmd, metadata_cmd, pkg_cmd, run_cmd, version_cmd
@@ -77,12 +84,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP received: unwinds like Ctrl-C; the exit code is 128 + ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: Signals turned into :class:`Terminated` (SIGINT already raises KeyboardInterrupt).
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Once: a second SIGTERM/SIGHUP must not cut the clean-up short (SIGKILL still ends us).
+    for sig in TERMINATING:
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (a signal ignored when we
+    started, e.g. SIGHUP under ``nohup``, stays ignored)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in TERMINATING:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _terminate)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_default_run_backend(_normalise_argv(sys.argv[1:] if argv is None else argv)))
     common = CommonOptions.from_args(args)
     if getattr(args, "uses_log", True):  # ``version`` prints with print(): it need not load rich
         _log(common)
+    install_signal_handlers()
     try:
         result: int = args.func(args, common)
         return result
@@ -93,9 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefix = "" if isinstance(exc, UserError) and exc.location else "error: "
         log.error(prefix + str(exc).replace("\n  hint:", "\n  hint:"))
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            _log(common).error(f"terminated by {signal.Signals(exc.signum).name}")
+            return 128 + exc.signum
         _log(common).error("interrupted")
-        return 130
+        return 128 + signal.SIGINT
     except BrokenPipeError:
         # The reader of our stdout went away (``linuxkit build --o - | head``): not our failure.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -109,6 +149,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error(f"internal error: {type(exc).__name__}: {exc}")
             log.error("  hint: run again with --debug (or -v 2) for a traceback, and report it")
         return 1
+    finally:
+        _stop_workers()
+
+
+def _stop_workers() -> None:
+    """No worker thread may still run when the interpreter exits (see :mod:`linuxkit.workers`);
+    the module is only loaded when a verb started one."""
+    workers = sys.modules.get("linuxkit.workers")
+    if workers is not None:
+        workers.stop_all()
 
 
 def _log(common: CommonOptions) -> ModuleType:

@@ -9,9 +9,10 @@ the queue is bounded, so memory stays flat (``depth`` blocks at most).
 from __future__ import annotations
 
 import queue
-import threading
 from types import TracebackType
 from typing import Protocol
+
+from .. import workers
 
 #: Block size handed to the worker: large enough that per-block costs vanish, small enough to overlap.
 BLOCK = 1 << 20
@@ -40,8 +41,7 @@ class ThreadedWriter:
         self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
         self._error: BaseException | None = None
         self._closed = False
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
+        self._thread = workers.start(self, self._work, name)
 
     def _work(self) -> None:
         size = self._block
@@ -95,6 +95,7 @@ class ThreadedWriter:
         self._closed = True
         self._queue.put(None)
         self._thread.join()
+        workers.finished(self)
         if self._error is not None:
             raise self._error
 
@@ -106,6 +107,11 @@ class ThreadedWriter:
         self._error = self._error or _Aborted()
         self._queue.put(None)
         self._thread.join()
+        workers.finished(self)
+
+    def stop_worker(self) -> None:
+        """:meth:`abort` (see :mod:`linuxkit.workers`)."""
+        self.abort()
 
     def __enter__(self) -> ThreadedWriter:
         return self

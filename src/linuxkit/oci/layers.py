@@ -15,13 +15,13 @@ import gzip
 import hashlib
 import io
 import queue
-import threading
 import zlib
 from collections.abc import Callable
 from typing import IO, Any, cast
 
 from isal import igzip, igzip_lib
 
+from .. import workers
 from .digest import CHUNK, DigestError, VerifyingReader
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -54,8 +54,7 @@ class _ReadAhead:
         self._stop = False
         self._error: BaseException | None = None  # what produce raised
         self._final: bytes | BaseException | None = None  # b"" or the error, once get() reached it
-        self._thread = threading.Thread(target=self._run, name="layer-read-ahead", daemon=True)
-        self._thread.start()
+        self._thread = workers.start(self, self._run, "layer-read-ahead")
 
     def _run(self) -> None:
         while not self._stop:
@@ -92,7 +91,12 @@ class _ReadAhead:
                 while True:
                     self._queue.get_nowait()  # frees a worker blocked on a full queue
             self._thread.join(0.01)
+        workers.finished(self)
         return self._error if self._error is not self._final else None
+
+    def stop_worker(self) -> None:
+        """:meth:`stop` (see :mod:`linuxkit.workers`); the error it returns stays for :meth:`get`."""
+        self.stop()
 
 
 class UncompressedLayer(io.RawIOBase):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -146,8 +147,8 @@ class _Build:
         if ref is None:
             return
         source = self.images(ref, self.platform)
-        entries = image_entries(flatten(source), prefix=prefix, location=location, source=ref, resolv=resolv)
-        write_entries(sink, entries)
+        with closing(flatten(source)) as flat:  # closed on errors too: stops the layer's read-ahead
+            write_entries(sink, image_entries(flat, prefix=prefix, location=location, source=ref, resolv=resolv))
         if self.on_image is not None:
             self.on_image(ref, prefix)
 
@@ -160,8 +161,9 @@ class _Build:
             return
         log.info(f"Extract kernel image: {ref}")
         source = self.images(ref, self.platform)
-        entries = image_entries(flatten(source), prefix="", location="kernel", source=ref)
-        write_kernel(entries, self.sink, kernel, source=ref, decompress=self.decompress)
+        with closing(flatten(source)) as flat:
+            entries = image_entries(flat, prefix="", location="kernel", source=ref)
+            write_kernel(entries, self.sink, kernel, source=ref, decompress=self.decompress)
 
     def init(self, apk: ApkDbSink) -> None:
         if self.moby.init:
