@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import BuildError
-from .oci.cache import Cache
-from .oci.descriptor import matches
+from .oci import jsonfmt
+from .oci.cache import Cache, damaged
+from .oci.descriptor import Descriptor, matches
 from .oci.image import Platform
 from .oci.mediatypes import ANNOTATION_DOCKER_REFERENCE_DIGEST, ANNOTATION_DOCKER_REFERENCE_TYPE, is_index
 
@@ -51,9 +52,9 @@ class SbomCollector:
 
     def add(self, prefix: str, document: bytes, *, source: str = "") -> None:
         try:
-            doc = json.loads(document)
+            doc = jsonfmt.loads(document, "SBOM attestation")
         except ValueError as exc:
-            raise BuildError(f"{source or 'image'}: its SBOM attestation is not valid JSON: {exc}") from exc
+            raise BuildError(f"{source or 'image'}: its {exc}") from exc
         if not isinstance(doc, dict):
             raise BuildError(f"{source or 'image'}: its SBOM attestation is not an SPDX JSON document")
         for item in doc.get("files") or []:
@@ -91,9 +92,9 @@ class SbomCollector:
 def statement_predicate(statement: bytes, *, source: str = "") -> bytes:
     """The SPDX document inside an in-toto statement (an attestation layer)."""
     try:
-        stmt = json.loads(statement)
+        stmt = jsonfmt.loads(statement, "attestation")
     except ValueError as exc:
-        raise BuildError(f"{source or 'image'}: its attestation is not valid JSON: {exc}") from exc
+        raise BuildError(f"{source or 'image'}: its {exc}") from exc
     kind = stmt.get("predicateType") if isinstance(stmt, dict) else None
     if kind != SPDX_PREDICATE:
         raise BuildError(f"{source or 'image'}: unexpected attestation predicate type {kind!r}")
@@ -122,12 +123,18 @@ def attestation_sboms(cache: Cache, ref: str, platform: Platform) -> list[bytes]
         return []
     if len(attestations) > 1:
         raise BuildError(f"image {ref}: several attestation manifests for {platform}")
-    manifest = cache.layout.read_json_blob(attestations[0].digest, attestations[0].size, f"attestation of {ref}")
-    out = []
-    for layer in manifest.get("layers") or []:
-        annotations = layer.get("annotations") or {}
-        if annotations.get(INTOTO_PREDICATE_TYPE) != SPDX_PREDICATE or layer.get("mediaType") != INTOTO_MEDIA_TYPE:
-            continue
-        statement = cache.layout.read_blob(layer["digest"], layer.get("size"), f"SBOM of {ref}")
-        out.append(statement_predicate(statement, source=ref))
+    try:
+        manifest = cache.layout.read_json_blob(attestations[0].digest, attestations[0].size, f"attestation of {ref}")
+        items = manifest.get("layers") or []
+        if not isinstance(items, list):
+            raise ValueError(f"attestation of {ref}: layers is not a list")
+        layers = [Descriptor.from_json(x, f"attestation of {ref}: layers[{i}]") for i, x in enumerate(items)]
+        out = []
+        for layer in layers:
+            if layer.annotations.get(INTOTO_PREDICATE_TYPE) != SPDX_PREDICATE or layer.media_type != INTOTO_MEDIA_TYPE:
+                continue
+            statement = cache.layout.read_blob(layer.digest, layer.size, f"SBOM of {ref}")
+            out.append(statement_predicate(statement, source=ref))
+    except (OSError, ValueError) as exc:  # a DigestError is a BuildError already
+        raise damaged(ref, exc) from exc
     return out

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from linuxkit.oci.digest import CHUNK, DigestError, VerifyingReader, of_bytes
-from linuxkit.oci.layers import DRAIN_ON_CLOSE, READ_CHUNK, UncompressedLayer, open_uncompressed
+from linuxkit.oci.layers import READ_AHEAD, READ_CHUNK, UncompressedLayer, open_uncompressed
 
 
 def _data(n: int) -> bytes:
@@ -44,9 +44,10 @@ def test_read_ahead_gives_the_same_bytes(compress: bool) -> None:
         assert buffered.read() == plain
 
 
-def _until_error(layer: UncompressedLayer) -> tuple[bytes, str]:
+def _until_error(blob: bytes, *, read_ahead: bool) -> tuple[bytes, str]:
     got = bytearray()
     with pytest.raises(DigestError) as err:
+        layer = UncompressedLayer(_blob(blob, of_bytes(b"other")), read_ahead=read_ahead)
         while chunk := layer.read(CHUNK):
             got += chunk
     return bytes(got), err.value.message
@@ -55,10 +56,25 @@ def _until_error(layer: UncompressedLayer) -> tuple[bytes, str]:
 @pytest.mark.parametrize("size", [30, 3000])
 def test_digest_mismatch_comes_after_the_same_bytes_as_without_read_ahead(size: int) -> None:
     blob = gzip.compress(_data(size), mtime=0)
-    ahead = _until_error(UncompressedLayer(_blob(blob, of_bytes(b"other"))))
-    inline = _until_error(UncompressedLayer(_blob(blob, of_bytes(b"other")), read_ahead=False))
+    ahead = _until_error(blob, read_ahead=True)
+    inline = _until_error(blob, read_ahead=False)
     assert ahead == inline
     assert "content has digest" in ahead[1]
+
+
+def test_verdict_comes_with_the_last_byte() -> None:
+    """A consumer that reads exactly the blob's size (and no further) still gets the verdict."""
+    data = random.Random(5).randbytes(3 * CHUNK + 17)
+    blob = VerifyingReader(io.BytesIO(data), of_bytes(b"other"), len(data), "blob")
+    with pytest.raises(DigestError, match="content has digest"):
+        while blob.size < len(data):
+            blob.read(CHUNK)
+    longer = VerifyingReader(io.BytesIO(data + b"x"), of_bytes(data), len(data), "blob")
+    with pytest.raises(DigestError, match=f"more than {len(data)} bytes"):
+        while longer.size < len(data):
+            longer.read(CHUNK)
+    good = VerifyingReader(io.BytesIO(data), of_bytes(data), len(data), "blob")
+    assert good.read(len(data)) == data and good.finished
 
 
 def test_corrupt_gzip_says_cannot_decompress() -> None:
@@ -68,23 +84,45 @@ def test_corrupt_gzip_says_cannot_decompress() -> None:
         layer.read()
 
 
-def test_early_close_stops_the_worker_and_still_checks_a_nearly_read_blob() -> None:
+def test_early_close_stops_the_worker_and_still_checks_the_whole_blob() -> None:
     before = threading.active_count()
-    # stopped early, far from the end: no verdict, no hang, no thread left behind
-    big = gzip.compress(random.Random(1).randbytes(16 * READ_CHUNK), mtime=0)
-    layer = UncompressedLayer(_blob(big, of_bytes(b"wrong")))
-    assert len(layer.read(100)) == 100
-    layer.close()
-    assert threading.active_count() == before
-    # a layer read only in part, with less than DRAIN_ON_CLOSE left: close checks the rest
-    plain = random.Random(2).randbytes(READ_CHUNK + DRAIN_ON_CLOSE // 2)
-    small = gzip.compress(plain, mtime=0)
-    for read_ahead in (True, False):
-        layer = UncompressedLayer(_blob(small, of_bytes(b"wrong")), read_ahead=read_ahead)
-        assert layer.read(10) == plain[:10]
-        with pytest.raises(DigestError):
+    # stopped early, far from the end (more than the read-ahead and any drain limit away): close
+    # reads and hashes the rest of the compressed blob and gives the verdict all the same
+    plain = random.Random(1).randbytes((READ_AHEAD + 12) * READ_CHUNK)
+    for compress in (True, False):
+        big = gzip.compress(plain, mtime=0) if compress else plain
+        for read_ahead in (True, False):
+            layer = UncompressedLayer(_blob(big, of_bytes(b"wrong")), read_ahead=read_ahead)
+            assert layer.read(100) == plain[:100]
+            with pytest.raises(DigestError, match="content has digest"):
+                layer.close()
+            assert layer.closed
+            layer = UncompressedLayer(_blob(big), read_ahead=read_ahead)  # a good one closes quietly
+            assert layer.read(10) == plain[:10]
             layer.close()
-        layer = UncompressedLayer(_blob(small), read_ahead=read_ahead)  # a good one closes quietly
-        assert layer.read(10) == plain[:10]
-        layer.close()
     assert threading.active_count() == before
+
+
+def test_tampered_tail_after_the_tar_end_is_noticed_on_close() -> None:
+    """Same size, different bytes far after what a tar reader reads: the close still notices."""
+    tail = random.Random(3).randbytes((READ_AHEAD + 8) * READ_CHUNK)
+    good = gzip.compress(b"T" * 10240 + tail, compresslevel=0, mtime=0)
+    bad = gzip.compress(b"T" * 10240 + tail[:-1] + bytes([tail[-1] ^ 1]), compresslevel=0, mtime=0)
+    assert len(good) == len(bad)
+    for read_ahead in (True, False):
+        layer = UncompressedLayer(_blob(bad, of_bytes(good)), read_ahead=read_ahead)
+        assert layer.read(10240) == b"T" * 10240
+        with pytest.raises(DigestError, match="content has digest"):
+            layer.close()
+
+
+def test_corrupt_gzip_with_a_wrong_digest_says_so() -> None:
+    """A blob that does not decompress is read to its end: a wrong digest is what is reported."""
+    good = gzip.compress(_data(2000), mtime=0) + random.Random(4).randbytes(3 * READ_CHUNK)
+    bad = bytearray(good)
+    bad[100:164] = bytes(64)
+    with (
+        pytest.raises(DigestError, match="content has digest"),
+        open_uncompressed(_blob(bytes(bad), of_bytes(good))) as layer,
+    ):
+        layer.read()

@@ -100,6 +100,7 @@ def import_archive(cache: Cache, stream: IO[bytes], *, source: str = "archive") 
     """Load an OCI layout tar into ``cache``; returns the descriptors of its index and their names."""
     layout = cache.layout
     layout.ensure()
+    cache.entries()  # a broken index.json is reported before the archive is read
     index_data: bytes | None = None
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tar:

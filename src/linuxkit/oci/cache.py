@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -47,7 +47,10 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def _fix_hint(name: str) -> str:
-    return f"remove it with `linuxkit cache rm {name}` and pull or build it again"
+    return (
+        f"run `linuxkit cache verify --repair {name}` to pull it again, or remove it with"
+        f" `linuxkit cache rm {name}` and pull or build it again"
+    )
 
 
 def damaged(name: str, exc: BaseException) -> BuildError:
@@ -168,10 +171,21 @@ class Cache:
         try:
             return self.layout.read_index()
         except LayoutError as exc:
-            raise BuildError(
-                f"the image cache {self.root} is damaged: {exc}",
-                hint=f"repair or remove {self.layout.index_path}, or empty the cache with `linuxkit cache clean`",
-            ) from exc
+            raise self._broken_index(exc) from exc
+
+    def _broken_index(self, exc: LayoutError) -> BuildError:
+        return BuildError(
+            f"the image cache {self.root} is damaged: {exc}",
+            hint=f"repair or remove {self.layout.index_path} (the names are lost, the blobs stay), or empty"
+            " the cache with `linuxkit cache clean`",
+        )
+
+    def _update_index(self, change: Callable[[list[Descriptor]], list[Descriptor]]) -> list[Descriptor]:
+        """:meth:`Layout.update_index`, a broken ``index.json`` reported as :meth:`entries` does."""
+        try:
+            return self.layout.update_index(change)
+        except LayoutError as exc:
+            raise self._broken_index(exc) from exc
 
     def images(self) -> dict[str, str]:
         """Name → root digest (index or manifest), sorted by name, as ``cache ls`` shows them.
@@ -301,12 +315,21 @@ class Cache:
         if not self.layout.has_blob(desc.digest, desc.size):
             missing.append(desc.digest)
         elif is_image_manifest(desc.media_type):
-            manifest = self.layout.read_json_blob(desc.digest, desc.size)
-            parts = [manifest.get("config") or {}, *(manifest.get("layers") or [])]
-            for part in parts:
-                d = Descriptor.from_json(part)
-                if not self.layout.has_blob(d.digest, d.size):
-                    missing.append(d.digest)
+            try:
+                manifest = self.layout.read_json_blob(desc.digest, desc.size, f"manifest {desc.digest}")
+                layers = manifest.get("layers") or []
+                if not isinstance(layers, list):
+                    raise LayoutError(f"manifest {desc.digest}: layers is not a list")
+                parts = [
+                    Descriptor.from_json(part, f"manifest {desc.digest}: {role}")
+                    for role, part in [
+                        ("config", manifest.get("config")),
+                        *((f"layers[{i}]", x) for i, x in enumerate(layers)),
+                    ]
+                ]
+            except (ValueError, OSError) as exc:  # LayoutError too; a DigestError is a BuildError already
+                raise BuildError(f"cannot name {desc.digest}: {exc}", hint="the image is malformed") from exc
+            missing += [d.digest for d in parts if not self.layout.has_blob(d.digest, d.size)]
         if missing:
             raise BuildError(
                 f"cannot name {desc.digest}: blobs missing from the cache: {', '.join(missing)}",
@@ -323,7 +346,7 @@ class Cache:
             self._check_complete(desc)
             return [e for e in entries if not _has_name(e, [full])] + [entry]
 
-        self.layout.update_index(change)
+        self._update_index(change)
         return full
 
     def untag(self, name: str) -> list[Descriptor]:
@@ -336,7 +359,7 @@ class Cache:
             return [e for e in entries if not _has_name(e, candidates)]
 
         if self.layout.exists():
-            self.layout.update_index(change)
+            self._update_index(change)
         return removed
 
     def reachable(self, roots: Iterable[Descriptor]) -> set[str]:
@@ -371,12 +394,12 @@ class Cache:
             return None
         candidates = name_candidates(ref)
         with self.layout.lock.exclusive():
-            entries = self.layout.read_index()
+            entries = self.entries()
             gone = [e for e in entries if _has_name(e, candidates)]
             if not gone:
                 return None
             kept = [e for e in entries if not _has_name(e, candidates)]
             doomed = self.reachable(gone) - self.reachable(kept)
-            self.layout.update_index(lambda _entries: kept)
+            self._update_index(lambda _entries: kept)
             deleted = sorted(d for d in doomed if self.layout.remove_blob(d))
         return gone[0], deleted

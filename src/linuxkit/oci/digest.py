@@ -10,7 +10,9 @@ from typing import IO
 from ..errors import BuildError
 
 ALGORITHM = "sha256"
-_DIGEST_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
+#: ``\Z``, not ``$``: ``$`` also matches before a trailing newline, and a digest is used as a file
+#: name and in registry URLs.
+_DIGEST_RE = re.compile(r"\Asha256:([a-f0-9]{64})\Z")
 CHUNK = 1 << 20
 
 
@@ -44,9 +46,10 @@ def check_bytes(data: bytes, digest: str, what: str) -> None:
 class VerifyingReader(io.RawIOBase):
     """Reads ``inner`` while hashing it; at end of stream checks the digest and size it was given.
 
-    The check happens once, when a read returns end-of-file (or :meth:`finish` is called), so a
-    consumer that reads everything cannot miss a mismatch. ``expected_digest`` may be ``None`` to
-    only compute it (see :attr:`digest`).
+    The check happens once, when the expected size has been read, when a read returns end-of-file
+    or goes past the expected size, or when :meth:`finish` is called; so a consumer that reads
+    ``expected_size`` bytes (or everything) cannot miss a mismatch: the read that brings the last
+    byte raises instead. ``expected_digest`` may be ``None`` to only compute it (see :attr:`digest`).
     """
 
     def __init__(
@@ -86,8 +89,10 @@ class VerifyingReader(io.RawIOBase):
         view[:n] = data
         self._hash.update(data)
         self.size += n
-        if self._expected_size is not None and self.size > self._expected_size:
-            self.finish()
+        if self._expected_size is not None and self.size >= self._expected_size:
+            if self.size == self._expected_size and self._inner.read(1):
+                self.size += 1  # longer than it should be
+            self.finish()  # the verdict comes with the last byte
         return n
 
     def finish(self) -> None:
@@ -97,8 +102,8 @@ class VerifyingReader(io.RawIOBase):
         self.finished = True
         if self._expected_size is not None and self.size != self._expected_size:
             raise DigestError(
-                f"{self.what}: {'more than ' if self.size > self._expected_size else ''}{self.size} bytes,"
-                f" expected {self._expected_size}",
+                f"{self.what}: {'more than ' if self.size > self._expected_size else ''}"
+                f"{min(self.size, self._expected_size)} bytes, expected {self._expected_size}",
                 hint=self.hint,
             )
         if self._expected_digest is not None and self.digest != self._expected_digest:

@@ -8,6 +8,7 @@ tables; keys a table does not know follow, sorted (Go would drop them; we keep t
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,9 +63,58 @@ def sorted_map(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: obj[k] for k in sorted(obj)}
 
 
-def loads(data: bytes, what: str) -> Any:
-    """Parse JSON; ``ValueError`` naming ``what`` on bad input."""
+#: Largest JSON document :func:`loads` parses (manifests, indexes, configs, ``index.json``...).
+MAX_SIZE = 32 << 20
+#: Deepest nesting of arrays and objects :func:`loads` accepts; OCI documents need about 5.
+MAX_DEPTH = 100
+
+
+class LimitError(ValueError):
+    """The JSON document is larger or nested deeper than :func:`loads` accepts."""
+
+
+def loads(data: bytes | bytearray | str, what: str, *, max_size: int = MAX_SIZE, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse untrusted JSON (from the cache, a registry, an archive, an image) with bounded size and
+    nesting; ``ValueError`` naming ``what`` on bad input, never ``RecursionError`` or ``MemoryError``.
+
+    This is the one parser for JSON we did not write ourselves: every reader of cache or registry
+    JSON goes through it (read the bytes with :func:`read_limited` to bound the read as well).
+    """
+    if len(data) > max_size:
+        raise LimitError(f"{what}: larger than {max_size} bytes ({len(data)})")
     try:
-        return json.loads(data)
+        obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{what}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise LimitError(f"{what}: nested more than {max_depth} levels deep") from None
+    except MemoryError:
+        raise LimitError(f"{what}: too large to parse") from None
+    if _depth_over(obj, max_depth):
+        raise LimitError(f"{what}: nested more than {max_depth} levels deep")
+    return obj
+
+
+def _depth_over(obj: Any, limit: int) -> bool:
+    """Whether arrays/objects nest deeper than ``limit`` in ``obj`` (level by level: any depth is safe)."""
+    level = [obj] if isinstance(obj, (dict, list)) else []
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for item in level:
+            below += [c for c in (item.values() if isinstance(item, dict) else item) if isinstance(c, (dict, list))]
+        level = below
+        depth += 1
+    return False
+
+
+def read_limited(path: str | os.PathLike[str], what: str, max_size: int = MAX_SIZE) -> bytes:
+    """The bytes of the file ``path``, at most ``max_size`` of them (``ValueError`` naming ``what``
+    when it holds more); ``FileNotFoundError`` when it is missing."""
+    with open(path, "rb") as f:
+        data = f.read(max_size + 1)
+    if len(data) > max_size:
+        raise LimitError(f"{what}: larger than {max_size} bytes")
+    return data

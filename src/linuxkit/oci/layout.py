@@ -34,7 +34,7 @@ OCI_LAYOUT_CONTENT = b'{\n    "imageLayoutVersion": "1.0.0"\n}'
 EMPTY_INDEX = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'
 TMP_PREFIX = ".tmp-"
 #: Largest manifest, index or config we read into memory.
-MAX_JSON_BLOB = 32 << 20
+MAX_JSON_BLOB = jsonfmt.MAX_SIZE
 
 
 class LayoutError(ValueError):
@@ -169,7 +169,13 @@ class Layout:
         ``FileNotFoundError`` when the blob is missing.
         """
         raw = open(self.blob_path(dig), "rb")  # noqa: SIM115 - owned by the returned reader
-        return _digest.VerifyingReader(raw, dig, size, what or f"blob {dig}")
+        label = what or f"blob {dig}"
+        if size is not None and size >= 0:
+            actual = os.fstat(raw.fileno()).st_size
+            if actual != size:  # the cheap check first; the digest is checked as it is read
+                raw.close()
+                raise _digest.DigestError(f"{label}: {actual} bytes, expected {size}")
+        return _digest.VerifyingReader(raw, dig, size, label)
 
     def read_blob(self, dig: str, size: int | None = None, what: str | None = None) -> bytes:
         """A small blob (manifest, index, config), verified; ``FileNotFoundError`` if missing."""
@@ -185,7 +191,10 @@ class Layout:
 
     def read_json_blob(self, dig: str, size: int | None = None, what: str | None = None) -> dict[str, Any]:
         label = what or f"blob {dig}"
-        obj = jsonfmt.loads(self.read_blob(dig, size, label), label)
+        try:
+            obj = jsonfmt.loads(self.read_blob(dig, size, label), label, max_size=MAX_JSON_BLOB)
+        except ValueError as exc:
+            raise LayoutError(str(exc)) from exc
         if not isinstance(obj, dict):
             raise LayoutError(f"{label}: not a JSON object")
         return obj
@@ -255,13 +264,13 @@ class Layout:
 
     def _read_index_full(self) -> tuple[dict[str, Any], list[Descriptor]]:
         try:
-            data = self.index_path.read_bytes()
+            obj = jsonfmt.loads(jsonfmt.read_limited(self.index_path, str(self.index_path)), str(self.index_path))
         except FileNotFoundError:
             return {}, []
-        try:
-            obj = jsonfmt.loads(data, str(self.index_path))
         except ValueError as exc:
             raise LayoutError(str(exc)) from exc
+        except OSError as exc:
+            raise LayoutError(f"{self.index_path}: cannot be read: {exc.strerror or exc}") from exc
         if not isinstance(obj, dict):
             raise LayoutError(f"{self.index_path}: not a JSON object")
         manifests = obj.get("manifests") or []

@@ -151,16 +151,18 @@ class Response:
             import zlib
 
             try:
-                data = zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(data)
+                # bounded as the body is: a small compressed body may expand a thousandfold
+                data = zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(data, limit + 1 if limit >= 0 else 0)
             except zlib.error as exc:
                 raise TransportError(f"bad {encoding} body: {exc}") from exc
         return data
 
     def json(self, limit: int = 4 << 20) -> Any:
-        """The body as JSON; ``ValueError`` when it is not."""
-        import json
+        """The body as JSON (at most ``limit`` bytes, nested at most a little); ``ValueError`` when
+        it is not."""
+        from ..jsonfmt import loads
 
-        return json.loads(self.read(limit))
+        return loads(self.read(limit), "the answer", max_size=limit)
 
     def close(self) -> None:
         body, self._body = self._body, None
