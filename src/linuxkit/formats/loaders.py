@@ -10,7 +10,6 @@ image's files are unpacked into a temporary directory with the Debian paths that
 from __future__ import annotations
 
 import hashlib
-import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +41,8 @@ def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: Deb
     from ..packages.pkgbuild import PkgBuildOptions, build_package
     from ..packages.tag import TagOptions
     from ..rootfs.flatten import write_flattened
+    from ..rootfs.tarreader import read_entries
+    from ..safetree import SafeTree
 
     opts = PkgBuildOptions(
         cache=cache, debian=debian, tag=TagOptions(hash=mkimage_hash(), tag_template="{{.Hash}}"), platforms=(platform,)
@@ -54,8 +55,14 @@ def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: Deb
     flat = dest.with_suffix(".tar")
     with open(flat, "wb") as out:
         write_flattened(image, out)
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(flat) as tf:
-        tf.extractall(dest, filter="data")
+    # the image comes from the cache, which may sit on a shared disk: the one safe tree writer,
+    # without owners, devices or xattrs (the caller's files, as tar's "data" filter would make them)
+    with (
+        SafeTree(dest, 0, source=result.name, owners=False, devices=False, xattrs=False) as tree,
+        open(flat, "rb") as src,
+    ):
+        for entry in read_entries(src):
+            tree.add(entry.header.copy(mode=entry.header.mode & 0o755), entry.data)
+        tree.finish()
     flat.unlink()
     return dest

@@ -17,38 +17,94 @@ import uuid
 from pathlib import Path
 
 from .. import log, runner
-from ..errors import BuildError
-from ..rootfs.header import REG, Header, Readable
-from ..rootfs.tarwriter import TarWriter
+from ..rootfs.header import DIR, REG, Header, Readable
+from ..rootfs.tarreader import read_entries
+from ..rootfs.tarwriter import TarWriter, copy_data
+from ..safetree import UPDATE, TreePlan, clean_name
 from .bootable import scratch
 from .registry import FormatContext
 from .rootloader import make_loader
-from .roottree import image_from_tree, split_boot
+from .roottree import image_from_tree, is_boot, split_boot
 
-_CHUNK = 1 << 20
 #: squashfs compression, measured on a 26 MB rootfs with tar2sqfs (s / KiB): zstd level 3 0.11 / 16300,
 #: level 6 0.24 / 15928, level 15 (its default) 2.51 / 14420; gzip 3.35 / 15048. Debian kernels read zstd.
 SQUASHFS_COMPRESSION = ("-c", "zstd", "-X", "level=3")
 
 
-def filtered_tar(rootfs_tar: Path, work: Path) -> tuple[Path, Path, Path]:
-    """``(kernel, cmdline, tar)``: the rootfs tar without ``boot/`` in ``work/root.tar``."""
-    tar = work / "root.tar"
-    with open(tar, "wb") as out:
-        tw = TarWriter(out)
+class _Final:
+    """Pass 1 of :func:`filtered_tar`: what extracting the entries in order (with the rules of
+    :class:`~..safetree.TreePlan`) leaves at each path, by entry index."""
 
-        def add(hdr: Header, data: Readable) -> None:
+    def __init__(self) -> None:
+        self.plan = TreePlan("rootfs")
+        self.index = -1
+        self.start: dict[str, int] = {}  # path → index of the entry that made what is there now
+        self.header: dict[int, Header] = {}  # start index → the header it is written with
+        self.parents: dict[int, tuple[str, ...]] = {}  # index → directories to make before it
+        self.implied: dict[str, Header | None] = {}  # such a directory → a later entry's metadata
+        self.links: dict[int, tuple[str, int]] = {}  # hard link index → (target, target's start then)
+
+    def __call__(self, hdr: Header, data: Readable) -> None:
+        self.index += 1
+        placed = self.plan.place(hdr)
+        if placed is None or placed.name == "":
+            return
+        if placed.parents:
+            self.parents[self.index] = placed.parents
+            self.implied.update(dict.fromkeys(placed.parents))
+        if placed.action == UPDATE:
+            # a directory's last entry gives its metadata
+            if placed.name in self.implied:
+                self.implied[placed.name] = hdr
+            else:
+                self.header[self.start[placed.name]] = hdr
+            return
+        self.start[placed.name] = self.index
+        self.header[self.index] = hdr
+        if placed.link_target:
+            self.links[self.index] = (placed.link_target, self.start[placed.link_target])
+
+    def keep(self, index: int, hdr: Header) -> Header | None:
+        """The header to write for entry ``index`` (``hdr``), or ``None`` when a later entry replaced
+        it, or it is a hard link to a file a later entry replaced."""
+        final = self.header.get(index)
+        if final is None or self.start.get(clean_name(final.name) or "") != index:
+            return None
+        link = self.links.get(index)
+        if link is not None and self.start.get(link[0]) != link[1]:
+            log.warn(f"rootfs: dropping hard link {hdr.name!r}: a later entry replaced {link[0]!r}")
+            return None
+        return final
+
+
+def filtered_tar(rootfs_tar: Path, work: Path, epoch: int) -> tuple[Path, Path, Path]:
+    """``(kernel, cmdline, tar)``: the rootfs tar without ``boot/`` in ``work/root.tar``, with every
+    path once, as extracting the rootfs would leave it: ``tar2sqfs`` refuses a path twice (two images
+    both carrying ``bin/`` is the normal case), and it must get what the other root images get
+    (the same :class:`~..safetree.TreePlan` rules: nothing below a symlink, hard links only to files
+    already there). Two passes over the tar: the first finds what is left at each path, the second
+    writes it, directories where they first appear with their last entry's metadata."""
+    final = _Final()
+    kernel, cmdline = split_boot(rootfs_tar, work, final)
+    tar = work / "root.tar"
+    with open(tar, "wb") as out, open(rootfs_tar, "rb") as src:
+        tw = TarWriter(out)
+        index = -1
+        for item in read_entries(src):
+            if is_boot(item.header.name):
+                continue
+            index += 1
+            for parent in final.parents.get(index, ()):
+                made = final.implied[parent] or Header(name=parent, typeflag=DIR, mode=0o755, mtime=(epoch, 0))
+                tw.write_header(made.copy(name=parent + "/"))
+            hdr = final.keep(index, item.header)
+            if hdr is None:
+                continue
+            if hdr.typeflag == DIR and not hdr.name.endswith("/"):
+                hdr = hdr.copy(name=hdr.name + "/")
             tw.write_header(hdr)
             if hdr.typeflag == REG and hdr.size:
-                left = hdr.size
-                while left:
-                    chunk = data.read(min(left, _CHUNK))
-                    if not chunk:
-                        raise BuildError("rootfs tar ended early")
-                    tw.write(chunk)
-                    left -= len(chunk)
-
-        kernel, cmdline = split_boot(rootfs_tar, work, add)
+                copy_data(tw, item.data, hdr.size)
         tw.close()
     return kernel, cmdline, tar
 
@@ -88,7 +144,7 @@ def write_kernel_squashfs(ctx: FormatContext, rootfs_tar: Path) -> None:
     _say(ctx, final)
     with scratch(ctx, "squashfs") as work:
         loader = _loader(ctx, rootfs_tar, work)
-        kernel, cmdline, tar = filtered_tar(rootfs_tar, work)
+        kernel, cmdline, tar = filtered_tar(rootfs_tar, work, ctx.epoch)
         image = work / "root.sqfs"
         env = {"SOURCE_DATE_EPOCH": str(ctx.epoch)}
         with open(tar, "rb") as src:

@@ -35,6 +35,11 @@ _ERROR_FILE = "error.json"
 _ERRORS: dict[str, type[LinuxKitError]] = {cls.__name__: cls for cls in (UserError, BuildError, ToolMissingError)}
 
 
+def is_boot(name: str) -> bool:
+    """Whether a rootfs entry is below ``boot/`` (taken out of root images, as upstream)."""
+    return name == "boot" or name.startswith("boot/")
+
+
 def split_boot(
     rootfs_tar: Path | BinaryIO, work: Path, entry: Callable[[Header, Readable], None]
 ) -> tuple[Path, Path]:
@@ -50,7 +55,7 @@ def split_boot(
             if hdr.name in ("boot/kernel", "boot/cmdline"):
                 with open(kernel if hdr.name == "boot/kernel" else cmdline, "wb") as out:
                     copy_data(out, item.data, hdr.size)
-            elif hdr.name == "boot" or hdr.name.startswith("boot/"):
+            elif is_boot(hdr.name):
                 continue
             else:
                 entry(hdr, item.data)
