@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -425,3 +426,46 @@ def test_resource_range_checks() -> None:
 @pytest.mark.parametrize(("size", "text"), [(2097152, "2MB"), (1 << 30, "1GB"), (65536, "64KB"), (1000, "1000B")])
 def test_hugepage_size(size: int, text: str) -> None:
     assert hugepage_size(size) == text
+
+
+@pytest.mark.parametrize(
+    ("label", "field"),
+    [
+        ({"binds": ["/host:/../../etc"]}, "binds[0]: bind destination '/../../etc' contains a '..' component"),
+        ({"binds": ["/host:etc"]}, "binds[0]: bind destination 'etc' is not an absolute path"),
+        ({"tmpfs": ["/ok", "/a/.."]}, "tmpfs[1]: tmpfs destination '/a/..'"),
+        ({"mounts": [{"type": "tmpfs", "destination": "../x"}]}, "mounts[0].destination: mount destination '../x'"),
+        ({"runtime": {"mkdir": ["../../../tmp/x"]}}, "runtime.mkdir[0]: mkdir path '../../../tmp/x'"),
+        ({"runtime": {"cgroups": ["../x"]}}, "runtime.cgroups[0]: cgroup '../x'"),
+        (
+            {"runtime": {"mounts": [{"type": "bind", "source": "/", "destination": "../../x"}]}},
+            "runtime.mounts[0].destination: runtime mount destination '../../x'",
+        ),
+    ],
+)
+def test_label_paths_that_climb_out_are_refused(label: dict[str, Any], field: str) -> None:
+    with pytest.raises(UserError) as info:
+        _spec(config=_config(label))
+    assert info.value.exit_code == 2 and info.value.hint
+    assert f"image docker.io/test/img:1: {LABEL} label: {field}" in info.value.message
+
+
+def test_label_paths_overridden_by_the_yaml_are_not_used_so_not_refused() -> None:
+    label = {"binds": ["/h:/../x"], "binds.add": ["/h:/../y"], "runtime": {"mkdir": ["../z"], "cgroups": ["ok"]}}
+    spec = _spec(_image(binds=["/h:/ok"], runtime={"mkdir": ["/ok"]}), config=_config(label))
+    assert "/ok" in [m["destination"] for m in _json(spec)["mounts"]]
+    assert spec.runtime["mkdir"] == ["/ok"] and spec.runtime["cgroups"] == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "../../x"}, "invalid container name '../../x': it contains '/'"),
+        ({"name": ".."}, "invalid container name '..'"),
+        ({"binds": ["/h:/a/../.."]}, "binds[0]: bind destination '/a/../..' contains a '..' component"),
+        ({"runtime": {"mkdir": ["a/../../b"]}}, "runtime.mkdir[0]: mkdir path"),
+    ],
+)
+def test_yaml_models_not_from_the_loader_are_checked_too(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserError, match=re.escape(message)):
+        _spec(_image(**fields))

@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 
 from ..errors import Diagnostic, UserError
 from ..oci import reference
-from . import schema
+from . import paths, schema
 from .yamlload import Document, Path
 
 # moby/sys/capability's known capabilities, as upstream's ``allCaps`` spells them.
@@ -86,6 +86,7 @@ RLIMITS = frozenset(
     ]
 )
 VOLUME_NAME = re.compile(r"^[a-z0-9_-]*$")
+NAME_HINT = "a name is one directory name under /containers/<section>/: not empty, '.' or '..', no '/'"
 IMAGE_SECTIONS = ("onboot", "onshutdown", "services")
 
 
@@ -287,6 +288,8 @@ def _check_specs(rep: Reporter, path: Path, image: schema.ImageConfig) -> None:
     _check_caps(rep, (*path, "capabilities"), image.capabilities, keyword_ok=True)
     _check_caps(rep, (*path, "capabilities.add"), image.capabilities_add, keyword_ok=True)
     _check_caps(rep, (*path, "ambient"), image.ambient, keyword_ok=True)
+    for where, message, hint in paths.image_path_problems(image):
+        rep.add((*path, *where), message, hint)
 
 
 def expand_home(source: str) -> str:
@@ -299,6 +302,12 @@ def expand_home(source: str) -> str:
 def _check_file(rep: Reporter, path: Path, f: schema.File) -> None:
     if not f.path:
         rep.add(path, "path is required", key=False)
+    elif problem := paths.file_path_problem(f.path):
+        rep.add(
+            (*path, "path"),
+            f"file path {f.path!r} {problem}",
+            "a file path names a place inside the image, e.g. etc/motd",
+        )
     if f.mode is not None and f.mode != "" and not (re.fullmatch(r"[0-7]+", f.mode) and int(f.mode, 8) < 2**31):
         rep.add((*path, "mode"), f"invalid mode {f.mode!r}", 'write an octal number as a string, e.g. "0644"')
     if f.metadata and f.metadata not in ("yaml", "json"):
@@ -336,10 +345,14 @@ def semantic_diagnostics(doc: Document, moby: schema.Moby) -> list[Diagnostic]:
         _check_ref(rep, ("init", i), ref)
     for section in IMAGE_SECTIONS:
         for i, image in enumerate(getattr(moby, section) or []):
+            if problem := paths.name_problem(image.name):
+                rep.add((section, i, "name"), f"invalid container name {image.name!r}: it {problem}", NAME_HINT)
             _check_ref(rep, (section, i, "image"), image.image)
             _check_specs(rep, (section, i), image)
     for i, vol in enumerate(moby.volumes or []):
-        if vol.name is not None and not VOLUME_NAME.match(vol.name):
+        if vol.name is None:
+            rep.add(("volumes", i), "a volume needs a name", "its files go to /containers/volumes/<name>")
+        elif not vol.name or not VOLUME_NAME.match(vol.name):
             rep.add((*("volumes", i), "name"), f"invalid volume name {vol.name!r}", "use only a-z, 0-9, _ and -")
         _check_ref(rep, ("volumes", i, "image"), vol.image)
     for i, f in enumerate(moby.files or []):

@@ -8,6 +8,7 @@ decodes with go-yaml v3 and PyYAML's constructor follows YAML 1.1. What we do by
 * merge keys (``<<``) with v3's precedence: explicit keys win, then earlier merged maps;
 * duplicate keys are an error (v3 rejects them; PyYAML silently keeps the last);
 * a cap on constructed nodes so alias bombs fail fast, and a refusal of recursive anchors;
+* a cap on nesting depth (libyaml allows 1000 levels, go-yaml 10000; we build recursively);
 * only the first document is used (upstream decodes one); later ones are ignored with a warning.
 """
 
@@ -27,6 +28,7 @@ from ..errors import ConfigError, Diagnostic, Location
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_NODES = 1_000_000
+MAX_DEPTH = 100  # nested collections; a config needs fewer than 10, Python's recursion limit is ~1000
 
 Path = tuple[str | int, ...]
 
@@ -177,17 +179,44 @@ def _fail(file: str, node: Node | None, message: str, hint: str | None = None) -
     return ConfigError([Diagnostic(message, location, hint=hint)])
 
 
+def _position(text: str, file: str) -> Location:
+    """The location just after ``text`` (the decoded part of a file before a problem)."""
+    return Location(file, text.count("\n") + 1, len(text) - (text.rfind("\n") + 1) + 1)
+
+
 def _decode(data: bytes, file: str) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start]
-        line = before.count(b"\n") + 1
-        col = exc.start - (before.rfind(b"\n") + 1) + 1
+    """The text of a YAML file as go-yaml v3 reads it: UTF-16 (LE or BE) after its byte-order mark,
+    else UTF-8 (with or without a BOM). UTF-32 is refused as upstream refuses it (go-yaml sees NULs)."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
         raise ConfigError(
-            [Diagnostic("invalid UTF-8 in YAML file", Location(file, line, col), hint="save the file as UTF-8")]
+            [
+                Diagnostic(
+                    "YAML file is UTF-32 encoded, which is not supported",
+                    Location(file, 1, 1),
+                    hint="save the file as UTF-8 (or UTF-16 with a byte-order mark)",
+                )
+            ]
+        )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16-le" if data[0] == 0xFF else "utf-16-be"
+        body = data[2:]
+        try:
+            return body.decode(encoding)
+        except UnicodeDecodeError as exc:
+            before = body[: exc.start - exc.start % 2].decode(encoding, "replace")
+            reason = (
+                "truncated UTF-16 data" if exc.reason == "truncated data" else "invalid UTF-16 (unpaired surrogate)"
+            )
+            raise ConfigError(
+                [Diagnostic(f"{reason} in YAML file", _position(before, file), hint="save the file as UTF-8")]
+            ) from exc
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = body[: exc.start].decode("utf-8")
+        raise ConfigError(
+            [Diagnostic("invalid UTF-8 in YAML file", _position(before, file), hint="save the file as UTF-8")]
         ) from exc
 
 
@@ -270,6 +299,13 @@ class _Builder:
         self.positions.setdefault(path, _loc(self.file, node.start_mark))
         if isinstance(node, ScalarNode):
             return self._scalar(node)
+        if len(path) >= MAX_DEPTH:
+            raise _fail(
+                self.file,
+                node,
+                f"document is nested more than {MAX_DEPTH} levels deep",
+                hint="a LinuxKit config needs only a few levels of lists and mappings",
+            )
         if id(node) in self.active:
             raise _fail(self.file, node, "anchor value contains itself")
         self.active.add(id(node))
@@ -326,7 +362,9 @@ class _Builder:
                 continue
             key = self._scalar(key_node) if isinstance(key_node, ScalarNode) else None
             if not isinstance(key, str):
-                raise _fail(self.file, key_node, f"mapping key {key_node.value!r} is not a string", hint="quote it")
+                # (not the repr of a collection key: it may be nested deep enough to exhaust the stack)
+                shown = repr(key_node.value) if isinstance(key_node, ScalarNode) else f"of kind {key_node.id}"
+                raise _fail(self.file, key_node, f"mapping key {shown} is not a string", hint="quote it")
             if key in out:  # only reachable through merged maps
                 continue
             self.key_positions[(*path, key)] = _loc(self.file, key_node.start_mark)

@@ -6,8 +6,9 @@ owner resolved from a number or a container name, PAX records ``linuxkit.files``
 Host files are streamed rather than read into memory.
 
 Deliberate differences: every leading ``/`` of a path is stripped (upstream strips one and then
-writes a broken entry) and a path climbing out of the root (``../x``) is an error; a relative
-``source`` is taken relative to ``base_dir`` (pass the working directory for upstream's rule).
+writes a broken entry); a path with a ``..`` component (``../x``, ``a/../../b``) or a NUL is an
+error (upstream writes it as given); a relative ``source`` is taken relative to ``base_dir`` (pass
+the working directory for upstream's rule).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import IO
 
 from .. import log
 from ..config import schema
+from ..config.paths import file_path_problem
 from ..errors import UserError
-from .flatten import go_dir, safe_relative
+from .flatten import go_dir
 from .header import DEFAULT_MTIME, DIR, REG, SYMLINK, Header
 from .sanitise import records
 from .tarwriter import TarSink, copy_data
@@ -90,9 +92,11 @@ def write_files(
         log.info(f"  {f.path}")
         if not f.path:
             raise UserError("did not specify path for file", path=where)
+        problem = file_path_problem(f.path)
+        if problem:
+            # config loading reports this with the file and line; this is for models made elsewhere
+            raise UserError(f"file path {f.path!r} {problem}", path=where)
         path = f.path.lstrip("/")
-        if not path or safe_relative(path) is None:
-            raise UserError(f"file path {f.path!r} is outside the image", path=where)
         mode = 0o700 if f.directory else 0o600
         if f.mode:
             mode = parse_mode(f.mode, where)

@@ -9,7 +9,9 @@ import yaml
 from pydantic import ValidationError
 
 from ..config import schema
-from ..errors import BuildError
+from ..config.paths import FieldPath, image_path_problems
+from ..config.validate import dotted
+from ..errors import BuildError, UserError
 from ..oci.image import MOBY_CONFIG_LABEL
 
 _HINT = (
@@ -64,3 +66,23 @@ def image_label(image_config: dict[str, Any], image_ref: str) -> schema.ImageCon
     if not text:
         return schema.ImageConfig()
     return parse_label(str(text), image_ref)
+
+
+def _overridden(where: FieldPath, yaml: schema.ImageConfig) -> bool:
+    """Whether the YAML entry sets the field at ``where``, so the label's value is not used."""
+    if where[0] == "runtime":
+        return yaml.runtime is not None and getattr(yaml.runtime, str(where[1])) is not None
+    if where[0] == "binds.add":  # ignored in a label
+        return True
+    return getattr(yaml, str(where[0])) is not None
+
+
+def check_label_paths(label: schema.ImageConfig, yaml: schema.ImageConfig, image_ref: str) -> None:
+    """The label's mount destinations and runtime paths that will be used (the YAML entry does not
+    override them) follow the YAML's rules; :class:`UserError` naming the image and the field if not."""
+    for where, message, hint in image_path_problems(label):
+        if not _overridden(where, yaml):
+            raise UserError(
+                f"image {image_ref}: {MOBY_CONFIG_LABEL} label: {dotted(where)}: {message}",
+                hint=f"{hint}; fix the image's label or set {dotted(where[:1])} in the YAML entry to override it",
+            )

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..config import schema
-from ..errors import LinuxKitError
+from ..config.paths import image_path_problems, name_problem
+from ..config.validate import dotted
+from ..errors import LinuxKitError, UserError
 from . import capabilities, mounts, resources
 from .gojson import marshal_indent, sorted_map
 from .ids import resolve_id
-from .label import image_label
+from .label import check_label_paths, image_label
 from .mounts import runtime_mount
 from .volumes import with_volume_paths
 
@@ -110,6 +112,7 @@ def _put_list(out: dict[str, Any], key: str, value: Sequence[Any] | None) -> Non
 
 def _build(yaml: schema.Image, image_config: dict[str, Any], ids: Mapping[str, int]) -> ContainerSpec:
     label = image_label(image_config, yaml.image)
+    check_label_paths(label, yaml, yaml.image)
     inner: dict[str, Any] = image_config.get("config") or {}
 
     image_args = [*(inner.get("Entrypoint") or ()), *(inner.get("Cmd") or ())]
@@ -194,10 +197,12 @@ def container_spec(
     """The ``config.json`` bytes and runtime settings of one onboot/onshutdown/service container.
 
     ``image_config`` is the whole OCI image config JSON of its image. Errors in the user's settings
-    raise :class:`~linuxkit.errors.UserError`, an invalid image label :class:`~linuxkit.errors.BuildError`;
-    both name the container.
+    raise :class:`~linuxkit.errors.UserError`, an invalid image label :class:`~linuxkit.errors.BuildError`
+    (a label's mount destination or runtime path that climbs out: :class:`~linuxkit.errors.UserError`);
+    all name the container.
     """
     try:
+        _check_yaml(image)
         return _build(with_volume_paths(image, volumes), image_config, ids)
     except LinuxKitError as error:
         prefix = f"{image.name} ({image.image}): "
@@ -205,6 +210,15 @@ def container_spec(
             error.message = prefix + error.message
             error.args = (error.message,)
         raise
+
+
+def _check_yaml(image: schema.Image) -> None:
+    """The name and path rules that config loading reports with locations, again for callers that
+    build specs from models made elsewhere."""
+    if problem := name_problem(image.name):
+        raise UserError(f"invalid container name {image.name!r}: it {problem}")
+    for where, message, hint in image_path_problems(image):
+        raise UserError(f"{dotted(where)}: {message}", hint=hint)
 
 
 _RUNTIME_DEFAULTS: tuple[tuple[str, Any], ...] = (
