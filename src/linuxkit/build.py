@@ -21,7 +21,7 @@ from .formats.tarfmt import write_docker, write_tar
 from .oci import reference
 from .oci.cache import Cache
 from .oci.image import ImageSource, Platform
-from .outputs import OutputSet, full_disk_is_an_error
+from .outputs import OutputSet, check_writable, full_disk_is_an_error
 from .rootfs.assemble import Addition, RootfsSettings, assemble_to_sink, images_read, oci_volumes
 from .rootfs.header import DEFAULT_MTIME, REG, Header
 from .rootfs.tarreader import Entry
@@ -322,6 +322,10 @@ def run_build(opts: BuildOptions) -> list[Path]:
         out.flush()
         return []
     formats = validate_formats(opts.formats, opts.arch)
+    if not formats[0].streamable:
+        check_writable(opts.out_dir)
+    elif opts.output_file != "-":
+        check_writable(Path(opts.output_file).parent)
     platform = Platform("linux", opts.arch)
     cache = Cache(opts.cache_dir)
     finder = ImageFinder(

@@ -18,6 +18,9 @@ from .errors import BuildError, UserError
 #: What a write into a full file system raises (ENOSPC), or into a full quota (EDQUOT).
 _FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
 
+# the output directory (or a parent we would create) cannot be written at all: the user's choice
+_UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
 
 def _temp_name(final: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
@@ -70,6 +73,35 @@ def full_disk_is_an_error(places: Sequence[tuple[str, Path, str]]) -> Iterator[N
         raise BuildError(f"{_FULL[exc.errno]} writing {what}{need}", hint=hint) from exc
 
 
+def _unwritable(directory: Path, exc: OSError) -> UserError:
+    return UserError(
+        f"cannot write to output directory {directory}: {exc.strerror}",
+        hint="choose a writable directory (--dir) or output file (--o)",
+    )
+
+
+def check_writable(directory: Path) -> None:
+    """Fail early, before any work, when no file can be created in ``directory`` (or, while it does
+    not exist yet, in the nearest existing directory above it). Nothing is created."""
+    existing = directory
+    while not existing.is_dir():
+        if existing.exists():
+            raise UserError(f"cannot write below {existing}: it is not a directory")
+        if existing.parent == existing:
+            return
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        code = errno.EROFS if _read_only(existing) else errno.EACCES
+        raise _unwritable(directory, OSError(code, os.strerror(code)))
+
+
+def _read_only(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 class OutputSet:
     """A transaction over output files: ``path(final)`` hands out a temp path; ``commit()`` renames
     them all; leaving the ``with`` block by an exception (or without commit) removes them all."""
@@ -81,10 +113,15 @@ class OutputSet:
     def path(self, final: str | os.PathLike[str]) -> Path:
         """A fresh temporary path that becomes ``final`` on commit."""
         target = Path(final)
-        self._make_parents(target.parent)
-        if target in self._pending:
-            return self._pending[target]
-        temp = _temp_name(target)
+        try:
+            self._make_parents(target.parent)
+            if target in self._pending:
+                return self._pending[target]
+            temp = _temp_name(target)
+        except OSError as exc:
+            if exc.errno not in _UNWRITABLE:
+                raise
+            raise _unwritable(target.parent, exc) from exc
         self._pending[target] = temp
         return temp
 
