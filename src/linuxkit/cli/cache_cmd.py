@@ -159,6 +159,10 @@ def run_verify(args: argparse.Namespace, common: CommonOptions) -> int:
             names.append(root.name)
     reports = verify_names(cache, names)
     options = common.registry_options() if args.repair else None
+    if args.repair:
+        leftovers = cache.layout.remove_stale_temps()
+        if leftovers:
+            log.info(f"removed {len(leftovers)} temporary file(s) left behind by interrupted processes")
     broken = 0
     for report in reports:
         if report.ok:

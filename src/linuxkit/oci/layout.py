@@ -4,7 +4,9 @@
 name in its final directory, flushed with ``fsync`` and renamed into place (then the directory is
 synced), so a crash at any point leaves either the old or the new file, never a partial one.
 Blob content is hashed while it is written and a mismatch never reaches the final path.
-Temporary files start with ``.tmp-`` and are never referenced by anything.
+Temporary files start with ``.tmp-`` and are never referenced by anything. Their writer holds a
+``flock`` on each until it is renamed or removed, so the ones a killed process left behind (SIGKILL,
+power loss) can be told from the ones a live process is writing: see :meth:`Layout.remove_stale_temps`.
 
 ``index.json`` is written as go-containerregistry writes it after a change (``MarshalIndent`` with
 three spaces, descriptor fields in Go struct order, annotations sorted, no trailing newline); a new
@@ -14,8 +16,12 @@ layout gets the compact empty index ``layout.Write(empty.Index)`` writes.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import secrets
+import stat
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +39,8 @@ INDEX_FILE = "index.json"
 OCI_LAYOUT_CONTENT = b'{\n    "imageLayoutVersion": "1.0.0"\n}'
 EMPTY_INDEX = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'
 TMP_PREFIX = ".tmp-"
+#: A temporary file this old and unlocked is a leftover (see :meth:`Layout.remove_stale_temps`).
+STALE_AFTER = 300.0
 #: Largest manifest, index or config we read into memory.
 MAX_JSON_BLOB = jsonfmt.MAX_SIZE
 
@@ -49,6 +57,8 @@ class AtomicFile:
         self.tmp = final.parent / f"{TMP_PREFIX}{final.name[:16]}-{secrets.token_hex(6)}"
         self._mode = mode
         self.file: IO[bytes] = open(self.tmp, "xb")  # noqa: SIM115 - closed by commit/abort
+        # held until the file is renamed or removed (closing it drops the lock): the mark of a live writer
+        fcntl.flock(self.file.fileno(), fcntl.LOCK_EX)
         self.done = False
 
     def write(self, data: bytes) -> int:
@@ -59,8 +69,10 @@ class AtomicFile:
         self.file.flush()
         os.fsync(self.file.fileno())
         os.fchmod(self.file.fileno(), self._mode)
-        self.file.close()
-        os.replace(self.tmp, target)
+        try:
+            os.replace(self.tmp, target)  # still locked: renamed before anyone may take it for a leftover
+        finally:
+            self.file.close()
         self.done = True
         fsync_dir(target.parent)
         return target
@@ -125,6 +137,35 @@ class BlobWriter:
         self._out.abort()
 
 
+def _remove_if_stale(path: Path, min_age: float) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False  # gone already (renamed into place), or not a plain file we may touch
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or time.time() - st.st_mtime < min_age:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False  # a live writer holds it
+            raise
+        try:
+            now = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            return False
+        path.unlink()
+        return True
+    except OSError:
+        return False  # best effort: a leftover that cannot be removed now stays for the next run
+    finally:
+        os.close(fd)
+
+
 class Layout:
     """One OCI image layout directory."""
 
@@ -149,6 +190,32 @@ class Layout:
                 write_file_atomic(self.root / OCI_LAYOUT_FILE, OCI_LAYOUT_CONTENT)
             if not self.exists():
                 write_file_atomic(self.index_path, EMPTY_INDEX)
+
+    def remove_stale_temps(self, min_age: float = STALE_AFTER) -> list[Path]:
+        """Remove the temporary files (``.tmp-*`` in the layout and its blob directory) that an
+        interrupted process left behind; returns them.
+
+        A file is stale when no process holds its ``flock`` (every writer here holds one from
+        creation to rename, and the kernel drops it when the writer dies, even by SIGKILL) and it
+        was not modified for ``min_age`` seconds. The age covers the instant between a writer
+        creating its file and locking it, and writers that do not lock (older versions): a live
+        writer keeps its file's mtime fresh as it writes. The check and the removal run under the
+        exclusive cache lock, so two cleaners never race; the file is removed only if the name
+        still refers to the file that was found unlocked."""
+        if not self.root.is_dir():
+            return []
+        removed: list[Path] = []
+        with self.lock.exclusive():
+            for directory in (self.root, self.blobs_dir):
+                try:
+                    names = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
+                except OSError:
+                    continue
+                for name in sorted(names):
+                    path = directory / name
+                    if _remove_if_stale(path, min_age):
+                        removed.append(path)
+        return removed
 
     # -- blobs -----------------------------------------------------------------------------------
 
