@@ -9,8 +9,9 @@ time (tar entries) and at boot (the guest's runner):
   ``../..`` away into entries outside ``containers/``); volume names must match ``^[a-z0-9_-]*$``
   there, which already excludes all of these but the empty name;
 * a **container mount destination** (``binds``, ``tmpfs``, ``mounts`` of ``config.json``) is a path
-  inside the container: absolute and without ``..`` components (the OCI runtime spec says it should be
-  absolute; runc makes a relative one absolute with a warning);
+  inside the container: absolute and without ``..`` components. Upstream checks neither (two of its
+  build-only test configs use ``destination: writeable-host-etc``); the runtime spec allows a relative
+  one on Linux since 2023 (relative to ``/``), runc takes it with a warning, crun refuses it at start;
 * a **runtime** path (``runtime.mounts[].destination``, ``runtime.mkdir``, ``runtime.cgroups``) is
   made by the guest's runner before the container starts: relative ones are under the bundle's
   ``rootfs`` (cgroups: under ``/sys/fs/cgroup``), absolute ones are host paths by design. A ``..``
@@ -76,7 +77,10 @@ def file_path_problem(path: str) -> str | None:
     return None
 
 
-CONTAINER_HINT = "a mount destination is an absolute path inside the container, e.g. /var/lib/app"
+CONTAINER_HINT = (
+    "a mount destination is an absolute path inside the container, e.g. /var/lib/app "
+    "(runc reads a relative one as relative to /, crun refuses it)"
+)
 RUNTIME_HINT = (
     "runtime paths are created by the guest before the container starts: relative ones under the "
     "container's root, absolute ones on the host; '..' is not allowed"
