@@ -20,6 +20,7 @@ from .errors import BuildError
 from .oci import jsonfmt
 from .oci.cache import Cache, damaged
 from .oci.descriptor import Descriptor, matches
+from .oci.digest import DigestError
 from .oci.image import Platform
 from .oci.mediatypes import ANNOTATION_DOCKER_REFERENCE_DIGEST, ANNOTATION_DOCKER_REFERENCE_TYPE, is_index
 
@@ -135,6 +136,6 @@ def attestation_sboms(cache: Cache, ref: str, platform: Platform) -> list[bytes]
                 continue
             statement = cache.layout.read_blob(layer.digest, layer.size, f"SBOM of {ref}")
             out.append(statement_predicate(statement, source=ref))
-    except (OSError, ValueError) as exc:  # a DigestError is a BuildError already
+    except (OSError, ValueError, DigestError) as exc:
         raise damaged(ref, exc) from exc
     return out

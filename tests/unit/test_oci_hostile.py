@@ -362,3 +362,65 @@ def test_a_zip_bomb_error_body_is_read_bounded(tmp_path: Path) -> None:
 def test_layout_error_is_a_value_error() -> None:
     # the callers that turn damage into errors naming the image catch ValueError
     assert issubclass(LayoutError, ValueError) and issubclass(jsonfmt.LimitError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        NESTED.decode(),  # JSON nested too deeply
+        "{a: " + "[" * 100_000 + "]" * 100_000 + "}",  # YAML (not JSON) nested too deeply
+    ],
+)
+def test_a_deeply_nested_image_label_is_an_invalid_label(label: str) -> None:
+    from linuxkit.spec.label import parse_label
+
+    with pytest.raises(BuildError, match=r"image img: invalid org\.mobyproject\.config label: (nested|not valid)"):
+        parse_label(label, "img")
+
+
+@pytest.mark.parametrize(
+    "bad_layer",
+    [
+        {"size": "abc"},
+        {"digest": "sha256:../../../etc/passwd"},
+        {"annotations": "not an object"},
+        {"size": 3},  # the statement blob is longer: a size mismatch
+    ],
+)
+def test_a_hostile_attestation_is_damage_not_a_crash(tmp_path: Path, bad_layer: dict[str, object]) -> None:
+    from linuxkit.sbom import attestation_sboms
+
+    cache = Cache(tmp_path)
+    writer = cache.writer()
+    image = writer.add_image({"architecture": "amd64", "os": "linux"}, [io.BytesIO(make_tar({"a": b"1"}))])
+    statement = writer.add_blob(b'{"predicateType": "https://spdx.dev/Document", "predicate": {}}', "x")
+    entry = {
+        "mediaType": "application/vnd.in-toto+json",
+        "digest": statement.digest,
+        "size": statement.size,
+        "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"},
+    }
+    config = writer.add_config({"architecture": "unknown", "os": "unknown"})
+    sound = writer.add_blob(
+        json.dumps({"schemaVersion": 2, "config": config.to_json(), "layers": [entry]}).encode(), mt.OCI_MANIFEST
+    )
+    hostile = {**entry, **bad_layer}
+    bad = writer.add_blob(
+        json.dumps({"schemaVersion": 2, "config": config.to_json(), "layers": [hostile]}).encode(), mt.OCI_MANIFEST
+    )
+    refs = {
+        mt.ANNOTATION_DOCKER_REFERENCE_TYPE: "attestation-manifest",
+        mt.ANNOTATION_DOCKER_REFERENCE_DIGEST: image.digest,
+    }
+    unknown = {"os": "unknown", "architecture": "unknown"}
+    for name, attestation in (("sound:1", sound), ("bad:1", bad)):
+        index = writer.add_index(
+            [
+                image.with_platform(AMD64),
+                Descriptor(mt.OCI_MANIFEST, attestation.digest, attestation.size, refs, unknown),
+            ]
+        )
+        writer.tag(name, index)
+    assert attestation_sboms(cache, "docker.io/library/sound:1", AMD64) == [b"{}"]
+    with pytest.raises(BuildError, match=r"image docker.io/library/bad:1 in the cache is damaged: "):
+        attestation_sboms(cache, "docker.io/library/bad:1", AMD64)

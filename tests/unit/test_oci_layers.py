@@ -126,3 +126,38 @@ def test_corrupt_gzip_with_a_wrong_digest_says_so() -> None:
         open_uncompressed(_blob(bytes(bad), of_bytes(good))) as layer,
     ):
         layer.read()
+
+
+def test_a_blob_verified_in_full_is_rechecked_up_to_the_next_stride() -> None:
+    """Once a blob was verified in full, a later read that stops early is checked up to the next
+    PREFIX_STRIDE boundary against that verified prefix: tampering in what it read is noticed."""
+    from linuxkit.oci.digest import PREFIX_STRIDE
+
+    data = random.Random(9).randbytes(3 * PREFIX_STRIDE + 100)
+    digest = of_bytes(data)
+
+    def reader(raw: bytes) -> VerifyingReader:
+        return VerifyingReader(io.BytesIO(raw), digest, len(data), "blob")
+
+    first = reader(data)
+    first.read(10)
+    first.settle()  # nothing verified yet: reads it all
+    assert first.finished and first.size == len(data)
+    again = reader(data)
+    again.read(10)
+    again.settle()
+    assert again.finished and again.size == PREFIX_STRIDE  # only the first stride
+    tampered = bytearray(data)
+    tampered[PREFIX_STRIDE - 1] ^= 1  # in the stride read, after the 10 bytes used
+    changed = reader(bytes(tampered))
+    changed.read(10)
+    with pytest.raises(DigestError, match="differs from the blob verified earlier"):
+        changed.settle()
+    later = reader(bytes(tampered))  # the same change, read past by a consumer
+    later.read(PREFIX_STRIDE + 10)
+    with pytest.raises(DigestError, match="differs from the blob verified earlier"):
+        later.settle()
+    short = reader(data[: PREFIX_STRIDE // 2])
+    short.read(10)
+    with pytest.raises(DigestError, match="bytes, expected"):
+        short.settle()

@@ -43,6 +43,13 @@ def check_bytes(data: bytes, digest: str, what: str) -> None:
         raise DigestError(f"{what}: content has digest {actual}, expected {digest}")
 
 
+#: Offsets (multiples of this) at which the digest of the prefix read so far is remembered.
+PREFIX_STRIDE = 4 << 20
+#: blob digest → {offset: sha256 of the blob's first ``offset`` bytes}, for blobs verified in full
+#: by this process (see :meth:`VerifyingReader.settle`); 32 bytes per 4 MiB of blob.
+_VERIFIED_PREFIXES: dict[str, dict[int, bytes]] = {}
+
+
 class VerifyingReader(io.RawIOBase):
     """Reads ``inner`` while hashing it; at end of stream checks the digest and size it was given.
 
@@ -50,6 +57,11 @@ class VerifyingReader(io.RawIOBase):
     or goes past the expected size, or when :meth:`finish` is called; so a consumer that reads
     ``expected_size`` bytes (or everything) cannot miss a mismatch: the read that brings the last
     byte raises instead. ``expected_digest`` may be ``None`` to only compute it (see :attr:`digest`).
+
+    A consumer that stops early calls :meth:`settle`, which reads the rest and checks it, or, when
+    this process already verified the whole blob, reads only up to the next multiple of
+    :data:`PREFIX_STRIDE` and checks that the bytes read so far hash as that verified blob's
+    prefix did (sha256 of a prefix pins the prefix's bytes: no other bytes give that digest).
     """
 
     def __init__(
@@ -69,6 +81,7 @@ class VerifyingReader(io.RawIOBase):
         self.what = what
         self.size = 0
         self.finished = False
+        self._prefixes: dict[int, bytes] = {}
 
     @property
     def digest(self) -> str:
@@ -81,7 +94,8 @@ class VerifyingReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if not len(view):
             return 0
-        data = self._inner.read(len(view))
+        stride_end = PREFIX_STRIDE - self.size % PREFIX_STRIDE
+        data = self._inner.read(min(len(view), stride_end))  # a read never crosses a stride
         if not data:
             self.finish()
             return 0
@@ -89,6 +103,8 @@ class VerifyingReader(io.RawIOBase):
         view[:n] = data
         self._hash.update(data)
         self.size += n
+        if n == stride_end and self._expected_digest is not None:
+            self._prefixes[self.size] = self._hash.copy().digest()
         if self._expected_size is not None and self.size >= self._expected_size:
             if self.size == self._expected_size and self._inner.read(1):
                 self.size += 1  # longer than it should be
@@ -110,6 +126,30 @@ class VerifyingReader(io.RawIOBase):
             raise DigestError(
                 f"{self.what}: content has digest {self.digest}, expected {self._expected_digest}", hint=self.hint
             )
+        if self._expected_digest is not None and len(self._prefixes) > 1:  # worth it from 8 MiB on
+            _VERIFIED_PREFIXES[self._expected_digest] = self._prefixes
+
+    def settle(self) -> None:
+        """Make sure every byte read so far belongs to the expected blob, for a consumer that stops
+        early: read (and hash) the rest and check it, or just enough of it (see the class); raises
+        :class:`DigestError` on a mismatch."""
+        if self.finished:
+            return
+        known = _VERIFIED_PREFIXES.get(self._expected_digest or "")
+        if known:
+            stop = self.size + (PREFIX_STRIDE - self.size % PREFIX_STRIDE if self.size % PREFIX_STRIDE else 0)
+            if stop in known:
+                self.drain(stop - self.size)
+                if self.size == stop:
+                    if self._hash.copy().digest() != known[stop]:
+                        self.finished = True
+                        raise DigestError(
+                            f"{self.what}: content differs from the blob verified earlier in this run", hint=self.hint
+                        )
+                    self.finished = True
+                    return
+        self.drain()
+        self.finish()
 
     def drain(self, limit: int | None = None) -> bool:
         """Read (and hash) what is left, at most ``limit`` bytes; True when the end was reached."""

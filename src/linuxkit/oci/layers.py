@@ -8,8 +8,11 @@ consumer left unread, whatever its size: a tar reader stops at the end-of-archiv
 hard link copied from a lower layer stops at its target; anything after that point is still part
 of the blob. So a consumer that closes the stream gets the verdict (a :class:`DigestError` naming
 the blob) for every read, the first and any later one; hashing runs at ~1-2 GB/s, cheap next to
-decompressing. A blob that cannot be decompressed is read to its end too: when its digest is
-wrong, that is what is reported (it was tampered with or damaged), not the decompressor's error.
+decompressing. A blob this process already verified in full is re-read (hard links copied from
+it) only to the next 4 MiB boundary, whose prefix digest must match the verified one
+(:meth:`~linuxkit.oci.digest.VerifyingReader.settle`). A blob that cannot be decompressed is read
+to its end too: when its digest is wrong, that is what is reported (it was tampered with or
+damaged), not the decompressor's error.
 """
 
 from __future__ import annotations
@@ -181,9 +184,7 @@ class UncompressedLayer(io.RawIOBase):
             unseen = self._ahead.stop() if self._ahead is not None else None
             if isinstance(unseen, DigestError):
                 raise unseen  # the worker got to the verdict before the reader did
-            if not self._blob.finished:
-                self._blob.drain()  # the rest of the blob, hashed: raises on a mismatch
-                self._blob.finish()
+            self._blob.settle()  # the rest of the blob hashed (or enough of it): raises on a mismatch
         finally:
             try:
                 if self._inner is not self._buffered:

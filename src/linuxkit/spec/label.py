@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
@@ -12,6 +11,7 @@ from ..config import schema
 from ..config.paths import FieldPath, image_path_problems
 from ..config.validate import dotted
 from ..errors import BuildError, UserError
+from ..oci import jsonfmt
 from ..oci.image import MOBY_CONFIG_LABEL
 
 _HINT = (
@@ -26,13 +26,15 @@ def _error(image_ref: str, detail: str) -> BuildError:
 
 def _decode(text: str, image_ref: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as json_error:
+        return jsonfmt.loads(text, "label")
+    except jsonfmt.LimitError as exc:  # nested too deeply or too large: not YAML either
+        raise _error(image_ref, str(exc).removeprefix("label: ")) from None
+    except ValueError as json_error:
         # upstream reads the label with a YAML parser, so YAML that is not JSON is accepted too
         try:
             return yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise _error(image_ref, f"not valid JSON: {json_error}") from None
+        except (yaml.YAMLError, RecursionError):
+            raise _error(image_ref, str(json_error).removeprefix("label: ")) from None
 
 
 def _describe(error: ValidationError) -> str:
