@@ -103,6 +103,8 @@ def layer_tar(entries: Iterable[Entry], out: io.BufferedIOBase | io.BytesIO) -> 
                     payload = io.BytesIO(e.data)
             elif e.kind == "dir":
                 info.type = tarfile.DIRTYPE
+                # a declared size on a directory (which has no data): hostile-input tests
+                info.size = e.size or 0
             elif e.kind == "symlink":
                 info.type, info.linkname = tarfile.SYMTYPE, e.target
             elif e.kind == "hardlink":

@@ -46,7 +46,7 @@ def test_ordinary_names_pass(name: str) -> None:
 def test_path_rules() -> None:
     assert paths.container_destination_problem("/a/b") is None
     assert paths.container_destination_problem("/a/..b/c..") is None
-    assert "absolute" in (paths.container_destination_problem("a/b") or "")
+    assert paths.container_destination_problem("a/b") is None  # below the container root, as upstream
     assert "'..'" in (paths.container_destination_problem("/a/../../b") or "")
     assert "'..'" in (paths.container_destination_problem("/..") or "")
     assert "NUL" in (paths.container_destination_problem("/a\0") or "")
@@ -114,11 +114,9 @@ services:
 """
     assert diagnostics(tmp_path, text) == [
         "c.yml:4:24: services[0].binds[1]: bind destination '/a/../../x' contains a '..' component",
-        "c.yml:4:42: services[0].binds[2]: bind destination 'rel' is not an absolute path",
         "c.yml:5:17: services[0].binds.add[0]: bind destination '/../etc' contains a '..' component",
-        "c.yml:6:19: services[0].tmpfs[1]: tmpfs destination '../t' is not an absolute path",
+        "c.yml:6:19: services[0].tmpfs[1]: tmpfs destination '../t' contains a '..' component",
         "c.yml:11:22: services[0].mounts[1].destination: mount destination '/a/..' contains a '..' component",
-        "c.yml:13:22: services[0].mounts[2].destination: mount destination 'relative' is not an absolute path",
         "c.yml:15:41: services[0].runtime.mkdir[2]: mkdir path '../../../etc/x' contains a '..' component",
         "c.yml:16:21: services[0].runtime.cgroups[1]: cgroup '../../x' contains a '..' component",
         "c.yml:23:24: services[0].runtime.mounts[1].destination: "
