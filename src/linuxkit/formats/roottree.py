@@ -40,9 +40,7 @@ def is_boot(name: str) -> bool:
     return name == "boot" or name.startswith("boot/")
 
 
-def split_boot(
-    rootfs_tar: Path | BinaryIO, work: Path, entry: Callable[[Header, Readable], None]
-) -> tuple[Path, Path]:
+def split_boot(rootfs_tar: Path | BinaryIO, work: Path, entry: Callable[[Header, Readable], None]) -> tuple[Path, Path]:
     """Stream ``rootfs_tar`` (a path or an open file): ``boot/kernel`` and ``boot/cmdline`` to ``work``
     (the last one of each wins), other ``boot/`` entries dropped, every other entry handed to ``entry``."""
     kernel, cmdline = work / "kernel", work / "cmdline"

@@ -104,8 +104,6 @@ def _in_whiteout_dir(seen: dict[str, bool], name: str) -> bool:
     return any(seen.get(parent) for parent in ancestors(name))
 
 
-
-
 class _Flattener:
     def __init__(self, source: ImageSource) -> None:
         self.source = source
