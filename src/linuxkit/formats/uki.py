@@ -4,9 +4,7 @@ the kernel and initrd, recomputes the PE checksum)."""
 
 from __future__ import annotations
 
-import shutil
 import struct
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import BinaryIO
 
 from .. import log
 from ..errors import BuildError
+from .bootable import scratch
 from .bootfiles import boot_file
 from .initrd import make_kernel_initrd
 from .registry import FormatContext
@@ -184,8 +183,8 @@ def write_uki(ctx: FormatContext, rootfs_tar: Path) -> None:
     final = f"{ctx.base}.efi"
     stub = boot_file(ctx.boot_files, "linuxx64.efi.stub")
     log.info(f"  {final}")
-    with tempfile.TemporaryDirectory(prefix=f".{ctx.base.name}-uki.", dir=ctx.base.parent) as tmp:
-        parts = make_kernel_initrd(rootfs_tar, Path(tmp), decompress_kernel=ctx.decompress_kernel)
+    # the shared scratch helper makes the output directory first (a fresh --dir failed here)
+    with scratch(ctx, "uki") as tmp:
+        parts = make_kernel_initrd(rootfs_tar, tmp, decompress_kernel=ctx.decompress_kernel)
         with open(ctx.outputs.path(final), "wb") as fh:
             build_uki(stub, parts.kernel, parts.initrd, parts.cmdline, fh, name=ctx.base.name)
-        shutil.rmtree(tmp, ignore_errors=True)
