@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
+import secrets
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -23,9 +24,32 @@ _UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def _temp_name(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    return Path(name)
+    """A new name for a temporary file beside ``final`` (``.NAME.RANDOM.tmp``); not created."""
+    return final.parent / f".{final.name}.{secrets.token_hex(6)}.tmp"
+
+
+def _create(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+
+
+@contextlib.contextmanager
+def work_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new directory ``parent/PREFIX.RANDOM``, removed with what it holds when the block ends.
+
+    Unlike ``tempfile.TemporaryDirectory`` it is created inside the ``try`` that removes it: a
+    SIGTERM/Ctrl-C raised just after the directory was made cannot leave it behind."""
+    path = parent / f"{prefix}{secrets.token_hex(6)}"
+    ours = True
+    try:
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            ours = False  # someone else's (48 random bits: should not happen)
+            raise
+        yield path
+    finally:
+        if ours:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -117,12 +141,19 @@ class OutputSet:
             self._make_parents(target.parent)
             if target in self._pending:
                 return self._pending[target]
-            temp = _temp_name(target)
+            # recorded before it is created: a signal raised just after the file was made (SIGTERM
+            # and Ctrl-C unwind as exceptions) still finds it in the set, and abort removes it
+            temp = self._pending[target] = _temp_name(target)
+            try:
+                _create(temp)
+            except BaseException as exc:
+                if isinstance(exc, FileExistsError):  # not ours: leave it alone
+                    del self._pending[target]
+                raise
         except OSError as exc:
             if exc.errno not in _UNWRITABLE:
                 raise
             raise _unwritable(target.parent, exc) from exc
-        self._pending[target] = temp
         return temp
 
     def _make_parents(self, directory: Path) -> None:
@@ -133,8 +164,13 @@ class OutputSet:
             missing.append(directory)
             directory = directory.parent
         for d in reversed(missing):
-            d.mkdir()
-            self._created.append(d)
+            self._created.append(d)  # first, as for files: abort's rmdir is harmless if it was not made
+            try:
+                d.mkdir()
+            except FileExistsError:
+                self._created.remove(d)  # made by someone else meanwhile
+                if not d.is_dir():
+                    raise
 
     @contextlib.contextmanager
     def open(self, final: str | os.PathLike[str]) -> Iterator[IO[bytes]]:

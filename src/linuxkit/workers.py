@@ -30,13 +30,30 @@ _live: weakref.WeakSet[Owner] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
-def start(owner: Owner, target: Callable[[], object], name: str) -> threading.Thread:
-    """Run ``target`` on a new daemon thread owned by ``owner`` (registered until :func:`finished`)."""
-    thread = threading.Thread(target=target, name=name, daemon=True)
+def thread(target: Callable[[], object], name: str) -> threading.Thread:
+    """A daemon thread for :func:`start` (the owner keeps it before it is registered)."""
+    return threading.Thread(target=target, name=name, daemon=True)
+
+
+def start(owner: Owner, worker: threading.Thread) -> None:
+    """Register ``owner`` and start its thread ``worker``.
+
+    A signal (SIGTERM, Ctrl-C) may raise while ``Thread.start()`` waits for the new thread to run:
+    the owner is then registered and its ``stop_worker()`` must cope with a thread that may or may
+    not run yet (see :func:`join`); owners stop their thread by a flag or queue it checks first."""
     with _lock:
         _live.add(owner)
-    thread.start()
-    return thread
+    worker.start()
+
+
+def join(worker: threading.Thread, timeout: float | None = None) -> None:
+    """``worker.join()``, also for a thread whose ``start()`` was cut short by a signal: it never
+    started, or it starts later and finds the stop request its owner left before joining."""
+    try:
+        worker.join(timeout)
+    except RuntimeError:
+        if worker.is_alive():
+            raise
 
 
 def finished(owner: Owner) -> None:

@@ -112,3 +112,30 @@ def test_full_disk_is_a_build_error_naming_the_place(tmp_path: Path) -> None:
     assert list(out.iterdir()) == []  # the temporary output is gone
     with pytest.raises(PermissionError), full_disk_is_an_error([("x", out, "")]):
         raise PermissionError(errno.EACCES, "Permission denied")  # other errors are left alone
+
+
+@pytest.mark.parametrize("started", [False, True])
+def test_stop_all_copes_with_a_start_cut_short_by_a_signal(monkeypatch: pytest.MonkeyPatch, started: bool) -> None:
+    """SIGTERM raised inside ``Thread.start()``: the owner never got returned, but it is registered;
+    stopping it must work whether its thread runs or not (found by a real SIGTERM mid-build)."""
+    real_start = threading.Thread.start
+
+    def interrupted(self: threading.Thread) -> None:
+        if started:
+            real_start(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted)
+    blob = gzip.compress(bytes(12 * READ_CHUNK), mtime=0)
+    with pytest.raises(KeyboardInterrupt):
+        ThreadedWriter(io.BytesIO(), name="test-writer")
+    with pytest.raises(KeyboardInterrupt):
+        UncompressedLayer(VerifyingReader(io.BytesIO(blob), of_bytes(blob), len(blob), "layer"))
+    monkeypatch.undo()
+    assert workers.running() == 2
+    assert workers.stop_all() == 2
+    assert workers.running() == 0
+    for t in threading.enumerate():
+        if t.name in ("layer-read-ahead", "test-writer"):
+            t.join(5)
+    assert _worker_threads() == []

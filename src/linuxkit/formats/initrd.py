@@ -22,10 +22,10 @@ worker thread (:mod:`.pipe`) while the layers are decompressed on another
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from isal import isal_zlib
 
 from .. import log
 from ..errors import BuildError
+from ..outputs import work_dir
 from ..rootfs.header import (
     BLOCKDEV,
     CHAR,
@@ -355,10 +356,10 @@ def make_kernel_initrd(rootfs_tar: Path, workdir: Path, *, decompress_kernel: bo
         return _kernel_initrd(feed_tar(rootfs), workdir, normalise=False, decompress_kernel=decompress_kernel)
 
 
-def _workdir(ctx: FormatContext) -> tempfile.TemporaryDirectory[str]:
+def _workdir(ctx: FormatContext) -> contextlib.AbstractContextManager[Path]:
     # Next to the outputs, so moving the results into place is a rename, not a copy.
     ctx.base.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(prefix=f".{ctx.base.name}-initrd.", dir=ctx.base.parent)
+    return work_dir(ctx.base.parent, f".{ctx.base.name}-initrd.")
 
 
 def _write_kernel_initrd(ctx: FormatContext, feed: RootfsFeed, *, normalise: bool) -> None:

@@ -41,7 +41,8 @@ class ThreadedWriter:
         self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
         self._error: BaseException | None = None
         self._closed = False
-        self._thread = workers.start(self, self._work, name)
+        self._thread = workers.thread(self._work, name)
+        workers.start(self, self._thread)
 
     def _work(self) -> None:
         size = self._block
@@ -94,7 +95,7 @@ class ThreadedWriter:
             return
         self._closed = True
         self._queue.put(None)
-        self._thread.join()
+        workers.join(self._thread)
         workers.finished(self)
         if self._error is not None:
             raise self._error
@@ -106,7 +107,7 @@ class ThreadedWriter:
         self._closed = True
         self._error = self._error or _Aborted()
         self._queue.put(None)
-        self._thread.join()
+        workers.join(self._thread)
         workers.finished(self)
 
     def stop_worker(self) -> None:

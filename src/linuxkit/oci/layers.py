@@ -60,7 +60,8 @@ class _ReadAhead:
         self._stop = False
         self._error: BaseException | None = None  # what produce raised
         self._final: bytes | BaseException | None = None  # b"" or the error, once get() reached it
-        self._thread = workers.start(self, self._run, "layer-read-ahead")
+        self._thread = workers.thread(self._run, "layer-read-ahead")
+        workers.start(self, self._thread)
 
     def _run(self) -> None:
         while not self._stop:
@@ -96,7 +97,7 @@ class _ReadAhead:
             with contextlib.suppress(queue.Empty):
                 while True:
                     self._queue.get_nowait()  # frees a worker blocked on a full queue
-            self._thread.join(0.01)
+            workers.join(self._thread, 0.01)
         workers.finished(self)
         return self._error if self._error is not self._final else None
 
