@@ -205,15 +205,22 @@ def boot_argv(argv: list[str], marker: str, timeout: float = 120.0) -> str:
     pytest.fail(f"marker {marker!r} not seen on the console of {argv}:\n{text.decode(errors='replace')[-3000:]}")
 
 
-def write_format(fmt: str, rootfs: Path, outdir: Path, epoch: int) -> list[Path]:
-    """Write format FMT of ROOTFS (a rootfs tar) as ``OUTDIR/lk*`` in-process; the files written, sorted."""
+def write_format(fmt: str, rootfs: Path, outdir: Path, epoch: int, boot_files: Path | None = None) -> list[Path]:
+    """Write format FMT of ROOTFS (a rootfs tar) as ``OUTDIR/lk*`` in-process (boot loaders from the tree
+    ``boot_files``, e.g. the host's ``/``); the files written, sorted."""
     from linuxkit.formats.registry import FormatContext, all_formats
     from linuxkit.outputs import OutputSet
 
     outdir.mkdir(parents=True, exist_ok=True)
     with OutputSet() as outputs:
         ctx = FormatContext(
-            base=outdir / "lk", size_mb=0, arch="x86_64", decompress_kernel=False, outputs=outputs, epoch=epoch
+            base=outdir / "lk",
+            size_mb=0,
+            arch="x86_64",
+            decompress_kernel=False,
+            outputs=outputs,
+            boot_files=boot_files,
+            epoch=epoch,
         )
         writer = all_formats()[fmt].writer
         assert writer is not None

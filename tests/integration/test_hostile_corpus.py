@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.bootkit import write_format
 from tests.hostile import SECRET, YAML, images, sandbox_host, snapshot, unsafe_names
 from tests.imagefactory import ImageSpec, directory, file, write_layout_tar
 
-from linuxkit.formats.registry import FormatContext, all_formats
-from linuxkit.outputs import OutputSet
+from linuxkit.formats.registry import all_formats
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -95,20 +95,7 @@ def test_the_rootfs_tar_keeps_every_entry_inside(corpus: Corpus, rootfs: Path) -
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_writer_keeps_to_its_directories(fmt: str, corpus: Corpus, rootfs: Path, tmp_path: Path) -> None:
-    with OutputSet() as outputs:
-        ctx = FormatContext(
-            base=tmp_path / "lk",
-            size_mb=0,
-            arch="x86_64",
-            decompress_kernel=False,
-            outputs=outputs,
-            boot_files=Path("/"),
-            epoch=EPOCH,
-        )
-        writer = all_formats()[fmt].writer
-        assert writer is not None
-        writer(ctx, rootfs)
-        done = outputs.commit()
+    done = write_format(fmt, rootfs, tmp_path, EPOCH, boot_files=Path("/"))
     assert done
     assert_host_untouched(corpus)
     # nothing but the outputs is left next to them (no scratch directories, no temporary files)
