@@ -372,7 +372,7 @@ def read_back_placement(hdr: Header) -> Header:
         name=hdr.name,
         typeflag=hdr.typeflag,
         linkname=hdr.linkname,
-        size=hdr.size,
+        size=0 if hdr.typeflag in HEADER_ONLY else hdr.size,  # as the reader: such entries carry no data
         mode=hdr.mode,
         uid=hdr.uid,
         gid=hdr.gid,
