@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linuxkit.errors import BuildError
+from linuxkit.formats.rootimage import filtered_tar
+from linuxkit.rootfs.flatten import flatten
 from linuxkit.rootfs.header import DIR, FIFO, LINK, REG, SYMLINK, Header
-from linuxkit.safetree import SafeTree, TreePlan
+from linuxkit.rootfs.tarreader import read_entries
+from linuxkit.rootfs.tarwriter import TarWriter, copy_data
+from linuxkit.safetree import SafeTree, TreePlan, clean_name
 
 
 def _hdr(name: str, kind: str = REG, link: str = "", size: int = 0, mode: int = 0o644, uid: int = 0) -> Header:
@@ -166,3 +171,67 @@ def test_generated_streams_never_change_anything_outside(
         for name in files:
             mode = (Path(dirpath) / name).lstat().st_mode
             assert stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISFIFO(mode)
+
+
+class _LayerSource:
+    """One generated layer as an image (what the flattener reads)."""
+
+    ref, digest = "generated", ""
+    config: dict[str, object] = {}  # noqa: RUF012
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def layer_count(self) -> int:
+        return 1
+
+    def open_layer(self, index: int) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+
+def _layer(stream: list[tuple[str, str, str]]) -> bytes:
+    kinds = {REG: tarfile.REGTYPE, DIR: tarfile.DIRTYPE, SYMLINK: tarfile.SYMTYPE, LINK: tarfile.LNKTYPE}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for kind, name, target in stream:
+            info = tarfile.TarInfo(name or ".")
+            info.type = kinds.get(kind, tarfile.FIFOTYPE)
+            info.linkname = target if kind in (SYMLINK, LINK) else ""
+            data = b"data" if kind == REG else b""
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data) if data else None)
+    return buf.getvalue()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_generated_layers_stay_inside_through_flatten_and_the_squashfs_tar(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """A generated layer, flattened, assembled into a rootfs tar and normalised for tar2sqfs: no name
+    or hard-link target escapes at any step, and the normalised tar holds each path once, parents
+    first, hard links only to files before them."""
+    work = tmp_path_factory.mktemp("layers")
+    stream = data.draw(_entries("/host"))
+    rootfs = work / "rootfs.tar"
+    with open(rootfs, "wb") as out:
+        writer = TarWriter(out)
+        for entry in flatten(_LayerSource(_layer(stream))):  # each entry's data is read before the next
+            assert clean_name(entry.header.name) is not None and not entry.header.name.startswith("/")
+            if entry.header.typeflag == LINK:
+                assert clean_name(entry.header.linkname) is not None
+            writer.write_header(entry.header)
+            if entry.header.has_data:
+                copy_data(writer, entry.data, entry.header.size)
+        writer.close()
+    _kernel, _cmdline, normal = filtered_tar(rootfs, work, 0)
+    seen: dict[str, str] = {"": DIR}
+    with open(normal, "rb") as src:
+        for entry in read_entries(src):
+            name = clean_name(entry.header.name)
+            assert name is not None and name not in seen, entry.header.name
+            parent = name.rpartition("/")[0]
+            assert seen.get(parent) == DIR, (name, seen)
+            if entry.header.typeflag == LINK:
+                assert seen.get(clean_name(entry.header.linkname) or "") not in (None, DIR)
+            seen[name] = entry.header.typeflag
