@@ -115,6 +115,7 @@ def images(host: Path) -> list[ImageSpec]:
                     symlink("evil", str(host / "dir")),
                     symlink("abs", str(host / "file")),
                     symlink("up", "../../../../../../../.."),
+                    symlink("evil2", str(host / "dir")),  # only files: names something below it
                 ]
             ],
         ),
@@ -160,7 +161,11 @@ services:
     image: docker.io/hostile/service:1
 files:
   - path: evil/from-yaml
-    contents: "below a symlink in the image"
+    contents: "below a symlink in the image (a later image made evil a directory)"
+  - path: evil2/pwned-from-yaml
+    contents: "below a symlink to the host"
+  - path: up/tmp/pwned-from-yaml
+    contents: "below a symlink climbing out"
   - path: etc/motd
     contents: "a file next to the image's own"
 """
