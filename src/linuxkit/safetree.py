@@ -1,7 +1,8 @@
 """Write a directory tree from untrusted tar entries without ever touching anything outside its root.
 
 Every writer of a tree on the host goes through here: the root images (``kernel+erofs``, ``kernel+iso``,
-see :mod:`.formats.roottree`) and the boot-loader files (:mod:`.formats.loaders`). The entries come
+see :mod:`.formats.roottree`), the boot-loader files (:mod:`.formats.loaders`) and the package
+builder's staging of regular files (:func:`create_file`, :mod:`.packages.fstree`). The entries come
 from images pulled from registries, caches on shared disks and ``kernel.tar`` files, so a name or
 link target can say anything. Two layers keep the writes inside:
 
@@ -30,6 +31,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from . import log
 from .errors import BuildError
@@ -164,6 +166,37 @@ class TreePlan:
             self._drop(name, f"its hard-link target {linkname!r} is not a file already in the tree")
             return None
         return target
+
+
+def create_file(root: Path, name: str) -> BinaryIO:
+    """Open ``root/name`` for writing (created or truncated), its missing parents made, without
+    following a symlink anywhere: for writers that stage regular files only (the package builder),
+    so that they too write nothing outside ``root`` whatever names they are given."""
+    clean = clean_name(name)
+    if not clean:
+        raise BuildError(f"cannot write {name!r}: the name is empty or climbs out of {root}")
+    parts = clean.split("/")
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for i, part in enumerate(parts[:-1]):
+            try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except (NotADirectoryError, OSError) as exc:
+                where = "/".join(parts[: i + 1])
+                raise BuildError(f"cannot write {clean!r}: {where!r} is not a directory ({exc.strerror})") from exc
+            os.close(fd)
+            fd = nxt
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            out = os.open(parts[-1], flags, 0o644, dir_fd=fd)
+        except OSError as exc:  # ELOOP for a symlink, EISDIR for a directory
+            raise BuildError(f"cannot write {clean!r}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    return open(out, "wb")
 
 
 def _split(name: str) -> tuple[str, str]:

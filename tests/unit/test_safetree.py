@@ -21,7 +21,7 @@ from linuxkit.rootfs.flatten import flatten
 from linuxkit.rootfs.header import DIR, FIFO, LINK, REG, SYMLINK, Header
 from linuxkit.rootfs.tarreader import read_entries
 from linuxkit.rootfs.tarwriter import TarWriter, copy_data
-from linuxkit.safetree import SafeTree, TreePlan, clean_name
+from linuxkit.safetree import SafeTree, TreePlan, clean_name, create_file
 
 
 def _hdr(name: str, kind: str = REG, link: str = "", size: int = 0, mode: int = 0o644, uid: int = 0) -> Header:
@@ -235,3 +235,18 @@ def test_generated_layers_stay_inside_through_flatten_and_the_squashfs_tar(
             if entry.header.typeflag == LINK:
                 assert seen.get(clean_name(entry.header.linkname) or "") not in (None, DIR)
             seen[name] = entry.header.typeflag
+
+
+def test_create_file_writes_nothing_through_symlinks(tmp_path: Path, host: Path) -> None:
+    root = tmp_path / "stage"
+    root.mkdir()
+    (root / "link").symlink_to(host / "dir")
+    (root / "flink").symlink_to(host / "file")
+    before = _walk(host)
+    for name in ("link/secret", "flink", "link/new/file", "../x", ""):
+        with pytest.raises(BuildError, match="cannot write"):
+            create_file(root, name).close()
+    assert _walk(host) == before
+    with create_file(root, "/usr/./bin//tool") as out:
+        out.write(b"ok")
+    assert (root / "usr" / "bin" / "tool").read_bytes() == b"ok"

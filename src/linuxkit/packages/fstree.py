@@ -33,6 +33,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import InterpSegment
 
 from ..errors import BuildError
+from ..safetree import create_file
 
 REG, DIR, SYM = "file", "dir", "symlink"
 
@@ -114,13 +115,14 @@ class Tree:
                 raise BuildError(f"{origin}: hard link {info.name} to missing {info.linkname}")
             self._dirs_for(path)
             self._place(path)
-            shutil.copyfile(self.staged(source), self.staged(path))
+            with open(self.staged(source), "rb") as src, create_file(self.root, path) as out:
+                shutil.copyfileobj(src, out, 1 << 20)
             self.nodes[path] = Node(REG, info.mode & 0o7777, origin=origin)
         elif info.isreg():
             assert data is not None
             self._dirs_for(path)
             self._place(path)
-            with open(self.staged(path), "wb") as out:
+            with create_file(self.root, path) as out:
                 shutil.copyfileobj(data, out, 1 << 20)
             self.nodes[path] = Node(REG, info.mode & 0o7777, origin=origin)
         # device nodes, fifos: never needed in an image built this way
@@ -128,13 +130,15 @@ class Tree:
     def add_file(self, path: str, source: Path, mode: int, origin: str = "copy") -> None:
         self._dirs_for(path)
         self._place(path)
-        shutil.copyfile(source, self.staged(path))
+        with open(source, "rb") as src, create_file(self.root, path) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
         self.nodes[path] = Node(REG, mode, origin=origin)
 
     def add_bytes(self, path: str, data: bytes, mode: int = 0o644, origin: str = "generated") -> None:
         self._dirs_for(path)
         self._place(path)
-        self.staged(path).write_bytes(data)
+        with create_file(self.root, path) as out:
+            out.write(data)
         self.nodes[path] = Node(REG, mode, origin=origin)
 
     def add_symlink(self, path: str, target: str, origin: str = "symlink") -> None:
@@ -153,10 +157,11 @@ class Tree:
             parent = posixpath.dirname(parent)
 
     def _place(self, path: str) -> None:
+        """Make room for a file at ``path``: a directory staged there goes (its parents are made by
+        :func:`~..safetree.create_file`, which writes nothing through a symlink)."""
         target = self.staged(path)
-        if target.is_dir():
+        if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ lookups
     def resolve(self, path: str, depth: int = 0) -> str | None:
