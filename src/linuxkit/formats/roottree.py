@@ -19,6 +19,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -100,38 +101,58 @@ def _interpreter_for_others(package_root: Path) -> str | None:
     return None
 
 
-def _drop_prefix(package_root: Path) -> tuple[list[str], str]:
-    """``(argv prefix, interpreter)`` for the session: ``setpriv`` to :data:`UNPRIVILEGED_ID` with no
-    capabilities and no set-id gains when running as root; no prefix otherwise."""
+def _reachable_by_others(directory: Path) -> bool:
+    """True when a user with none of the ids of ``directory``'s parents can reach ``directory``."""
+    try:
+        return all(parent.stat().st_mode & stat.S_IXOTH for parent in directory.resolve(strict=True).parents)
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class _Session:
+    """How the session runs: ``prefix`` before ``fakeroot`` (``setpriv`` when dropping root), the
+    interpreter, and where it works (``None``: in ``work`` itself)."""
+
+    prefix: list[str]
+    python: str
+    parent: Path | None = None  # an unprivileged session's own directory is made here
+
+
+def _plan(work: Path, package_root: Path) -> _Session:
+    """Run as root, the session drops to :data:`UNPRIVILEGED_ID` (``setpriv``: no capabilities, no
+    set-id gains, no groups) when that user can run a Python 3.11+, read this package and reach a
+    directory to work in; otherwise it keeps the caller's ids, with a warning."""
     if os.geteuid() != 0:
-        return [], sys.executable
+        return _Session([], sys.executable)
     python = _interpreter_for_others(package_root)
-    if python is None:
+    # work's own mode does not matter (it is handed to the session's user); image tools resolve
+    # their paths, so its parents must be reachable, else a directory in the system's temp dir is used
+    parent = work.parent if _reachable_by_others(work) else Path(tempfile.gettempdir())
+    usable = parent == work.parent or (_reachable_by_others(parent) and bool(parent.stat().st_mode & stat.S_IXOTH))
+    if python is None or not usable:
         log.warn(
-            "the root tree is extracted as root: this Python or the linuxkit package cannot be read by an "
-            "unprivileged user (install them world-readable to get the extra isolation)"
+            "the root tree is extracted as root: no Python, linuxkit package or working directory here is "
+            "reachable by an unprivileged user (install them world-readable to get the extra isolation)"
         )
-        return [], sys.executable
+        return _Session([], sys.executable)
     ids = str(UNPRIVILEGED_ID)
     prefix = [
         runner.find_tool("setpriv"),
         *("--reuid", ids, "--regid", ids, "--clear-groups", "--no-new-privs", "--bounding-set", "-all", "--"),
     ]
-    return prefix, python
+    return _Session(prefix, python, None if parent == work.parent else parent)
 
 
 @contextlib.contextmanager
-def _session_dir(work: Path, unprivileged: bool) -> Iterator[Path]:
-    """Where the session works: ``work`` itself, or for an unprivileged session a directory it owns
-    that it can reach (``work`` may sit below a root-only directory, and image tools resolve their
-    paths). Afterwards everything the session made there, except the tree, is in ``work`` and the
-    caller's."""
-    if not unprivileged:
+def _session_dir(work: Path, session: _Session) -> Iterator[Path]:
+    """Where the session works: ``work`` itself (handed to the session's user while it runs), or a
+    directory of its own in ``session.parent``. Afterwards everything the session made there, except
+    the tree, is in ``work`` and the caller's."""
+    if not session.prefix:
         yield work
         return
-    own = work if _others_can_use(work) else Path(tempfile.mkdtemp(prefix="linuxkit-tree."))
-    if own is not work:
-        own.chmod(0o755)
+    own = work if session.parent is None else Path(tempfile.mkdtemp(prefix="linuxkit-tree.", dir=session.parent))
     os.chown(own, UNPRIVILEGED_ID, UNPRIVILEGED_ID)
     try:
         yield own
@@ -170,11 +191,11 @@ def image_from_tree(
     path = os.pathsep.join(p for p in (own, os.environ.get("PYTHONPATH", "")) if p)
     error_file = work / _ERROR_FILE
     error_file.unlink(missing_ok=True)
-    prefix, python = _drop_prefix(package_root)
-    session = [python, "-P", "-m", __name__, "-", ".", str(epoch), str(log.level())]
-    with _session_dir(work, bool(prefix)) as cwd, open(rootfs_tar, "rb") as tar:
+    plan = _plan(work, package_root)
+    session = [plan.python, "-P", "-m", __name__, "-", ".", str(epoch), str(log.level())]
+    with _session_dir(work, plan) as cwd, open(rootfs_tar, "rb") as tar:
         proc = runner.run(
-            [*prefix, fakeroot, "--", *session, "--", *argv],
+            [*plan.prefix, fakeroot, "--", *session, "--", *argv],
             check=False,
             stdin=tar,
             cwd=cwd,
