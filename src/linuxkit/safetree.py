@@ -105,6 +105,12 @@ class TreePlan:
         if name is None:
             self._drop(hdr.name, "it climbs out of the root")
             return None
+        if "\0" in hdr.name or "\0" in hdr.linkname:
+            self._drop(hdr.name, "its name or link target holds a NUL byte, which no file system takes")
+            return None
+        if hdr.typeflag == SYMLINK and not hdr.linkname:
+            self._drop(hdr.name, "a symlink with an empty target, which no file system takes")
+            return None
         if name == "":
             return Placement("", UPDATE) if hdr.typeflag == DIR else None
         parents = self._parents(name)

@@ -250,3 +250,9 @@ def test_create_file_writes_nothing_through_symlinks(tmp_path: Path, host: Path)
     with create_file(root, "/usr/./bin//tool") as out:
         out.write(b"ok")
     assert (root / "usr" / "bin" / "tool").read_bytes() == b"ok"
+
+
+def test_names_no_file_system_takes_are_dropped(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _write(root, [(_hdr("empty", SYMLINK, ""), b""), (_hdr("nul\0name"), b"x"), (_hdr("l", SYMLINK, "a\0b"), b"")])
+    assert _walk(root) == {}

@@ -112,9 +112,20 @@ class _Flattener:
         self.implied_dirs: set[str] = set()  # ancestors of everything emitted
         self.budget = PathBudget(source.ref)
         self.opaque: set[str] = set()  # opaque directories of the layers above the current one
+        # a parent directory whose ancestors were checked (no whiteout, no opaque one) since the last
+        # change that could hide it: siblings skip the walk up (a deep directory of many files would
+        # otherwise cost depth × length per entry)
+        self.clear: str | None = None
+
+    def _hide(self, key: str) -> None:
+        """``seen[key] = True``: ``key`` now hides what is below it."""
+        self.seen[key] = True
+        if self.clear is not None and (self.clear == key or self.clear.startswith(key + "/")):
+            self.clear = None
 
     def run(self) -> Generator[Entry, None, None]:
         for layer in range(self.source.layer_count() - 1, -1, -1):
+            self.clear = None  # the opaque directories change between layers
             new_opaque: set[str] = set()
             with closing(self.source.open_layer(layer)) as stream:
                 for entry in read_entries(stream):
@@ -139,19 +150,22 @@ class _Flattener:
         if key in self.seen:
             if tombstone or not is_dir:
                 # A directory above replaced this whiteout or non-directory: nothing below it shows.
-                self.seen[key] = True
+                self._hide(key)
             return
-        if _in_whiteout_dir(self.seen, key):
-            return
-        if any(a in self.opaque for a in ancestors(key)):
-            return
+        if parent != self.clear:
+            if _in_whiteout_dir(self.seen, key) or any(a in self.opaque for a in ancestors(key)):
+                return
+            self.clear = parent
         if not is_dir and not tombstone and key in self.implied_dirs:
             # An upper layer made this a directory; this non-directory still hides what is below it.
             log.debug(f"{self.source.ref}: dropping {key!r}: a directory of that name is already in the image")
-            self.seen[key] = True
+            self._hide(key)
             return
         self.budget.charge(key)
-        self.seen[key] = tombstone or not is_dir
+        if tombstone or not is_dir:
+            self._hide(key)
+        else:
+            self.seen[key] = False
         if tombstone:
             return
         hdr = hdr.copy(name=name)
