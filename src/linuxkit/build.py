@@ -16,8 +16,8 @@ from . import log
 from .config import schema
 from .config.load import LoadedConfig, default_package_resolver, load_configs
 from .errors import BuildError, BuildErrors, Diagnostic, LinuxKitError, UserError
-from .formats.registry import Format, FormatContext, validate_formats
-from .formats.tarfmt import write_docker, write_tar
+from .formats.registry import Format, FormatContext, Input, validate_formats
+from .formats.tarfmt import write_tar
 from .oci import reference
 from .oci.cache import Cache
 from .oci.image import ImageSource, Platform
@@ -322,7 +322,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
         out.flush()
         return []
     formats = validate_formats(opts.formats, opts.arch)
-    if not formats[0].streamable:
+    if formats[0].input is not Input.STREAM:
         check_writable(opts.out_dir)
     elif opts.output_file != "-":
         check_writable(Path(opts.output_file).parent)
@@ -353,8 +353,8 @@ def run_build(opts: BuildOptions) -> list[Path]:
 
     settings = replace(rootfs_settings(opts, cache, platform), reuse=reuse, oci_layout=oci_layout)
     moby: schema.Moby = loaded.moby
-    if formats[0].streamable:
-        writer = write_tar if formats[0].name == "tar" else write_docker
+    if formats[0].stream_writer is not None:
+        writer = formats[0].stream_writer
         target = "stdout" if opts.output_file == "-" else opts.output_file
         with log.step(f"Writing {formats[0].name} to {target}"):
             return _write_streamable(opts, lambda out: writer(moby, finder, out, settings))
@@ -371,16 +371,13 @@ def run_build(opts: BuildOptions) -> list[Path]:
             epoch=source_date_epoch(),
         )
 
-    from .formats import initrd
-
-    if len(formats) == 1 and formats[0].name in initrd.STREAMED_FORMATS:
+    entries_writer = formats[0].entries_writer if len(formats) == 1 else None
+    if entries_writer is not None:
         # Written straight from the assembler: no rootfs tar to write to disk and read again.
         name = formats[0].name
         with full_disk_is_an_error([(f"{name} to {base}", base.parent, _OUT_HINT)]), OutputSet() as outputs:
             with log.step(f"Assembling the root filesystem and writing {name}"):
-                initrd.write_streamed(
-                    context(outputs), name, lambda sink: assemble_to_sink(moby, finder, sink, settings)
-                )
+                entries_writer(context(outputs), lambda sink: assemble_to_sink(moby, finder, sink, settings))
             written = outputs.commit()
     else:
         written = _write_from_rootfs_tar(opts, formats, moby, finder, settings, cache, context)
@@ -416,9 +413,9 @@ def _write_from_rootfs_tar(
         ):
             write_tar(moby, finder, fh, settings)
         boot_files = None
-        from .formats.loaders import WITHOUT_LOADER, boot_files_tree
+        if any(f.boot_loaders for f in formats):
+            from .formats.loaders import boot_files_tree
 
-        if any(f.name not in WITHOUT_LOADER for f in formats):
             with log.step("Preparing boot loaders"):
                 boot_files = boot_files_tree(
                     cache, Platform("linux", opts.arch), Path(tmp) / "loaders", debian=_debian(opts)

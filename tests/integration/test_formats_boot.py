@@ -16,7 +16,8 @@ import pytest
 from tests.bootkit import boot, marker_rootfs_tar
 
 from linuxkit.errors import UserError
-from linuxkit.formats.registry import FormatContext, all_formats
+from linuxkit.formats.registry import FORMATS as TABLE
+from linuxkit.formats.registry import FormatContext, find
 from linuxkit.outputs import OutputSet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,23 +26,27 @@ MARKER = "LINUXKIT-FORMAT-MARKER-7731"
 OVMF = Path("/usr/share/ovmf/OVMF.fd")
 EPOCH = 1700000000
 
-#: format → (output suffix after NAME, how qemu attaches it, firmware)
-FORMATS: dict[str, tuple[str, str, str]] = {
-    "raw-bios": ("-bios.img", "raw", "bios"),
-    "aws": (".raw", "raw", "bios"),
-    "qcow2-bios": (".qcow2", "qcow2", "bios"),
-    "vhd": (".vhd", "vpc", "bios"),
-    "dynamic-vhd": (".vhd", "vpc", "bios"),
-    "vmdk": (".vmdk", "vmdk", "bios"),
-    "gcp": (".img.tar.gz", "gcp", "bios"),
-    "iso-bios": (".iso", "cdrom", "bios"),
-    "raw-efi": ("-efi.img", "raw", "efi"),
-    "qcow2-efi": ("-efi.qcow2", "qcow2", "efi"),
-    "iso-efi": ("-efi.iso", "cdrom", "efi"),
-    "iso-efi-initrd": ("-efi-initrd.iso", "cdrom", "efi"),
-    "uki": (".efi", "kernel", "efi"),
+#: format → (how qemu attaches it, firmware); the file each writes comes from the format table
+FORMATS: dict[str, tuple[str, str]] = {
+    "raw-bios": ("raw", "bios"),
+    "aws": ("raw", "bios"),
+    "qcow2-bios": ("qcow2", "bios"),
+    "vhd": ("vpc", "bios"),
+    "dynamic-vhd": ("vpc", "bios"),
+    "vmdk": ("vmdk", "bios"),
+    "gcp": ("gcp", "bios"),
+    "iso-bios": ("cdrom", "bios"),
+    "raw-efi": ("raw", "efi"),
+    "qcow2-efi": ("qcow2", "efi"),
+    "iso-efi": ("cdrom", "efi"),
+    "iso-efi-initrd": ("cdrom", "efi"),
+    "uki": ("kernel", "efi"),
 }
 TOOLS = ("mkfs.vfat", "mcopy", "syslinux", "qemu-img")
+
+
+def test_every_format_with_boot_loaders_is_booted_here() -> None:
+    assert set(FORMATS) == {f.name for f in TABLE if f.boot_loaders and f.available}
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +69,11 @@ def build(fmt: str, rootfs: Path, outdir: Path, size_mb: int = 0) -> Path:
             boot_files=Path("/"),
             epoch=EPOCH,
         )
-        writer = all_formats()[fmt].writer
-        assert writer is not None
-        writer(ctx, rootfs)
+        table = find(fmt)
+        assert table is not None and table.writer is not None
+        table.writer(ctx, rootfs)
         done = outputs.commit()
-    assert done == [outdir / f"lk{FORMATS[fmt][0]}"]
+    assert done == [outdir / f"lk{out.suffix}" for out in table.outputs]
     return done[0]
 
 
@@ -93,7 +98,7 @@ def check_fat_partition(image: Path, offset: int, size: int, work: Path) -> None
 
 
 def independent_checks(fmt: str, out: Path, work: Path) -> None:
-    kind = FORMATS[fmt][1]
+    kind = FORMATS[fmt][0]
     if kind in ("qcow2", "vpc", "vmdk"):
         # A fixed VHD has only a footer, which qemu-img does not probe: name the format.
         probe = subprocess.run(["qemu-img", "info", "-f", kind, "--output=json", out], capture_output=True)
@@ -125,7 +130,7 @@ def independent_checks(fmt: str, out: Path, work: Path) -> None:
         report = subprocess.run(
             ["xorriso", "-indev", out, "-report_el_torito", "plain"], capture_output=True, text=True
         ).stdout
-        platform = "UEFI" if FORMATS[fmt][2] == "efi" else "BIOS"
+        platform = "UEFI" if FORMATS[fmt][1] == "efi" else "BIOS"
         assert f"El Torito boot img :   1  {platform}  y" in report, report
     if fmt == "gcp":
         with tarfile.open(out) as tf:
@@ -139,7 +144,7 @@ def independent_checks(fmt: str, out: Path, work: Path) -> None:
 
 
 def qemu_args(fmt: str, out: Path, work: Path) -> list[str]:
-    kind, firmware = FORMATS[fmt][1], FORMATS[fmt][2]
+    kind, firmware = FORMATS[fmt]
     args = ["-bios", str(OVMF)] if firmware == "efi" else []
     if kind == "gcp":
         with tarfile.open(out) as tf:
@@ -154,7 +159,7 @@ def qemu_args(fmt: str, out: Path, work: Path) -> list[str]:
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_format_builds_identically_checks_and_boots(fmt: str, rootfs: Path, tmp_path: Path) -> None:
-    if FORMATS[fmt][2] == "efi" and not OVMF.exists():
+    if FORMATS[fmt][1] == "efi" and not OVMF.exists():
         pytest.skip("ovmf not installed")
     first = build(fmt, rootfs, tmp_path / "a")
     time.sleep(1.1)  # a time that leaks into the image (a clock read, a directory's mtime) shows up

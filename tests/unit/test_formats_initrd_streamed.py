@@ -8,6 +8,7 @@ import io
 import random
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,15 +17,16 @@ from rootfs_scenario import IMAGES, YAML
 
 from linuxkit.config import schema
 from linuxkit.errors import BuildError
-from linuxkit.formats.initrd import GzipStream, InitrdSplitter, make_kernel_initrd, write_streamed
+from linuxkit.formats.initrd import GzipStream, InitrdSplitter, make_kernel_initrd
 from linuxkit.formats.pipe import ThreadedWriter
-from linuxkit.formats.registry import FormatContext
+from linuxkit.formats.registry import FormatContext, find
 from linuxkit.formats.tarfmt import write_tar
 from linuxkit.oci.image import ImageSource, Platform
 from linuxkit.outputs import OutputSet
 from linuxkit.rootfs.assemble import RootfsSettings, assemble_to_sink
 from linuxkit.rootfs.header import BLOCKDEV, CHAR, DIR, FIFO, LINK, REG, REGA, SYMLINK, Header
 from linuxkit.rootfs.tarreader import read_back, read_back_placement
+from linuxkit.rootfs.tarwriter import TarSink
 
 DATA = Path(__file__).parent.parent / "data"
 GOLDEN = DATA / "initrd"
@@ -54,11 +56,18 @@ def _settings(tmp_path: Path, decompress: bool = False) -> tuple[schema.Moby, Ro
     return moby, settings
 
 
+def write_entries(fmt: str) -> Callable[[FormatContext, Callable[[TarSink], None]], None]:
+    """The table's writer of ``fmt`` from the rootfs entries as they are assembled."""
+    found = find(fmt)
+    assert found is not None and found.entries_writer is not None
+    return found.entries_writer.resolve()
+
+
 def _streamed(tmp_path: Path, name: str, fmt: str, decompress: bool = False) -> Path:
     moby, settings = _settings(tmp_path, decompress)
     with OutputSet() as outputs:
         ctx = FormatContext(tmp_path / name / "t", 1024, "amd64", decompress, outputs)
-        write_streamed(ctx, fmt, lambda sink: assemble_to_sink(moby, _images, sink, settings))
+        write_entries(fmt)(ctx, lambda sink: assemble_to_sink(moby, _images, sink, settings))
         outputs.commit()
     return tmp_path / name
 
@@ -103,7 +112,7 @@ def test_error_in_assembler_stops_the_worker_and_writes_nothing(tmp_path: Path) 
         raise BuildError("boom")
 
     with pytest.raises(BuildError, match="boom"), OutputSet() as outputs:
-        write_streamed(FormatContext(tmp_path / "o" / "t", 1024, "amd64", False, outputs), "kernel+initrd", fail)
+        write_entries("kernel+initrd")(FormatContext(tmp_path / "o" / "t", 1024, "amd64", False, outputs), fail)
     assert threading.active_count() == before
     assert not list((tmp_path / "o").iterdir())
 

@@ -14,7 +14,7 @@ import pycdlib.headervd
 import pytest
 
 from linuxkit.errors import BuildError, UserError
-from linuxkit.formats.bootable import boot_parts, disk_size
+from linuxkit.formats.bootable import disk_size
 from linuxkit.formats.bootfiles import boot_file
 from linuxkit.formats.disk import fat_partition_bytes, fix_vhd_footer, vhd_checksum
 from linuxkit.formats.fat import FAT32_MIN_BYTES, FatFile, make_fat
@@ -178,9 +178,3 @@ def test_fat_rejects_files_of_4gib(tmp_path: Path) -> None:
         fh.truncate(1 << 32)  # sparse: no disk used
     with pytest.raises(BuildError, match="below 4 GiB"):
         make_fat(tmp_path / "x.img", offset=0, size=1 << 20, files=[FatFile("i", huge)], label="X", seed="s", epoch=0)
-
-
-def test_bootable_formats_refuse_other_architectures(tmp_path: Path) -> None:
-    ctx = FormatContext(tmp_path / "img", 0, "arm64", False, OutputSet(), boot_files=Path("/"))
-    with pytest.raises(UserError, match="x86_64 only"):
-        boot_parts(ctx, tmp_path / "missing.tar", tmp_path)

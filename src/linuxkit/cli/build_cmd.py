@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
+from ..formats import registry  # the format table: no writer is imported
 from ..oci.image import host_arch, normalize_arch  # small: the --arch default
 from .common import CommonOptions, add_verb
 from .pkg_cmd import debian_settings
@@ -20,8 +21,18 @@ DEFAULT_NAME_FOR_STDIN = "moby"
 DEFAULT_SBOM_FILENAME = "sbom.spdx.json"
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help lines between words only, so format names such as ``iso-efi-initrd`` stay whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add_verb(verbs, "build", "Build a bootable OS image from a yaml configuration file")
+    p.formatter_class = _HelpFormatter
     p.add_argument("configs", nargs="+", metavar="FILE", help="YAML files (or - for stdin, or http(s) URLs)")
     p.add_argument("--name", default="", help="name to use for output files")
     p.add_argument("--dir", default="", help="directory for output files (default: current directory)")
@@ -31,7 +42,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--docker", action="store_true", help="look for images in docker before the linuxkit cache")
     p.add_argument("--decompress-kernel", action="store_true", help="decompress the Linux kernel")
     p.add_argument("--arch", default=host_arch(), help="target architecture (default: host)")
-    p.add_argument("-f", "--format", action="append", default=[], help="formats to create (repeat or comma list)")
+    p.add_argument(
+        "-f",
+        "--format",
+        action="append",
+        default=[],
+        help="formats to create (repeat or comma list): " + " ".join(registry.names()),
+    )
     p.add_argument("--input-tar", default="", help="tar from a previous build to reuse unchanged parts from")
     p.add_argument("--no-sbom", action="store_true", help="do not write a consolidated SBOM into the image")
     p.add_argument("--sbom-output", default=DEFAULT_SBOM_FILENAME, help="SBOM file name in the root filesystem")
@@ -45,7 +62,6 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildOptions:
     """Upstream's rules for names, formats and ``--o``."""
     from ..build import BuildOptions
-    from ..formats.registry import split_formats
     from ..sizes import parse_size_mb
 
     name: str = args.name
@@ -61,14 +77,12 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
             if "://" not in last
             else Path(last.rstrip("/").rsplit("/", 1)[-1]).stem
         )
-    formats = split_formats(args.format) or (["tar"] if output_file else ["kernel+initrd"])
-    streamable = {"tar", "docker"}
-    if len(formats) > 1:
-        for fmt in formats:
-            if fmt in streamable:
-                raise UserError(f"format type {fmt} must be the only format specified")
-    if len(formats) == 1 and formats[0] in streamable and not output_file:
-        output_file = os.path.join(out_dir, f"{name}.{formats[0]}")
+    formats = registry.split_formats(args.format) or (["tar"] if output_file else ["kernel+initrd"])
+    registry.check_alone(formats)
+    first = registry.find(formats[0])
+    streamable = first is not None and first.input is registry.Input.STREAM
+    if len(formats) == 1 and first is not None and streamable and not output_file:
+        output_file = os.path.join(out_dir, name + first.outputs[0].suffix)
         name = ""
         out_dir = ""
     if args.input_tar and args.pull:
@@ -80,7 +94,7 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
             raise UserError("the --o option cannot be specified with --name")
         if out_dir:
             raise UserError("the --o option cannot be specified with --dir")
-        if formats[0] not in streamable:
+        if not streamable:
             raise UserError(f"the --o option cannot be specified for build type {formats[0]} as it cannot be streamed")
     if args.input_tar and output_file and args.input_tar == output_file:
         raise UserError("input-tar and output file cannot be the same")

@@ -423,17 +423,13 @@ def write_tar_kernel_initrd(ctx: FormatContext, rootfs_tar: Path) -> None:
         _write_tar_kernel_initrd(ctx, feed_tar(rootfs), normalise=False)
 
 
-#: Formats written straight from the rootfs as it is assembled (no rootfs tar on disk).
-STREAMED_FORMATS = frozenset({"kernel+initrd", "tar-kernel-initrd"})
+def write_kernel_initrd_entries(ctx: FormatContext, assemble: RootfsFeed) -> None:
+    """``kernel+initrd`` from ``assemble``, which writes the rootfs entries to the sink it is given
+    (no rootfs tar on disk). The result is the same as writing the rootfs tar and calling
+    :func:`write_kernel_initrd` on it: each header is read back as the tar would have stored it."""
+    _write_kernel_initrd(ctx, assemble, normalise=True)
 
 
-def write_streamed(ctx: FormatContext, name: str, assemble: RootfsFeed) -> None:
-    """Write format ``name`` (one of :data:`STREAMED_FORMATS`) from ``assemble``, which writes the
-    rootfs entries to the sink it is given. The result is the same as writing the rootfs tar and
-    calling the format's writer on it: each header is read back as the tar would have stored it."""
-    if name == "kernel+initrd":
-        _write_kernel_initrd(ctx, assemble, normalise=True)
-    elif name == "tar-kernel-initrd":
-        _write_tar_kernel_initrd(ctx, assemble, normalise=True)
-    else:
-        raise BuildError(f"format {name} cannot be written from a rootfs stream")
+def write_tar_kernel_initrd_entries(ctx: FormatContext, assemble: RootfsFeed) -> None:
+    """``tar-kernel-initrd`` from ``assemble``, as :func:`write_kernel_initrd_entries`."""
+    _write_tar_kernel_initrd(ctx, assemble, normalise=True)

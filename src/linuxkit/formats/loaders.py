@@ -23,11 +23,6 @@ if TYPE_CHECKING:
 
 MKIMAGE_DIR = Path(__file__).with_name("mkimage")
 
-#: formats that need no boot loader
-WITHOUT_LOADER = frozenset(
-    {"tar", "docker", "kernel+initrd", "tar-kernel-initrd", "kernel+squashfs", "kernel+erofs", "kernel+iso"}
-)
-
 
 def mkimage_hash() -> str:
     digest = hashlib.sha1()

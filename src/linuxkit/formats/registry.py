@@ -1,19 +1,32 @@
-"""The table of output formats: upstream's names, which ones stream, and who writes them.
+"""The one table of output formats: every fact about a format is in its :class:`Format` record.
 
-A *streamable* format (``tar``, ``docker``) is the rootfs stream itself, so it can go to a file
-or stdout (``--o``) and must be the only format of a run. Every other format reads the one
-assembled rootfs tar and writes its files through an :class:`~linuxkit.outputs.OutputSet`.
+Each record says what the format reads (:class:`Input`), the files it writes (suffixes after
+``NAME``), whether it needs the boot loaders, the architectures it builds for, whether it must be
+built alone, and who writes it. The writers are referenced by module and function and imported only
+when a build writes that format: importing every writer (pycdlib, pyelftools, ...) cost 50-100 ms
+of each build, and ``linuxkit --help`` lists the formats from this table.
+
+The build loops over the records it is given (:func:`validate_formats`); the checks of a list of
+formats (unknown, not yet written, must be alone, architecture, two formats writing one file) and
+the names ``--help`` shows all come from here.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Generic, ParamSpec, cast
 
 from ..errors import UserError
 from ..outputs import OutputSet
+
+if TYPE_CHECKING:
+    from ..config.schema import Moby
+    from ..rootfs.assemble import ImageLookup, RootfsSettings
+    from .initrd import RootfsFeed
 
 
 @dataclass(frozen=True)
@@ -32,82 +45,160 @@ class FormatContext:
     epoch: int = 0
 
 
-FormatWriter = Callable[[FormatContext, Path], None]
+_P = ParamSpec("_P")
+
+
+@dataclass(frozen=True)
+class Writer(Generic[_P]):
+    """A writer function named by its module (in this package) and name, imported on first call."""
+
+    module: str
+    function: str
+
+    def resolve(self) -> Callable[_P, None]:
+        found = getattr(importlib.import_module(f"{__package__}.{self.module}"), self.function)
+        return cast("Callable[_P, None]", found)
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> None:
+        self.resolve()(*args, **kwargs)
+
+
+class Input(enum.Enum):
+    """What a format reads."""
+
+    #: the rootfs tar stream itself, as it is assembled: the format is that stream, to a file or
+    #: stdout (``--o``)
+    STREAM = "the rootfs stream (to a file or stdout)"
+    #: the rootfs entries as they are assembled when it is the only format (nothing staged on disk),
+    #: else the rootfs tar file
+    ENTRIES = "the rootfs entries as assembled, or the rootfs tar file"
+    #: the rootfs tar file, assembled into a temporary file first
+    TAR_FILE = "the rootfs tar file"
+
+
+#: ``shared`` parts: files that several formats write with the same bytes, so they may be built together
+KERNEL = "the kernel (boot/kernel)"
+CMDLINE = "the kernel command line (boot/cmdline)"
+ROOT_LOADER = "the root loader (an initrd mounting the root image)"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file a format writes: ``NAME`` + ``suffix``."""
+
+    suffix: str
+    #: what the file holds when other formats write the same file with the same bytes (one of the
+    #: constants above); ``None``: only this format writes this content
+    shared: str | None = None
+    #: written only when the image has that part (an empty kernel or cmdline is not written)
+    optional: bool = False
 
 
 @dataclass(frozen=True)
 class Format:
     name: str
-    streamable: bool = False
-    writer: FormatWriter | None = None
+    #: the files written, as suffixes after ``NAME`` (tar and docker: the default ``--o`` file)
+    outputs: tuple[Output, ...]
+    #: needs the boot-loader files (isolinux, syslinux, systemd-boot, the EFI stub) of a package image
+    boot_loaders: bool = False
+    #: architectures (Go spelling) the format builds for; ``None``: any
+    arches: tuple[str, ...] | None = None
+    #: cannot be built together with any other format
+    alone: bool = False
+    #: writes the format from the rootfs tar file (``None``: stream formats and those not written yet)
+    writer: Writer[[FormatContext, Path]] | None = None
+    #: writes the format from the rootfs entries as they are assembled (a feed writing into a sink)
+    entries_writer: Writer[[FormatContext, RootfsFeed]] | None = None
+    #: writes the rootfs stream itself to ``out``
+    stream_writer: Writer[[Moby, ImageLookup, IO[bytes], RootfsSettings]] | None = None
+
+    @property
+    def input(self) -> Input:
+        """What the format reads, from the writers it has."""
+        if self.stream_writer is not None:
+            return Input.STREAM
+        if self.entries_writer is not None:
+            return Input.ENTRIES
+        return Input.TAR_FILE
+
+    @property
+    def available(self) -> bool:
+        """This version can write the format."""
+        return self.writer is not None or self.stream_writer is not None
+
+    @property
+    def root_loader(self) -> bool:
+        """The format boots through the root loader (it writes it as ``NAME-initrd.img``)."""
+        return any(out.shared == ROOT_LOADER for out in self.outputs)
 
 
-# Upstream's format names in its own order, then ours. Writers are attached as formats land.
-_NAMES = (
-    "tar",
-    "docker",
-    "kernel+initrd",
-    "tar-kernel-initrd",
-    "iso-bios",
-    "iso-efi",
-    "iso-efi-initrd",
-    "raw-bios",
-    "raw-efi",
-    "kernel+squashfs",
-    "kernel+erofs",
-    "kernel+iso",
-    "aws",
-    "gcp",
-    "qcow2-efi",
-    "qcow2-bios",
-    "vhd",
-    "dynamic-vhd",
-    "vmdk",
-    "rpi3",
-    "uki",
+def _disk(name: str, suffix: str, module: str, function: str) -> Format:
+    """A bootable x86_64 image: one file, made with the boot loaders."""
+    return Format(name, (Output(suffix),), boot_loaders=True, arches=("amd64",), writer=Writer(module, function))
+
+
+def _root_image(name: str, suffix: str, function: str) -> Format:
+    """A root image + kernel, cmdline and the root loader (shared by all root-image formats)."""
+    outputs = (
+        Output("-kernel", KERNEL, optional=True),
+        Output("-cmdline", CMDLINE, optional=True),
+        Output(suffix),
+        Output("-initrd.img", ROOT_LOADER),
+    )
+    return Format(name, outputs, writer=Writer("rootimage", function))
+
+
+# Upstream's format names in its own order, then ours.
+FORMATS: tuple[Format, ...] = (
+    Format("tar", (Output(".tar"),), alone=True, stream_writer=Writer("tarfmt", "write_tar")),
+    Format("docker", (Output(".docker"),), alone=True, stream_writer=Writer("tarfmt", "write_docker")),
+    Format(
+        "kernel+initrd",
+        (Output("-kernel", KERNEL, optional=True), Output("-initrd.img"), Output("-cmdline", CMDLINE, optional=True)),
+        writer=Writer("initrd", "write_kernel_initrd"),
+        entries_writer=Writer("initrd", "write_kernel_initrd_entries"),
+    ),
+    Format(
+        "tar-kernel-initrd",
+        (Output("-initrd.tar"),),
+        writer=Writer("initrd", "write_tar_kernel_initrd"),
+        entries_writer=Writer("initrd", "write_tar_kernel_initrd_entries"),
+    ),
+    _disk("iso-bios", ".iso", "iso", "write_iso_bios"),
+    _disk("iso-efi", "-efi.iso", "iso", "write_iso_efi"),
+    _disk("iso-efi-initrd", "-efi-initrd.iso", "iso", "write_iso_efi_initrd"),
+    _disk("raw-bios", "-bios.img", "disk", "write_raw_bios"),
+    _disk("raw-efi", "-efi.img", "disk", "write_raw_efi"),
+    _root_image("kernel+squashfs", "-squashfs.img", "write_kernel_squashfs"),
+    _root_image("kernel+erofs", "-erofs.img", "write_kernel_erofs"),
+    _root_image("kernel+iso", ".iso", "write_kernel_iso"),
+    _disk("aws", ".raw", "disk", "write_aws"),
+    _disk("gcp", ".img.tar.gz", "disk", "write_gcp"),
+    _disk("qcow2-efi", "-efi.qcow2", "disk", "write_qcow2_efi"),
+    _disk("qcow2-bios", ".qcow2", "disk", "write_qcow2_bios"),
+    _disk("vhd", ".vhd", "disk", "write_vhd"),
+    _disk("dynamic-vhd", ".vhd", "disk", "write_dynamic_vhd"),
+    _disk("vmdk", ".vmdk", "disk", "write_vmdk"),
+    # upstream writes the Raspberry Pi boot files and the root as NAME.tar; not written by this version yet
+    Format("rpi3", (Output(".tar"),), boot_loaders=True, arches=("arm64",)),
+    _disk("uki", ".efi", "uki", "write_uki"),
 )
-STREAMABLE = frozenset({"tar", "docker"})
 
-
-#: format → (module of this package, function): imported only when a build writes that format, as
-#: importing every writer (pycdlib, pyelftools, ...) cost 50-100 ms of each build.
-_WRITERS: dict[str, tuple[str, str]] = {
-    "kernel+initrd": ("initrd", "write_kernel_initrd"),
-    "tar-kernel-initrd": ("initrd", "write_tar_kernel_initrd"),
-    "iso-bios": ("iso", "write_iso_bios"),
-    "iso-efi": ("iso", "write_iso_efi"),
-    "iso-efi-initrd": ("iso", "write_iso_efi_initrd"),
-    "raw-bios": ("disk", "write_raw_bios"),
-    "raw-efi": ("disk", "write_raw_efi"),
-    "kernel+squashfs": ("rootimage", "write_kernel_squashfs"),
-    "kernel+erofs": ("rootimage", "write_kernel_erofs"),
-    "kernel+iso": ("rootimage", "write_kernel_iso"),
-    "aws": ("disk", "write_aws"),
-    "gcp": ("disk", "write_gcp"),
-    "qcow2-bios": ("disk", "write_qcow2_bios"),
-    "qcow2-efi": ("disk", "write_qcow2_efi"),
-    "vhd": ("disk", "write_vhd"),
-    "dynamic-vhd": ("disk", "write_dynamic_vhd"),
-    "vmdk": ("disk", "write_vmdk"),
-    "uki": ("uki", "write_uki"),
-}
-
-
-def _lazy_writer(module: str, function: str) -> FormatWriter:
-    def write(ctx: FormatContext, rootfs_tar: Path) -> None:
-        writer: FormatWriter = getattr(importlib.import_module(f"{__package__}.{module}"), function)
-        writer(ctx, rootfs_tar)
-
-    write.__name__ = write.__qualname__ = function
-    return write
+_BY_NAME: Mapping[str, Format] = {fmt.name: fmt for fmt in FORMATS}
 
 
 def all_formats() -> dict[str, Format]:
-    """Every known format with its writer (``None`` where this version cannot write it yet)."""
-    return {
-        name: Format(name, name in STREAMABLE, _lazy_writer(*_WRITERS[name]) if name in _WRITERS else None)
-        for name in _NAMES
-    }
+    """Every known format by name, in the table's order."""
+    return dict(_BY_NAME)
+
+
+def find(name: str) -> Format | None:
+    return _BY_NAME.get(name)
+
+
+def names() -> list[str]:
+    """The format names in upstream's order (for ``--help`` and hints)."""
+    return [fmt.name for fmt in FORMATS]
 
 
 def split_formats(values: Sequence[str]) -> list[str]:
@@ -118,40 +209,64 @@ def split_formats(values: Sequence[str]) -> list[str]:
     return out
 
 
-#: formats that each write ``NAME-initrd.img``: the kernel+initrd one and the root loader of the others
-_ROOT_IMAGE_FORMATS = ("kernel+squashfs", "kernel+erofs", "kernel+iso")
+def check_alone(requested: Sequence[str]) -> None:
+    """A format that must be built alone may not come with others."""
+    if len(requested) > 1:
+        for name in requested:
+            fmt = _BY_NAME.get(name)
+            if fmt is not None and fmt.alone:
+                raise UserError(f"format type {name} must be the only format specified")
 
 
-def validate_formats(names: Sequence[str], arch: str = "amd64") -> list[Format]:
+def clash(a: Format, b: Format) -> str | None:
+    """The first file (``NAME`` + suffix, in ``a``'s order) that formats ``a`` and ``b`` would both
+    write with different bytes; ``None`` when they can be built together."""
+    theirs = {out.suffix: out.shared for out in b.outputs}
+    for out in a.outputs:
+        if out.suffix in theirs and (out.shared is None or theirs[out.suffix] != out.shared):
+            return out.suffix
+    return None
+
+
+def _check_clashes(requested: Sequence[str]) -> None:
+    chosen = [fmt for fmt in FORMATS if fmt.name in requested]  # in the table's order
+    for i, a in enumerate(chosen):
+        for b in chosen[i + 1 :]:
+            suffix = clash(a, b)
+            if suffix is not None:
+                raise UserError(
+                    f"formats {a.name} and {b.name} cannot be built together: both write NAME{suffix}",
+                    hint="build them in two runs (or with different --name / --dir)",
+                )
+
+
+def check_arch(fmt: Format, arch: str) -> None:
+    """A :class:`UserError` when ``fmt`` does not build for ``arch`` (either spelling)."""
+    from ..oci.image import normalize_arch
+
+    if fmt.arches is not None and normalize_arch(arch) not in fmt.arches:
+        want = fmt.arches[0]
+        raise UserError(
+            f"{fmt.name} builds only for {' '.join(fmt.arches)} (this build is for {arch})",
+            hint=f"use --arch {want} with an {want} kernel and images",
+        )
+
+
+def validate_formats(requested: Sequence[str], arch: str = "amd64") -> list[Format]:
     """Check a list of requested formats for a build for ``arch``; raise :class:`UserError` for
-    unknown, unusable or clashing ones."""
-    table = all_formats()
-    if "kernel+initrd" in names:
-        clash = [n for n in _ROOT_IMAGE_FORMATS if n in names]
-        if clash:
-            raise UserError(
-                f"formats kernel+initrd and {clash[0]} cannot be built together: both write NAME-initrd.img",
-                hint="build them in two runs (or with different --name / --dir)",
-            )
+    unknown, unusable or clashing ones (in the order ``linuxkit build`` checks them)."""
+    check_alone(requested)
+    _check_clashes(requested)
     chosen: list[Format] = []
-    for name in names:
-        fmt = table.get(name)
+    for name in requested:
+        fmt = _BY_NAME.get(name)
         if fmt is None:
-            raise UserError(
-                f"unknown format {name!r}",
-                hint="known formats: " + ", ".join(_NAMES),
-            )
-        if name == "rpi3" and arch not in ("arm64", "aarch64"):
-            raise UserError(
-                f"rpi3 builds only for arm64 (this build is for {arch})",
-                hint="use --arch arm64 with an arm64 kernel and images",
-            )
-        if fmt.streamable and len(names) > 1:
-            raise UserError(f"format type {name} must be the only format specified")
-        if not fmt.streamable and fmt.writer is None:
+            raise UserError(f"unknown format {name!r}", hint="known formats: " + ", ".join(names()))
+        check_arch(fmt, arch)
+        if not fmt.available:
             raise UserError(
                 f"format {name!r} is not available in this version yet",
-                hint="available now: " + ", ".join(n for n, f in table.items() if f.streamable or f.writer),
+                hint="available now: " + ", ".join(f.name for f in FORMATS if f.available),
             )
         chosen.append(fmt)
     return chosen
