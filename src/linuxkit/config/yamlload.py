@@ -7,7 +7,8 @@ decodes with go-yaml v3 and PyYAML's constructor follows YAML 1.1. What we do by
   ``yes``/``on`` stay strings, ``0644`` is the octal int 420, ``1_000`` is 1000, ``08`` is 8.0);
 * merge keys (``<<``) with v3's precedence: explicit keys win, then earlier merged maps;
 * duplicate keys are an error (v3 rejects them; PyYAML silently keeps the last);
-* a cap on constructed nodes so alias bombs fail fast, and a refusal of recursive anchors;
+* go-yaml v3's "excessive aliasing" rule (the share of nodes decoded through aliases, see
+  :func:`allowed_alias_ratio`), a cap on decoded nodes, and a refusal of recursive anchors;
 * a cap on nesting depth (libyaml allows 1000 levels, go-yaml 10000; we build recursively);
 * only the first document is used (upstream decodes one); later ones are ignored with a warning.
 """
@@ -27,6 +28,9 @@ from .. import log
 from ..errors import ConfigError, Diagnostic, Location
 
 MAX_BYTES = 16 * 1024 * 1024
+# go-yaml v3's alias rule (below) is the stricter one for small files (a 6 KB file may not expand to
+# 300,000 nodes), but it lets a large file decode any number of nodes (10% of them through aliases):
+# this cap on decoded nodes stays as the backstop, so what a 16 MiB file can cost is bounded too.
 MAX_NODES = 1_000_000
 MAX_DEPTH = 100  # nested collections; a config needs fewer than 10, Python's recursion limit is ~1000
 
@@ -127,14 +131,39 @@ _OLD_BOOLS = frozenset(
 )
 
 
+# go-yaml v3 (decode.go, ``allowedAliasRatio``): between these numbers of decoded nodes the share
+# that may come from aliases falls from 99% to 10%.
+_ALIAS_RATIO_LOW = 400_000
+_ALIAS_RATIO_HIGH = 4_000_000
+
+
+def allowed_alias_ratio(decoded: int) -> float:
+    """The share of ``decoded`` nodes go-yaml v3 lets come from alias expansion."""
+    if decoded <= _ALIAS_RATIO_LOW:
+        return 0.99
+    if decoded >= _ALIAS_RATIO_HIGH:
+        return 0.10
+    return 0.99 - 0.89 * ((decoded - _ALIAS_RATIO_LOW) / (_ALIAS_RATIO_HIGH - _ALIAS_RATIO_LOW))
+
+
+def excessive_aliasing(decoded: int, aliased: int) -> bool:
+    """go-yaml v3's test, made after every decoded node: more than 100 nodes from aliases, more than
+    1000 decoded, and a larger share from aliases than :func:`allowed_alias_ratio` allows."""
+    return aliased > 100 and decoded > 1000 and aliased / decoded > allowed_alias_ratio(decoded)
+
+
 @dataclass(frozen=True)
 class Document:
-    """A loaded YAML document: its value and the location of every value and mapping key."""
+    """A loaded YAML document: its value and the location of every value and mapping key.
+
+    ``texts`` holds the source text of the scalars that did not resolve to a string (``0666``,
+    ``true``, ``1.5``): go-yaml decodes any scalar into a Go string field as its text."""
 
     file: str
     value: Any
     positions: Mapping[Path, Location] = field(default_factory=dict)
     key_positions: Mapping[Path, Location] = field(default_factory=dict)
+    texts: Mapping[Path, str] = field(default_factory=dict)
 
     def locate(self, path: Path, *, key: bool = False) -> Location:
         """The location of ``path`` (its key with ``key``), or of its nearest located ancestor."""
@@ -252,9 +281,10 @@ def load_yaml(data: bytes | str, file: str, *, max_nodes: int = MAX_NODES, max_b
             raise _syntax_error(file, text, exc) from exc
         if root is None:
             return Document(file, None)
-        builder = _Builder(file, max_nodes)
-        value = builder.build(root, ())
-        return Document(file, value, builder.positions, builder.key_positions)
+        builder = _Builder(file, text, max_nodes)
+        builder.tick(root)  # go-yaml decodes the document node first
+        value = builder.build(root, (), alias=False)
+        return Document(file, value, builder.positions, builder.key_positions, builder.texts)
     finally:
         loader.dispose()
 
@@ -277,28 +307,79 @@ def _is_merge(node: Node) -> bool:
 
 
 class _Builder:
-    """Turns a composed node tree into plain values, v3-style, recording positions."""
+    """Turns a composed node tree into plain values, v3-style, recording positions.
 
-    def __init__(self, file: str, max_nodes: int) -> None:
+    PyYAML's composer replaces an alias by the node it names, so an alias is recognised by where
+    its node starts: a child written in place starts after its previous sibling written in place
+    (or after its parent's start); a node from an alias was written before that. Nodes are counted
+    as go-yaml's decoder counts them when it decodes into an ``interface{}`` (upstream's first,
+    schema-checking decode): the document, every key and value, an alias node plus what it
+    expands to, the keys of a mapping again when it has a merge key."""
+
+    def __init__(self, file: str, text: str, max_nodes: int) -> None:
         self.file = file
+        self.text = text
         self.max_nodes = max_nodes
-        self.count = 0
+        self.decoded = 0  # go-yaml's decodeCount
+        self.aliased = 0  # go-yaml's aliasCount: nodes decoded below an alias
+        self.alias_depth = 0
+        self.slot: tuple[Node, int] | None = None  # (parent, slot) of the node being built
+        self.outer_alias: tuple[Node, int] | None = None  # (parent, slot) of the outermost alias expanding
         self.active: set[int] = set()
         self.positions: dict[Path, Location] = {}
         self.key_positions: dict[Path, Location] = {}
+        self.texts: dict[Path, str] = {}
 
-    def build(self, node: Node, path: Path) -> Any:
-        self.count += 1
-        if self.count > self.max_nodes:
+    def tick(self, node: Node) -> None:
+        """One node decoded, as go-yaml's ``unmarshal`` counts it."""
+        self.decoded += 1
+        if self.alias_depth:
+            self.aliased += 1
+        if excessive_aliasing(self.decoded, self.aliased):
+            where = self.outer_alias
+            location = _alias_location(self.text, self.file, where) if where else None
+            share = allowed_alias_ratio(self.decoded)
+            message = (
+                f"document contains excessive aliasing: {self.aliased} of the first {self.decoded} nodes come "
+                f"from aliases (at most {share:.0%} may)"
+            )
+            hint = "this looks like an alias bomb; reduce the use of anchors and aliases"
+            if location is None:
+                raise _fail(self.file, node, message, hint)
+            raise ConfigError([Diagnostic(message, location, hint=hint)])
+        if self.decoded > self.max_nodes:
             raise _fail(
                 self.file,
                 node,
                 f"document expands to more than {self.max_nodes} nodes",
                 hint="this looks like an alias bomb; reduce the use of anchors and aliases",
             )
+
+    def build(self, node: Node, path: Path, *, alias: bool, slot: tuple[Node, int] | None = None) -> Any:
+        if alias:
+            self.tick(node)  # the alias node itself
+            if id(node) in self.active:
+                raise _fail(self.file, node, "anchor value contains itself")
+            outer = self.alias_depth == 0
+            if outer:
+                self.outer_alias = slot
+            self.alias_depth += 1
+            try:
+                return self._build(node, path)
+            finally:
+                self.alias_depth -= 1
+                if outer:
+                    self.outer_alias = None
+        return self._build(node, path)
+
+    def _build(self, node: Node, path: Path) -> Any:
+        self.tick(node)
         self.positions.setdefault(path, _loc(self.file, node.start_mark))
         if isinstance(node, ScalarNode):
-            return self._scalar(node)
+            value = self._scalar(node)
+            if not isinstance(value, str):
+                self.texts.setdefault(path, node.value)
+            return value
         if len(path) >= MAX_DEPTH:
             raise _fail(
                 self.file,
@@ -311,10 +392,13 @@ class _Builder:
         self.active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
-                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+                flags = _alias_flags(node, node.value)
+                return [
+                    self.build(item, (*path, i), alias=flags[i], slot=(node, i)) for i, item in enumerate(node.value)
+                ]
             assert isinstance(node, MappingNode)
             out: dict[Any, Any] = {}
-            self._mapping(node, path, out)
+            self._mapping(node, path, out, merging=False)
             return out
         finally:
             self.active.discard(id(node))
@@ -342,10 +426,23 @@ class _Builder:
                 raise _fail(self.file, node, "!!binary value contains invalid base64 data") from exc
         return text  # !!str, !!timestamp, quoted and block scalars, custom tags
 
-    def _mapping(self, node: MappingNode, path: Path, out: dict[Any, Any]) -> None:
+    def _key(self, node: Node, alias: bool) -> None:
+        """Count a key as go-yaml decodes it (an aliased key: the alias, then its scalar)."""
+        if alias:
+            self.tick(node)
+            self.alias_depth += 1
+            try:
+                self.tick(node)
+            finally:
+                self.alias_depth -= 1
+        else:
+            self.tick(node)
+
+    def _mapping(self, node: MappingNode, path: Path, out: dict[Any, Any], *, merging: bool) -> None:
         seen: dict[tuple[str, str], Node] = {}
-        merges: list[Node] = []
-        for key_node, value_node in node.value:
+        merge: tuple[Node, bool, int] | None = None
+        flags = _alias_flags(node, [n for pair in node.value for n in pair])
+        for index, (key_node, value_node) in enumerate(node.value):
             if isinstance(key_node, ScalarNode):
                 ident = ("scalar", key_node.value)
                 if ident in seen:
@@ -358,29 +455,102 @@ class _Builder:
                     )
                 seen[ident] = key_node
             if _is_merge(key_node):
-                merges.append(value_node)
+                merge = (value_node, flags[2 * index + 1], 2 * index + 1)
                 continue
             key = self._scalar(key_node) if isinstance(key_node, ScalarNode) else None
             if not isinstance(key, str):
                 # (not the repr of a collection key: it may be nested deep enough to exhaust the stack)
                 shown = repr(key_node.value) if isinstance(key_node, ScalarNode) else f"of kind {key_node.id}"
                 raise _fail(self.file, key_node, f"mapping key {shown} is not a string", hint="quote it")
+            self._key(key_node, flags[2 * index])
             if key in out:  # only reachable through merged maps
                 continue
             self.key_positions[(*path, key)] = _loc(self.file, key_node.start_mark)
-            out[key] = self.build(value_node, (*path, key))
-        for merge in merges:
-            for source in _merge_sources(merge, self.file):
-                self._merge_from(source, path, out)
+            out[key] = self.build(value_node, (*path, key), alias=flags[2 * index + 1], slot=(node, 2 * index + 1))
+        if merge is None:
+            return
+        if not merging:  # go-yaml decodes the keys of the mapping again to know which ones it holds
+            for index, (key_node, _) in enumerate(node.value):
+                self._key(key_node, flags[2 * index])
+        value_node, alias, slot = merge
+        if isinstance(value_node, SequenceNode) and all(isinstance(n, MappingNode) for n in value_node.value):
+            item_flags = _alias_flags(value_node, value_node.value)
+            for i, item in enumerate(value_node.value):
+                self._merge_from(item, path, out, alias=item_flags[i], slot=(value_node, i))
+        else:
+            for source in _merge_sources(value_node, self.file):
+                self._merge_from(source, path, out, alias=alias, slot=(node, slot))
 
-    def _merge_from(self, node: MappingNode, path: Path, out: dict[Any, Any]) -> None:
+    def _merge_from(
+        self, node: MappingNode, path: Path, out: dict[Any, Any], *, alias: bool, slot: tuple[Node, int]
+    ) -> None:
         if id(node) in self.active:
             raise _fail(self.file, node, "anchor value contains itself")
+        outer = alias and self.alias_depth == 0
+        if alias:
+            self.tick(node)  # the alias node
+            if outer:
+                self.outer_alias = slot
+            self.alias_depth += 1
         self.active.add(id(node))
         try:
-            self._mapping(node, path, out)
+            self.tick(node)
+            self._mapping(node, path, out, merging=True)
         finally:
             self.active.discard(id(node))
+            if alias:
+                self.alias_depth -= 1
+                if outer:
+                    self.outer_alias = None
+
+
+def _alias_flags(parent: Node, children: list[Node]) -> list[bool]:
+    """For each child of ``parent`` (keys and values alternate for a mapping): whether it is an
+    alias. A child written in place starts at or after the end of the previous child written in
+    place (or its parent's start); an alias names a node that was complete before it."""
+    bound = _index(parent.start_mark)
+    flags: list[bool] = []
+    for child in children:
+        alias = _index(child.start_mark) < bound
+        if not alias:
+            bound = _index(child.end_mark)
+        flags.append(alias)
+    return flags
+
+
+def _index(mark: Any) -> int:
+    index: int = mark.index
+    return index
+
+
+def _alias_location(text: str, file: str, where: tuple[Node, int]) -> Location | None:
+    """Where the alias in slot ``where[1]`` of the collection ``where[0]`` is written: found by
+    parsing again (only on this error), as the composer does not keep where an alias was."""
+    parent, slot = where
+    kind = yaml.SequenceStartEvent if isinstance(parent, SequenceNode) else yaml.MappingStartEvent
+    start = _index(parent.start_mark)
+    stack: list[list[Any]] = []  # [start event kind, start index, children seen]
+    loader = _Loader(text)
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionEndEvent):
+                stack.pop()
+                continue
+            if not isinstance(event, yaml.NodeEvent):
+                continue
+            if stack:
+                top = stack[-1]
+                if isinstance(event, yaml.AliasEvent) and top[0] is kind and top[1] == start and top[2] == slot:
+                    return _loc(file, event.start_mark)
+                top[2] += 1
+            if isinstance(event, yaml.CollectionStartEvent):
+                stack.append([type(event), _index(event.start_mark), 0])
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+    return None
 
 
 def _merge_sources(node: Node, file: str) -> Iterator[MappingNode]:
