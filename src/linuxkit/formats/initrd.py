@@ -14,7 +14,7 @@ with ``pgzip`` (level 6, in 1 MB blocks), we with ISA-L (see :data:`GZIP_LEVEL`)
 in 1 MiB blocks; both are plain gzip that every kernel unpacks. Everything streams: memory stays
 flat whatever the size of the rootfs or the kernel.
 
-Speed: when the build writes only this format, :func:`write_streamed` takes the entries from the
+Speed: when the build writes only this format, :func:`write_kernel_initrd_entries` takes the entries from the
 assembler as it produces them (no rootfs tar is written and read again), and the gzip runs on a
 worker thread (:mod:`.pipe`) while the layers are decompressed on another
 (:mod:`linuxkit.oci.layers`). The bytes are the same as splitting the rootfs tar.
