@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from linuxkit.config.load import load_configs
-from linuxkit.errors import ConfigError, Location, UserError
+from linuxkit.errors import ConfigError, Diagnostic, Location, UserError
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:
@@ -252,3 +252,27 @@ def test_pkg_template_failure_is_located(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_configs([path], pkg_resolver=resolver)
     assert str(info.value) == f"{path}:3:12: onboot[0].image: cannot resolve '@pkg:nope': no build.yml"
+
+
+def test_pkg_template_failure_in_build_yml_is_located_in_build_yml(tmp_path: Path) -> None:
+    text = 'onboot:\n  - name: a\n    image: "@pkg:p"\nservices:\n  - name: b\n    image: "@pkg:p"\n'
+    a = write(tmp_path, "a.yml", text)
+    b = write(tmp_path, "b.yml", text.replace("name: ", "name: x"))
+    where = Location(str(tmp_path / "p" / "build.yml"), 10, 13)
+
+    def resolver(pkg: str) -> str:
+        raise ConfigError([Diagnostic("must be a string, not a list", where, "config.devices[0].mode")])
+
+    with pytest.raises(ConfigError) as info:
+        load_configs([a, b], pkg_resolver=resolver)
+    lines = [d.headline() for d in info.value.diagnostics]
+    # the build.yml problem once, where it is written (sorted by file); each @pkg: use points to it
+    assert lines == [
+        *(
+            f"{path}:{line}:12: {field}.image: cannot resolve '@pkg:p': the package has errors"
+            for path in (a, b)
+            for line, field in ((3, "onboot[0]"), (6, "services[0]"))
+        ),
+        f"{where}: config.devices[0].mode: must be a string, not a list",
+    ]
+    assert info.value.diagnostics[0].hint == f"see {where}"

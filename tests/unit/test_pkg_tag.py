@@ -155,6 +155,48 @@ def test_build_yml_defaults_and_strictness() -> None:
         parse_build_yml("image: x\ndepends:\n  docker-images:\n    list: [alpine:3.20]\n", "build.yml")
 
 
+# upstream's pkg/kmsg/build.yml (pkg/getty has the same devices): an unquoted integer mode
+KMSG_BUILD_YML = """image: kmsg
+config:
+  binds:
+    - /dev/kmsg:/dev/kmsg
+  devices:
+    - path: "/dev/kmsg"
+      type: c
+      major: 1
+      minor: 11
+      mode: 0666
+  capabilities:
+    - CAP_SYSLOG
+"""
+
+
+def test_build_yml_string_fields_take_any_scalar_as_written() -> None:
+    # go-yaml v3 decodes a scalar into a Go string as its source text (build.yml has no JSON schema)
+    info = parse_build_yml(KMSG_BUILD_YML, "build.yml")
+    assert info.config is not None and info.config.devices is not None
+    device = info.config.devices[0]
+    assert (device.mode, device.major, device.minor) == ("0666", 1, 11)
+    info = parse_build_yml("image: 1234\norg: 0x1F\nconfig:\n  binds: [1.50]\n  hostname: true\n", "build.yml")
+    assert (info.image, info.org) == ("1234", "0x1F")
+    assert info.config is not None and (info.config.binds, info.config.hostname) == (["1.50"], "true")
+
+
+def test_build_yml_type_errors_are_still_located() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_build_yml("image: x\nconfig:\n  devices:\n    - major: '1'\n      mode: [1]\n", "build.yml")
+    assert [d.headline() for d in err.value.diagnostics] == [
+        "build.yml:4:14: config.devices[0].major: must be an integer, not a string",
+        "build.yml:5:13: config.devices[0].mode: must be a string, not a list",
+    ]
+
+
+def test_show_tag_of_a_package_with_an_integer_device_mode(repo: Path) -> None:
+    (repo / "pkg" / "foo" / "build.yml").write_text(KMSG_BUILD_YML)
+    git(repo, "commit", "-qam", "kmsg")
+    assert package_tag(str(repo / "pkg" / "foo")).name == f"linuxkit/kmsg:{tree(repo, 'pkg/foo')}"
+
+
 @pytest.mark.skipif(not os.access(UPSTREAM, os.X_OK), reason="no upstream linuxkit binary at " + UPSTREAM)
 def test_against_upstream_show_tag(repo: Path) -> None:
     pkg = repo / "pkg" / "foo"

@@ -115,15 +115,26 @@ def _templates(doc: Document, directory: str, resolver: PackageResolver, rep: Re
     """``doc.value`` with every ``@pkg:`` string replaced by the package's tag."""
     value = copy.deepcopy(doc.value)
     cache: dict[str, str] = {}
+    failed: dict[str, LinuxKitError] = {}
     for path, text in list(walk_strings(value)):
         if not text.startswith(PKG_PREFIX):
             continue
         pkg = posixpath.normpath(directory + "/" + text[len(PKG_PREFIX) :])
         try:
+            if pkg in failed:
+                raise failed[pkg]
             if pkg not in cache:
                 cache[pkg] = resolver(pkg)
         except LinuxKitError as exc:
-            rep.add(path, f"cannot resolve {text!r}: {exc.message}", exc.hint)
+            located = [d for d in exc.diagnostics if d.location is not None]
+            if not located:
+                rep.add(path, f"cannot resolve {text!r}: {exc.message}", exc.hint)
+            else:  # e.g. the package's build.yml is wrong: each problem where it is written
+                if pkg not in failed:
+                    rep.diagnostics.extend(located)
+                where = ", ".join(str(d.location) for d in located[:3]) + (", …" if len(located) > 3 else "")
+                rep.add(path, f"cannot resolve {text!r}: the package has errors", f"see {where}")
+            failed[pkg] = exc
             continue
         except OSError as exc:
             rep.add(path, f"cannot resolve {text!r}: {exc}")
@@ -307,5 +318,5 @@ def load_configs(
     cfg = LoadedConfig(merged, loaded, origins, kernel_origins, _default_name(sources))
     diags += _cross_checks(cfg)
     if diags:
-        raise ConfigError(diags)
+        raise ConfigError(dict.fromkeys(diags))  # once each (two files may use one broken package)
     return cfg

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError
 
 from ..config import schema
 from ..config.validate import Reporter, schema_diagnostics
-from ..config.yamlload import load_yaml
+from ..config.yamlload import Document, load_yaml
 from ..errors import ConfigError, UserError
 from ..oci import reference
 
@@ -127,10 +129,7 @@ def parse_build_yml(data: bytes | str, name: str) -> PkgInfo:
     if not isinstance(doc.value, dict):
         rep.add((), "build.yml must be a mapping with at least an image key")
         raise ConfigError(rep.diagnostics)
-    try:
-        raw = BuildYml.model_validate(doc.value)
-    except ValidationError as exc:
-        raise ConfigError(schema_diagnostics(doc, exc, BuildYml)) from exc
+    raw = _validate(doc)
     if not raw.image:
         rep.add(("image",) if "image" in doc.value else (), "image is required", key=True)
     images = DockerImages()
@@ -175,6 +174,42 @@ def parse_build_yml(data: bytes | str, name: str) -> PkgInfo:
         depends_from_file=images.from_file or "",
         debian=raw.debian,
     )
+
+
+def _validate(doc: Document) -> BuildYml:
+    """The model of ``build.yml``. Upstream decodes it straight into Go structs (no JSON schema, unlike
+    a system YAML), and go-yaml v3 decodes any scalar into a string field as its source text: so
+    ``mode: 0666`` under ``config.devices`` is ``"0666"`` (upstream's pkg/getty and pkg/kmsg), and
+    ``image: 1234`` is ``"1234"``."""
+    try:
+        return BuildYml.model_validate(doc.value)
+    except ValidationError as exc:
+        value = _scalars_as_text(doc, exc)
+        if value is None:
+            raise ConfigError(schema_diagnostics(doc, exc, BuildYml)) from exc
+    try:
+        return BuildYml.model_validate(value)
+    except ValidationError as exc:
+        raise ConfigError(schema_diagnostics(doc, exc, BuildYml)) from exc
+
+
+def _scalars_as_text(doc: Document, error: ValidationError) -> Any:
+    """``doc.value`` with the scalars a string field refused (numbers, booleans) replaced by their
+    source text; ``None`` when there is none."""
+    fixes = [
+        (path, doc.texts[path])
+        for err in error.errors()
+        if err["type"] == "string_type" and (path := tuple(err["loc"])) in doc.texts
+    ]
+    if not fixes:
+        return None
+    value = copy.deepcopy(doc.value)
+    for path, text in fixes:
+        parent: Any = value
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = text
+    return value
 
 
 def _check_debian(deb: DebianSection, rep: Reporter) -> None:

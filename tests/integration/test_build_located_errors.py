@@ -1,0 +1,73 @@
+"""The command line on inputs found wrong late or elsewhere: a package's ``build.yml``, sources a
+dry run does not read, alias bombs, and problems only seen once the images are read; each located
+at FILE:LINE:COL with the exit code of its kind and no traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from tests.conftest import RunLinuxkit
+
+# upstream's pkg/kmsg/build.yml: an unquoted integer mode
+KMSG_BUILD_YML = """image: kmsg
+config:
+  binds:
+    - /dev/kmsg:/dev/kmsg
+  devices:
+    - path: "/dev/kmsg"
+      type: c
+      major: 1
+      minor: 11
+      mode: 0666
+  capabilities:
+    - CAP_SYSLOG
+"""
+
+
+def git_repo(root: Path, packages: dict[str, str]) -> None:
+    """A git repository with one package directory (build.yml + Dockerfile) per entry."""
+    for name, build_yml in packages.items():
+        (root / "pkg" / name).mkdir(parents=True)
+        (root / "pkg" / name / "build.yml").write_text(build_yml)
+        (root / "pkg" / name / "Dockerfile").write_text("FROM scratch\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "pkgs"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, env=env, capture_output=True)
+
+
+def check_user_error(proc: subprocess.CompletedProcess[bytes], *patterns: str) -> str:
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    for pattern in patterns:
+        assert re.search(pattern, err, re.M), (pattern, err)
+    return err
+
+
+def test_integer_device_mode_in_build_yml_is_kept_as_written(linuxkit: RunLinuxkit, tmp_path: Path) -> None:
+    git_repo(tmp_path, {"kmsg": KMSG_BUILD_YML})
+    tag = linuxkit("pkg", "show-tag", "pkg/kmsg").stdout.decode().strip()
+    assert re.fullmatch(r"linuxkit/kmsg:[0-9a-f]{40}", tag), tag
+    (tmp_path / "sys.yml").write_text('onboot:\n  - name: kmsg\n    image: "@pkg:pkg/kmsg"\n')
+    out = linuxkit("build", "--dry-run", "sys.yml").stdout.decode()
+    assert f"image: docker.io/{tag}\n" in out
+
+
+def test_build_yml_errors_point_into_build_yml(linuxkit: RunLinuxkit, tmp_path: Path) -> None:
+    git_repo(tmp_path, {"bad": "image: bad\nnetwrok: true\nconfig:\n  devices:\n    - path: /dev/x\n      mode: [1]\n"})
+    proc = linuxkit("pkg", "show-tag", "pkg/bad", check=False)
+    check_user_error(
+        proc, r"^\S*pkg/bad/build\.yml:2:1: netwrok: unknown key", r"^\S*pkg/bad/build\.yml:6:13: config\."
+    )
+    (tmp_path / "sys.yml").write_text('onboot:\n  - name: bad\n    image: "@pkg:pkg/bad"\n')
+    proc = linuxkit("build", "--dry-run", "sys.yml", check=False)
+    check_user_error(
+        proc,
+        r"^\S*pkg/bad/build\.yml:2:1: netwrok: unknown key",
+        r"^\S*pkg/bad/build\.yml:6:13: config\.devices\[0\]\.mode: must be a string, not a list",
+        r"^sys\.yml:3:12: onboot\[0\]\.image: cannot resolve '@pkg:pkg/bad': the package has errors",
+    )
