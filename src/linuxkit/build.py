@@ -313,7 +313,8 @@ def run_build(opts: BuildOptions) -> list[Path]:
         return ref
 
     with log.step("Loading configuration"):
-        loaded = load_configs(opts.configs, pkg_resolver=resolve_package)
+        # a dry run reads no files: source, so one that does not exist yet is only a warning (as upstream)
+        loaded = load_configs(opts.configs, pkg_resolver=resolve_package, sources_must_exist=not opts.dry_run)
     if opts.dry_run:
         from .config.dump import dump_yaml
 

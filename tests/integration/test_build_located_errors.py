@@ -71,3 +71,16 @@ def test_build_yml_errors_point_into_build_yml(linuxkit: RunLinuxkit, tmp_path: 
         r"^\S*pkg/bad/build\.yml:6:13: config\.devices\[0\]\.mode: must be a string, not a list",
         r"^sys\.yml:3:12: onboot\[0\]\.image: cannot resolve '@pkg:pkg/bad': the package has errors",
     )
+
+
+def test_dry_run_warns_about_a_source_that_does_not_exist_yet(linuxkit: RunLinuxkit, tmp_path: Path) -> None:
+    (tmp_path / "f.yml").write_text("files:\n  - path: etc/motd\n    source: later/motd\n")
+    proc = linuxkit("build", "--dry-run", "f.yml")
+    assert "source: later/motd" in proc.stdout.decode()
+    assert re.search(
+        r"warning: f\.yml:3:13: files\[0\]\.source: source file not found: later/motd", proc.stderr.decode()
+    )
+    # a real build reads it: still a located user error
+    check_user_error(
+        linuxkit("build", "f.yml", check=False), r"^f\.yml:3:13: files\[0\]\.source: source file not found"
+    )

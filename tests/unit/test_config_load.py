@@ -276,3 +276,19 @@ def test_pkg_template_failure_in_build_yml_is_located_in_build_yml(tmp_path: Pat
         f"{where}: config.devices[0].mode: must be a string, not a list",
     ]
     assert info.value.diagnostics[0].hint == f"see {where}"
+
+
+def test_missing_source_is_a_warning_when_sources_need_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from linuxkit import log
+
+    warnings: list[str] = []
+    monkeypatch.setattr(log, "warn", warnings.append)
+    path = write(tmp_path, "c.yml", "files:\n  - path: etc/x\n    source: /nonexistent/x\n")
+    with pytest.raises(ConfigError, match="source file not found"):
+        load_configs([path], resolve_packages=False)
+    assert warnings == []
+    cfg = load_configs([path], resolve_packages=False, sources_must_exist=False)
+    assert cfg.moby.files is not None and cfg.moby.files[0].source == "/nonexistent/x"
+    assert warnings == [f"{path}:3:13: files[0].source: source file not found: /nonexistent/x"]

@@ -147,9 +147,15 @@ def _templates(doc: Document, directory: str, resolver: PackageResolver, rep: Re
 
 
 def parse_config(
-    data: bytes, name: str, *, directory: str | None = None, pkg_resolver: PackageResolver | None = None
+    data: bytes,
+    name: str,
+    *,
+    directory: str | None = None,
+    pkg_resolver: PackageResolver | None = None,
+    sources_must_exist: bool = True,
 ) -> tuple[Document, schema.Moby | None, list[Diagnostic]]:
-    """Parse and check one config text.
+    """Parse and check one config text (a missing ``files[].source`` is only a warning without
+    ``sources_must_exist``).
 
     With diagnostics, the model (if any) is a best-effort one with the broken parts left out.
     """
@@ -175,7 +181,7 @@ def parse_config(
         log.warn(f"{doc.locate(('trust',), key=True)}: trust is ignored (content trust was removed upstream)")
     found = rep.diagnostics + found
     bad = [d.path or "" for d in found]
-    more = [] if moby is None else semantic_diagnostics(doc, moby)
+    more = [] if moby is None else semantic_diagnostics(doc, moby, sources_must_exist=sources_must_exist)
     return doc, moby, found + [d for d in more if not any(_within(d.path or "", b) for b in bad)]
 
 
@@ -297,11 +303,13 @@ def load_configs(
     pkg_resolver: PackageResolver | None = None,
     stdin: IO[bytes] | None = None,
     resolve_packages: bool = True,
+    sources_must_exist: bool = True,
 ) -> LoadedConfig:
     """Load, check and merge ``sources`` (paths, ``-`` or http(s) URLs) in order.
 
     ``pkg_resolver`` replaces the default ``@pkg:`` resolver; ``resolve_packages=False`` leaves
-    ``@pkg:`` strings alone.
+    ``@pkg:`` strings alone. ``sources_must_exist=False`` (a dry run, which reads no file source)
+    turns a missing ``files[].source`` into a warning.
     """
     if not sources:
         raise UserError("no config file given")
@@ -310,7 +318,9 @@ def load_configs(
     diags: list[Diagnostic] = []
     for source in sources:
         data, name, directory = _read(source, stdin)
-        doc, moby, problems = parse_config(data, name, directory=directory, pkg_resolver=resolver)
+        doc, moby, problems = parse_config(
+            data, name, directory=directory, pkg_resolver=resolver, sources_must_exist=sources_must_exist
+        )
         diags.extend(problems)
         if moby is not None:
             loaded.append(SourceFile(name, directory, doc, moby))

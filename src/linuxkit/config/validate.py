@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from .. import log
 from ..errors import Diagnostic, UserError
 from ..oci import reference
 from . import paths, schema
@@ -299,7 +300,7 @@ def expand_home(source: str) -> str:
     return source
 
 
-def _check_file(rep: Reporter, path: Path, f: schema.File) -> None:
+def _check_file(rep: Reporter, path: Path, f: schema.File, *, sources_must_exist: bool = True) -> None:
     if not f.path:
         rep.add(path, "path is required", key=False)
     elif problem := paths.file_path_problem(f.path):
@@ -329,6 +330,11 @@ def _check_file(rep: Reporter, path: Path, f: schema.File) -> None:
     elif f.source and f.metadata:
         rep.add((*path, "source"), "source and metadata cannot both be set")
     elif f.source and not f.optional and not os.path.exists(expand_home(f.source)):
+        if not sources_must_exist:  # a dry run reads no source (as upstream's): it may not exist yet
+            log.warn(
+                f"{rep.doc.locate((*path, 'source'))}: {dotted((*path, 'source'))}: source file not found: {f.source}"
+            )
+            return
         rep.add(
             (*path, "source"),
             f"source file not found: {f.source}",
@@ -336,8 +342,9 @@ def _check_file(rep: Reporter, path: Path, f: schema.File) -> None:
         )
 
 
-def semantic_diagnostics(doc: Document, moby: schema.Moby) -> list[Diagnostic]:
-    """The checks of one file that do not depend on other files."""
+def semantic_diagnostics(doc: Document, moby: schema.Moby, *, sources_must_exist: bool = True) -> list[Diagnostic]:
+    """The checks of one file that do not depend on other files (a missing ``files[].source`` is only
+    a warning without ``sources_must_exist``)."""
     rep = Reporter(doc)
     if moby.kernel is not None:
         _check_ref(rep, ("kernel", "image"), moby.kernel.image)
@@ -356,7 +363,7 @@ def semantic_diagnostics(doc: Document, moby: schema.Moby) -> list[Diagnostic]:
             rep.add((*("volumes", i), "name"), f"invalid volume name {vol.name!r}", "use only a-z, 0-9, _ and -")
         _check_ref(rep, ("volumes", i, "image"), vol.image)
     for i, f in enumerate(moby.files or []):
-        _check_file(rep, ("files", i), f)
+        _check_file(rep, ("files", i), f, sources_must_exist=sources_must_exist)
     return rep.diagnostics
 
 
