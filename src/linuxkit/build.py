@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING
 from . import log
 from .config import schema
 from .config.load import LoadedConfig, default_package_resolver, load_configs
-from .errors import BuildError, BuildErrors, Diagnostic, LinuxKitError, UserError
+from .errors import BuildError, BuildErrors, Diagnostic, LinuxKitError, Location, UserError
 from .formats.registry import Format, FormatContext, Input, validate_formats
 from .formats.tarfmt import write_tar
 from .oci import reference
@@ -352,7 +352,10 @@ def run_build(opts: BuildOptions) -> list[Path]:
 
         return layout_entries(cache, ref, volume_platforms)
 
-    settings = replace(rootfs_settings(opts, cache, platform), reuse=reuse, oci_layout=oci_layout)
+    def locate(section: str, index: int | None) -> Location | None:
+        return loaded.locate(section, index, "image")
+
+    settings = replace(rootfs_settings(opts, cache, platform), reuse=reuse, oci_layout=oci_layout, locate=locate)
     moby: schema.Moby = loaded.moby
     if formats[0].stream_writer is not None:
         writer = formats[0].stream_writer

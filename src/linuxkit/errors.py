@@ -78,6 +78,13 @@ class LinuxKitError(Exception):
     def diagnostics(self) -> Sequence[Diagnostic]:
         return [Diagnostic(self.message, self.location, self.path, self.hint)]
 
+    def locate(self, location: Location | None, path: str | None) -> None:
+        """Say where the input asked for what failed (e.g. the image line of a container), unless
+        the error already says where."""
+        if location is not None and self.location is None:
+            self.location = location
+            self.path = path
+
     def __str__(self) -> str:
         return "\n".join(str(d) for d in self.diagnostics)
 
@@ -105,6 +112,9 @@ class _Many(LinuxKitError):
     @property
     def diagnostics(self) -> Sequence[Diagnostic]:
         return self._diagnostics
+
+    def locate(self, location: Location | None, path: str | None) -> None:
+        """Each diagnostic already says where it is."""
 
 
 class ConfigError(_Many, UserError):

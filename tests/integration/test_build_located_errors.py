@@ -9,6 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from tests.conftest import RunLinuxkit
 
 # upstream's pkg/kmsg/build.yml: an unquoted integer mode
@@ -84,3 +85,70 @@ def test_dry_run_warns_about_a_source_that_does_not_exist_yet(linuxkit: RunLinux
     check_user_error(
         linuxkit("build", "f.yml", check=False), r"^f\.yml:3:13: files\[0\]\.source: source file not found"
     )
+
+
+def test_alias_bomb_is_located_at_the_alias(linuxkit: RunLinuxkit, tmp_path: Path) -> None:
+    words = ",".join(f"item-{i:04d}-padding" for i in range(200))
+    lists = "".join(f"l{j}: &l{j} [" + ",".join(["*w"] * 30) + "]\n" for j in range(10))
+    (tmp_path / "bomb.yml").write_text(f"w: &w [{words}]\n{lists}all: [" + ",".join(["*l0"] * 50) + "]\n")
+    proc = linuxkit("build", "--dry-run", "bomb.yml", check=False)
+    check_user_error(proc, r"^bomb\.yml:9:19: document contains excessive aliasing")
+
+
+@pytest.fixture
+def cached_images(linuxkit: RunLinuxkit, tmp_path: Path) -> None:
+    """In the private cache: a kernel image without a kernel, an image whose label has an unknown key."""
+    import rootfs_fakes
+
+    label = {"config": {"Labels": {"org.mobyproject.config": '{"capabilites": ["all"]}'}}}
+    images = {
+        "docker.io/library/nokernel:1": rootfs_fakes.FakeSource(
+            "k", [rootfs_fakes.layer(rootfs_fakes.file("vmlinuz", "k"))]
+        ),
+        "docker.io/library/labelled:1": rootfs_fakes.FakeSource(
+            "l", [rootfs_fakes.layer(rootfs_fakes.file("x", "x"))], label
+        ),
+        "docker.io/library/plain:1": rootfs_fakes.FakeSource("p", [rootfs_fakes.layer(rootfs_fakes.file("y", "y"))]),
+    }
+    (tmp_path / "images.tar").write_bytes(rootfs_fakes.oci_layout_tar(images))
+    linuxkit("cache", "import", "images.tar")
+    (tmp_path / "out").mkdir()
+
+
+@pytest.mark.parametrize(
+    ("yml", "code", "pattern"),
+    [
+        (
+            "kernel:\n  image: nokernel:1\n",
+            1,
+            r"^error: s\.yml:2:10: kernel\.image: did not find kernel in kernel image docker\.io/library/nokernel:1",
+        ),
+        (
+            "services:\n  - name: a\n    image: plain:1\n  - name: b\n    image: labelled:1\n",
+            1,
+            r"^error: s\.yml:5:12: services\[1\]\.image: b \(labelled:1\): image .*label: capabilites: unknown key",
+        ),
+        (
+            "services:\n  - name: a\n    image: plain:1\n    binds: [/etc:/etc, nope:/data]\n",
+            2,
+            r"^s\.yml:4:24: services\[0\]\.binds\[1\]: bind 'nope:/data' uses volume 'nope', which is not defined",
+        ),
+        (
+            "volumes:\n  - name: ro\n    readonly: true\nonboot:\n  - name: a\n    image: plain:1\n"
+            "    binds:\n      - ro:/data\n",
+            2,
+            r"^s\.yml:8:9: onboot\[0\]\.binds\[0\]: volume ro is read-only, but bind 'ro:/data' would mount it",
+        ),
+    ],
+    ids=["kernel-without-kernel", "label-unknown-key", "undefined-volume", "read-only-volume-bound-rw"],
+)
+def test_problems_found_in_images_or_volumes_are_located(
+    cached_images: None, linuxkit: RunLinuxkit, tmp_path: Path, yml: str, code: int, pattern: str
+) -> None:
+    (tmp_path / "s.yml").write_text(yml)
+    proc = linuxkit("build", "--format", "tar", "--dir", "out", "s.yml", check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == code, err
+    assert re.search(pattern, err, re.M), err
+    assert "Traceback" not in err and "internal error" not in err
+    assert list((tmp_path / "out").iterdir()) == []

@@ -292,3 +292,21 @@ def test_missing_source_is_a_warning_when_sources_need_not_exist(
     cfg = load_configs([path], resolve_packages=False, sources_must_exist=False)
     assert cfg.moby.files is not None and cfg.moby.files[0].source == "/nonexistent/x"
     assert warnings == [f"{path}:3:13: files[0].source: source file not found: /nonexistent/x"]
+
+
+def test_binds_naming_volumes_are_checked_at_their_nodes(tmp_path: Path) -> None:
+    a = write(
+        tmp_path,
+        "a.yml",
+        "services:\n  - name: s\n    image: x:1\n    binds:\n      - /etc:/etc\n      - nope:/data\n      - ro:/ro\n"
+        "      - ro:/ok:ro\n      - rw:/rw\n    mounts:\n      - type: bind\n        source: ro\n"
+        "        destination: /m\n        options: [rbind]\n",
+    )
+    b = write(tmp_path, "b.yml", "volumes:\n  - name: ro\n    readonly: true\n  - name: rw\n")
+    with pytest.raises(ConfigError) as info:
+        load_configs([a, b], resolve_packages=False)  # volumes of every file count
+    assert [d.headline() for d in info.value.diagnostics] == [
+        f"{a}:6:9: services[0].binds[1]: bind 'nope:/data' uses volume 'nope', which is not defined",
+        f"{a}:7:9: services[0].binds[2]: volume ro is read-only, but bind 'ro:/ro' would mount it read-write",
+        f"{a}:12:17: services[0].mounts[0].source: volume ro is read-only, but mounts[0] would mount it read-write",
+    ]

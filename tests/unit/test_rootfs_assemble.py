@@ -16,10 +16,10 @@ import pytest
 from rootfs_fakes import FakeSource, directory, file, layer
 
 from linuxkit.config import schema
-from linuxkit.errors import BuildError, UserError
+from linuxkit.errors import BuildError, Location, UserError
 from linuxkit.formats.tarfmt import DOCKERFILE, write_docker
 from linuxkit.oci.image import ImageSource, Platform
-from linuxkit.rootfs.assemble import RootfsSettings, SpecApi, assemble, with_mounts
+from linuxkit.rootfs.assemble import RootfsSettings, SpecApi, assemble, assemble_with, with_mounts
 from linuxkit.rootfs.files import dir_mode, parse_mode
 from linuxkit.rootfs.kernel import decompress_kernel
 from linuxkit.spec.ids import allocate_ids, resolve_id
@@ -113,6 +113,32 @@ def test_sections_in_upstream_order_with_records(tmp_path: Path) -> None:
     assert members["etc/resolv.conf"].issym()
     assert _read(raw, "boot/cmdline") == b"console=ttyS0"
     assert _read(raw, "boot/kernel") == KERNEL
+
+
+def test_errors_found_once_an_image_is_read_are_located_at_its_yaml_line(tmp_path: Path) -> None:
+    label = {"config": {"Labels": {"org.mobyproject.config": '{"bogus": 1}'}}}
+    images = {**IMAGES, "docker.io/library/labelled:1": FakeSource("l", [layer(file("x", "x"))], label)}
+    where = {("kernel", None): Location("s.yml", 2, 10), ("services", 1): Location("s.yml", 9, 12)}
+
+    def build(config: dict[str, Any]) -> None:
+        settings = RootfsSettings(
+            arch="amd64", base_dir=tmp_path, metadata_dump=lambda m, k: b"", locate=lambda s, i: where.get((s, i))
+        )
+        assemble_with(schema.Moby.model_validate(config), lambda ref, p: images[ref], io.BytesIO(), settings)
+
+    with pytest.raises(BuildError) as kernel:
+        build({"kernel": {"image": "kernel:1", "binary": "vmlinuz"}})
+    assert str(kernel.value).startswith("s.yml:2:10: kernel.image: did not find kernel in kernel image")
+    services = [{"name": "a", "image": "svc:1"}, {"name": "b", "image": "labelled:1"}]
+    with pytest.raises(BuildError) as bad_label:
+        build({"services": services})
+    assert str(bad_label.value).startswith("s.yml:9:12: services[1].image: b (labelled:1): image labelled:1: invalid")
+    assert "bogus: unknown key" in str(bad_label.value)
+    # (config loading reports these first; specs made from other models still get them, located)
+    services[1] = {"name": "b", "image": "svc:1", "binds": ["nope:/data"]}
+    with pytest.raises(UserError) as volume:
+        build({"services": services})
+    assert str(volume.value).startswith("s.yml:9:12: services[1].image: b (svc:1): bind 'nope:/data' uses volume")
 
 
 def test_kernel_decompression_and_errors(tmp_path: Path) -> None:

@@ -285,6 +285,14 @@ def _cross_checks(cfg: LoadedConfig) -> list[Diagnostic]:
     for i, f in enumerate(m.files or []):
         check_id("files", i, ("uid",), f.uid)
         check_id("files", i, ("gid",), f.gid)
+    # binds naming volumes: against the volumes of all the files (as the build uses them)
+    from ..spec.volumes import volume_problems
+
+    volumes = {v.name: v for v in m.volumes or [] if v.name}
+    for section in IMAGE_SECTIONS:
+        for i, image in enumerate(getattr(m, section) or []):
+            for fields, message, hint in volume_problems(image, volumes):
+                add(section, i, fields, message, hint)
     return diags
 
 

@@ -8,21 +8,21 @@ Everything is streamed: entries go from the image layers to ``out`` one at a tim
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
 from .. import log
 from ..config import schema
-from ..errors import BuildError
+from ..errors import BuildError, LinuxKitError, Location
 from ..oci import reference
 from ..oci.image import ImageSource, Platform
 from .files import MetadataDump, write_files
 from .flatten import flatten, go_join
 from .header import DEFAULT_MTIME, DIR, LINK, REG, Header
-from .kernel import write_kernel
+from .kernel import KernelImageError, write_kernel
 from .sanitise import RESOLVCONF_SYMLINK, image_entries, prefix_dirs, records
 from .tarreader import Entry
 from .tarwriter import TarSink, TarWriter, copy_data
@@ -41,6 +41,9 @@ Addition = Callable[[TarSink], None]
 ReuseHook = Callable[[str, str, TarSink], bool]
 #: Called with (ref, prefix) after an image's files were written below ``prefix`` (SBOM collection).
 ImageHook = Callable[[str, str], None]
+#: ``(section, index)`` → where the YAML names the image of ``section[index]`` (``("kernel", None)``:
+#: the kernel's); errors found in an image once it is read are reported there.
+ImageLocator = Callable[[str, int | None], Location | None]
 
 
 class ContainerSpecLike(Protocol):
@@ -137,6 +140,19 @@ class _Build:
     reuse: ReuseHook | None
     decompress: bool
     on_image: ImageHook | None = None
+    locate: ImageLocator | None = None
+
+    @contextmanager
+    def located(
+        self, section: str, index: int | None, kinds: tuple[type[LinuxKitError], ...] = (LinuxKitError,)
+    ) -> Iterator[None]:
+        """Errors of ``kinds`` raised inside say where the YAML names the image of ``section[index]``."""
+        try:
+            yield
+        except kinds as exc:
+            if self.locate is not None:
+                exc.locate(self.locate(section, index), f"{section}{'' if index is None else f'[{index}]'}.image")
+            raise
 
     def reused(self, location: str, source: str, sink: TarSink) -> bool:
         return self.reuse is not None and self.reuse(location, source, sink)
@@ -163,7 +179,8 @@ class _Build:
         source = self.images(ref, self.platform)
         with closing(flatten(source)) as flat:
             entries = image_entries(flat, prefix="", location="kernel", source=ref)
-            write_kernel(entries, self.sink, kernel, source=ref, decompress=self.decompress)
+            with self.located("kernel", None, (KernelImageError,)):
+                write_kernel(entries, self.sink, kernel, source=ref, decompress=self.decompress)
 
     def init(self, apk: ApkDbSink) -> None:
         if self.moby.init:
@@ -226,7 +243,8 @@ class _Build:
             prefix = "" if section == "services" else f"{index:03d}-"
             log.info(f"  Create OCI config for {image.image}")
             source = self.images(ref, self.platform)
-            spec = cast(ContainerSpecLike, self.spec.container_spec(image, source.config, self.ids, volumes))
+            with self.located(section, index):  # the label, the settings, the volumes it binds
+                spec = cast(ContainerSpecLike, self.spec.container_spec(image, source.config, self.ids, volumes))
             self.bundle(go_join("containers", section, prefix + image.name), location, ref, spec, dup)
 
     def bundle(self, path: str, location: str, ref: str, spec: ContainerSpecLike, dup: dict[str, str]) -> None:
@@ -318,6 +336,8 @@ class RootfsSettings:
     reuse: ReuseHook | None = None
     spec: SpecApi | None = None
     on_image: ImageHook | None = None
+    #: where the YAML names each image (errors found once an image is read are located there)
+    locate: ImageLocator | None = None
 
 
 def assemble_with(moby: schema.Moby, images: ImageLookup, out: IO[bytes], settings: RootfsSettings) -> None:
@@ -376,6 +396,7 @@ def assemble_to_sink(moby: schema.Moby, images: ImageLookup, sink: TarSink, sett
         reuse=settings.reuse,
         decompress=settings.decompress_kernel,
         on_image=settings.on_image,
+        locate=settings.locate,
     )
     build.kernel()
     apk = ApkDbSink(sink, "init")

@@ -25,6 +25,12 @@ from .header import DEFAULT_MTIME, DIR, LINK, PAX_LOCATION, PAX_SOURCE, Header, 
 from .tarreader import Entry, read_entries
 from .tarwriter import TarSink, copy_data
 
+
+class KernelImageError(BuildError):
+    """The kernel image does not hold what the kernel section asks for (or holds a kernel that cannot
+    be read): a problem of that image, located at the YAML's ``kernel.image`` by the assembler."""
+
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _SPOOL = 16 << 20
 
@@ -43,7 +49,7 @@ def _spool(src: Readable, size: int) -> IO[bytes]:
     while left:
         chunk = src.read(min(left, 1 << 20))
         if not chunk:
-            raise BuildError("kernel image ended early")
+            raise KernelImageError("kernel image ended early")
         out.write(chunk)
         left -= len(chunk)
     out.seek(0)
@@ -56,7 +62,7 @@ def _gunzip(src: IO[bytes]) -> IO[bytes]:
         with gzip.GzipFile(fileobj=src, mode="rb") as unzipped:
             shutil.copyfileobj(unzipped, out)
     except (OSError, EOFError) as exc:
-        raise BuildError(f"cannot decompress the kernel: {exc}") from exc
+        raise KernelImageError(f"cannot decompress the kernel: {exc}") from exc
     out.seek(0)
     return out
 
@@ -70,22 +76,22 @@ def decompress_kernel(src: IO[bytes]) -> IO[bytes]:
     if len(head) > 0x250 and struct.unpack_from("<H", head, 0x1FE)[0] == 0xAA55 and head[0x202:0x206] == b"HdrS":
         major, minor = head[0x206], head[0x207]
         if major < 2 and minor < 8:
-            raise BuildError(f"unsupported bzImage version: {major}.{minor}")
+            raise KernelImageError(f"unsupported bzImage version: {major}.{minor}")
         setup_sectors = head[0x1F1]
         offset = struct.unpack_from("<I", head, 0x248)[0] + (setup_sectors + 1) * 512
         length = struct.unpack_from("<I", head, 0x24C)[0]
         total = src.seek(0, 2)
         if total < offset + length:
-            raise BuildError("compressed bzImage payload exceeds size of image")
+            raise KernelImageError("compressed bzImage payload exceeds size of image")
         src.seek(offset)
         payload = src.read(length)
         if not payload.startswith(_GZIP_MAGIC):
-            raise BuildError(f"unsupported bzImage payload format at offset {offset}")
+            raise KernelImageError(f"unsupported bzImage payload format at offset {offset}")
         spooled: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115
         spooled.write(payload)
         spooled.seek(0)
         return _gunzip(spooled)
-    raise BuildError("no compressed kernel or no supported format found")
+    raise KernelImageError("no compressed kernel or no supported format found")
 
 
 def _boot_dir(sink: TarSink, pax: dict[str, str] | None) -> None:
@@ -122,7 +128,7 @@ def write_kernel(
         hdr = entry.header
         if hdr.name == binary:
             if found_kernel:
-                raise BuildError("found more than one possible kernel image")
+                raise KernelImageError("found more than one possible kernel image")
             found_kernel = True
             if not found_ucode:
                 _boot_dir(sink, hdr.pax)
@@ -152,9 +158,11 @@ def write_kernel(
             sink.write_header(out)
             copy_data(sink, entry.data, hdr.size if hdr.has_data else 0)
     if not found_kernel:
-        raise BuildError(f"did not find kernel in kernel image {source}", hint=f"expected a file named {binary!r}")
+        raise KernelImageError(
+            f"did not find kernel in kernel image {source}", hint=f"expected a file named {binary!r}"
+        )
     if tar and not found_tar:
-        raise BuildError(
+        raise KernelImageError(
             f"did not find kernel tar in kernel image {source}",
             hint=f"expected a file named {tar!r}; set 'kernel.tar: none' if the image has none",
         )

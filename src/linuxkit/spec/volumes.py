@@ -19,64 +19,75 @@ def merged_dir(name: str) -> str:
     return f"{VOLUMES_DIR}/{name}/merged"
 
 
-def _volume(volumes: Mapping[str, schema.Volume], name: str, what: str) -> schema.Volume:
-    volume = volumes.get(name)
-    if volume is None:
-        known = ", ".join(sorted(volumes)) or "none are defined"
-        raise UserError(
-            f"{what} uses volume {name!r}, which is not defined",
-            hint=f"a source without a leading '/' names an entry of volumes: ({known})",
-        )
-    return volume
+#: ``(field path in the image entry, message, hint)``, as :func:`volume_problems` gives them.
+Problem = tuple[tuple[str | int, ...], str, str]
 
 
-def _read_only_error(name: str, what: str) -> UserError:
-    return UserError(
-        f"volume {name} is read-only, but {what} would mount it read-write",
-        hint="mount it read-only: add ':ro' to the bind (e.g. 'vol:/path:ro') or 'ro' to the mount options",
-    )
+def _read_only_hint() -> str:
+    return "mount it read-only: add ':ro' to the bind (e.g. 'vol:/path:ro') or 'ro' to the mount options"
 
 
-def _rewrite_binds(binds: Sequence[str], volumes: Mapping[str, schema.Volume]) -> list[str]:
+def volume_problems(image: schema.Image, volumes: Mapping[str, schema.Volume]) -> list[Problem]:
+    """Binds (``binds``, ``binds.add``) and bind ``mounts`` of ``image`` that name a volume that is
+    not defined, or mount a read-only volume read-write; each with where it is in the entry."""
+    found: list[Problem] = []
+
+    def check(where: tuple[str | int, ...], name: str, what: str, read_write: bool) -> None:
+        volume = volumes.get(name)
+        if volume is None:
+            known = ", ".join(sorted(volumes)) or "none are defined"
+            hint = f"a source without a leading '/' names an entry of volumes: ({known})"
+            found.append((where, f"{what} uses volume {name!r}, which is not defined", hint))
+        elif volume.readonly and read_write:
+            found.append(
+                (where, f"volume {name} is read-only, but {what} would mount it read-write", _read_only_hint())
+            )
+
+    for key, binds in (("binds", image.binds), ("binds.add", image.binds_add)):
+        for index, bind in enumerate(binds or []):
+            parts = bind.split(":")
+            if 2 <= len(parts) <= 3 and not parts[0].startswith("/"):  # (a malformed bind is reported as such)
+                check((key, index), parts[0], f"bind {bind!r}", len(parts) < 3 or parts[2] != "ro")
+    for index, mount in enumerate(image.mounts or []):
+        source = mount.source or ""
+        if mount.type == "bind" and not source.startswith("/"):
+            first = next((opt for opt in mount.options or () if opt in ("rw", "ro")), "rw")
+            check(("mounts", index, "source"), source, f"mounts[{index}]", first != "ro")
+    return found
+
+
+def _rewrite_binds(binds: Sequence[str]) -> list[str]:
     out: list[str] = []
     for bind in binds:
         parts = bind.split(":")
-        if parts[0].startswith("/"):
-            out.append(bind)
-            continue
-        what = f"bind {bind!r}"
-        volume = _volume(volumes, parts[0], what)
-        if volume.readonly and (len(parts) < 3 or parts[2] != "ro"):
-            raise _read_only_error(parts[0], what)
-        parts[0] = merged_dir(parts[0])
+        if not parts[0].startswith("/"):
+            parts[0] = merged_dir(parts[0])
         out.append(":".join(parts))
     return out
 
 
-def _rewrite_mounts(mounts: Sequence[schema.Mount], volumes: Mapping[str, schema.Volume]) -> list[schema.Mount]:
+def _rewrite_mounts(mounts: Sequence[schema.Mount]) -> list[schema.Mount]:
     out: list[schema.Mount] = []
-    for index, mount in enumerate(mounts):
+    for mount in mounts:
         source = mount.source or ""
         if mount.type != "bind" or source.startswith("/"):
             out.append(mount)
-            continue
-        what = f"mounts[{index}]"
-        volume = _volume(volumes, source, what)
-        if volume.readonly:
-            first = next((opt for opt in mount.options or () if opt in ("rw", "ro")), "rw")
-            if first != "ro":
-                raise _read_only_error(source, what)
-        out.append(mount.model_copy(update={"source": merged_dir(source)}))
+        else:
+            out.append(mount.model_copy(update={"source": merged_dir(source)}))
     return out
 
 
 def with_volume_paths(image: schema.Image, volumes: Mapping[str, schema.Volume]) -> schema.Image:
-    """``image`` with volume names in ``binds``, ``binds.add`` and bind ``mounts`` replaced by paths."""
+    """``image`` with volume names in ``binds``, ``binds.add`` and bind ``mounts`` replaced by paths;
+    :class:`UserError` for the first of :func:`volume_problems` (config loading reports them all,
+    located)."""
+    for _, message, hint in volume_problems(image, volumes):
+        raise UserError(message, hint=hint)
     update: dict[str, object] = {}
     if image.mounts is not None:
-        update["mounts"] = _rewrite_mounts(image.mounts, volumes)
+        update["mounts"] = _rewrite_mounts(image.mounts)
     if image.binds is not None:
-        update["binds"] = _rewrite_binds(image.binds, volumes)
+        update["binds"] = _rewrite_binds(image.binds)
     if image.binds_add is not None:
-        update["binds_add"] = _rewrite_binds(image.binds_add, volumes)
+        update["binds_add"] = _rewrite_binds(image.binds_add)
     return image.model_copy(update=update) if update else image
