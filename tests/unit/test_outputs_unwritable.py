@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ def _raise(code: int) -> Any:
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.EPERM])
 def test_temp_file_refused_is_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
-    monkeypatch.setattr(tempfile, "mkstemp", _raise(code))
+    monkeypatch.setattr(outputs, "_create", _raise(code))
     with OutputSet() as out, pytest.raises(UserError) as info:
         out.path(tmp_path / "x.tar")
     assert info.value.exit_code == 2
@@ -40,7 +39,7 @@ def test_missing_parent_that_cannot_be_made_is_a_user_error(tmp_path: Path, monk
 
 
 def test_other_os_errors_are_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tempfile, "mkstemp", _raise(errno.EIO))
+    monkeypatch.setattr(outputs, "_create", _raise(errno.EIO))
     with OutputSet() as out, pytest.raises(OSError) as info:
         out.path(tmp_path / "x.tar")
     assert not isinstance(info.value, UserError) and info.value.errno == errno.EIO
