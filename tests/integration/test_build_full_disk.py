@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.conftest import RunLinuxkit
 from tests.imagefactory import Entry, ImageSpec, directory, file, write_layout_tar
+from tests.mounts import tmpfs
 
 pytestmark = pytest.mark.integration
 
@@ -19,19 +17,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def full_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory on its own 2 MB tmpfs."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    if shutil.which("mount") is None:
-        pytest.skip("mount is not installed")
-    target = tmp_path / "small"
-    target.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(target)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
-    try:
-        yield target
-    finally:
-        subprocess.run(["umount", str(target)], check=True)
+    with tmpfs(tmp_path / "small", "size=2m") as path:
+        yield path
 
 
 @pytest.fixture

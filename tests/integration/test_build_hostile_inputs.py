@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 import re
 import subprocess
 import tarfile
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import RunLinuxkit
 from tests.imagefactory import Entry, ImageSpec, write_layout_tar
+from tests.mounts import tmpfs
 
 IMAGE = "docker.io/test/hostile:1"
 
@@ -120,17 +120,8 @@ def test_hostile_image_label_names_image_and_field(
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory on a read-only file system (a tmpfs mounted ro; needs root)."""
-    path = tmp_path / "ro"
-    path.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a read-only tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as path:
         yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
 
 
 @pytest.mark.parametrize(

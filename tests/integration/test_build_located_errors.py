@@ -13,19 +13,7 @@ import pytest
 from tests.conftest import RunLinuxkit
 
 # upstream's pkg/kmsg/build.yml: an unquoted integer mode
-KMSG_BUILD_YML = """image: kmsg
-config:
-  binds:
-    - /dev/kmsg:/dev/kmsg
-  devices:
-    - path: "/dev/kmsg"
-      type: c
-      major: 1
-      minor: 11
-      mode: 0666
-  capabilities:
-    - CAP_SYSLOG
-"""
+KMSG_BUILD_YML = (Path(__file__).parent.parent / "data" / "upstream-kmsg-build.yml").read_text()
 
 
 def git_repo(root: Path, packages: dict[str, str]) -> None:

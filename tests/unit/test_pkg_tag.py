@@ -156,19 +156,7 @@ def test_build_yml_defaults_and_strictness() -> None:
 
 
 # upstream's pkg/kmsg/build.yml (pkg/getty has the same devices): an unquoted integer mode
-KMSG_BUILD_YML = """image: kmsg
-config:
-  binds:
-    - /dev/kmsg:/dev/kmsg
-  devices:
-    - path: "/dev/kmsg"
-      type: c
-      major: 1
-      minor: 11
-      mode: 0666
-  capabilities:
-    - CAP_SYSLOG
-"""
+KMSG_BUILD_YML = (Path(__file__).parent.parent / "data" / "upstream-kmsg-build.yml").read_text()
 
 
 def test_build_yml_string_fields_take_any_scalar_as_written() -> None:
