@@ -72,7 +72,7 @@ from pathlib import Path
 kind, tar, dest = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 start = time.perf_counter()
 if kind == "safetree":
-    from linuxkit.rootfs.tarreader import read_entries
+    from linuxkit.tar.reader import read_entries
     from linuxkit.safetree import SafeTree
     with SafeTree(dest, 0, source="bench", owners=False, devices=False, xattrs=False) as tree, open(tar, "rb") as src:
         for entry in read_entries(src):

@@ -23,9 +23,9 @@ from .oci.cache import Cache
 from .oci.image import ImageSource, Platform
 from .outputs import OutputSet, check_writable, full_disk_is_an_error
 from .rootfs.assemble import Addition, RootfsSettings, assemble_to_sink, images_read, oci_volumes
-from .rootfs.header import DEFAULT_MTIME, REG, Header
-from .rootfs.tarreader import Entry
-from .rootfs.tarwriter import TarSink
+from .tar.header import DEFAULT_MTIME, REG, Header
+from .tar.reader import Entry
+from .tar.writer import TarSink
 
 # Loaded only when a build needs them (each costs start-up time): the registry client (requests),
 # the package builder, the boot loaders, SBOMs, --input-tar, OCI volumes, the YAML dumper.

@@ -35,9 +35,9 @@ from typing import BinaryIO
 
 from . import log
 from .errors import BuildError
-from .rootfs.header import BLOCKDEV, CHAR, DIR, FIFO, LINK, REG, SYMLINK, Header, Readable, enc
-from .rootfs.tarreader import PathBudget, check_name_lengths
-from .rootfs.tarwriter import copy_data
+from .tar.header import BLOCKDEV, CHAR, DIR, FIFO, LINK, REG, SYMLINK, Header, Readable, enc
+from .tar.reader import PathBudget, check_name_lengths
+from .tar.writer import copy_data
 
 #: PAX records that carry an extended attribute (Go's archive/tar, GNU tar, bsdtar with --format pax).
 XATTR_PREFIX = "SCHILY.xattr."

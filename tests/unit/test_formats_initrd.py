@@ -14,7 +14,7 @@ from linuxkit.formats.cpio import TYPE_DIR, TYPE_REG, CpioWriter, go_hex8
 from linuxkit.formats.initrd import go_rel, hardlink_as_symlink, make_kernel_initrd, write_tar_kernel_initrd
 from linuxkit.formats.registry import FormatContext, all_formats
 from linuxkit.outputs import OutputSet
-from linuxkit.rootfs.tarreader import read_entries
+from linuxkit.tar.reader import read_entries
 
 DATA = Path(__file__).parent.parent / "data"
 GOLDEN = DATA / "initrd"

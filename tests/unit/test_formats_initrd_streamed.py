@@ -24,9 +24,9 @@ from linuxkit.formats.tarfmt import write_tar
 from linuxkit.oci.image import ImageSource, Platform
 from linuxkit.outputs import OutputSet
 from linuxkit.rootfs.assemble import RootfsSettings, assemble_to_sink
-from linuxkit.rootfs.header import BLOCKDEV, CHAR, DIR, FIFO, LINK, REG, REGA, SYMLINK, Header
-from linuxkit.rootfs.tarreader import read_back, read_back_placement
-from linuxkit.rootfs.tarwriter import TarSink
+from linuxkit.tar.header import BLOCKDEV, CHAR, DIR, FIFO, LINK, REG, REGA, SYMLINK, Header
+from linuxkit.tar.reader import read_back, read_back_placement
+from linuxkit.tar.writer import TarSink
 
 DATA = Path(__file__).parent.parent / "data"
 GOLDEN = DATA / "initrd"

@@ -9,7 +9,7 @@ import pytest
 
 from linuxkit.errors import BuildError, ToolMissingError, UserError
 from linuxkit.formats.roottree import _dump_error, _load_error, session_main, xattrs
-from linuxkit.rootfs.header import Header, dec
+from linuxkit.tar.header import Header, dec
 
 
 def test_xattrs_come_from_schily_records_sorted_by_name_as_bytes() -> None:

@@ -11,10 +11,10 @@ import yaml
 from linuxkit.config import schema
 from linuxkit.errors import UserError
 from linuxkit.rootfs.assemble import images_read, oci_volumes
-from linuxkit.rootfs.header import DIR, LINK, PAX_LOCATION, PAX_SOURCE, REG, Header
 from linuxkit.rootfs.inputtar import InputTar, copy_part, metadata_path, read_old_config, reuse_plan, same_image
-from linuxkit.rootfs.tarreader import read_entries
-from linuxkit.rootfs.tarwriter import TarWriter
+from linuxkit.tar.header import DIR, LINK, PAX_LOCATION, PAX_SOURCE, REG, Header
+from linuxkit.tar.reader import read_entries
+from linuxkit.tar.writer import TarWriter
 
 BASE = {
     "kernel": {"image": "linuxkit/kernel:6.6", "cmdline": "console=ttyS0"},

@@ -14,8 +14,8 @@ from linuxkit.errors import BuildError
 from linuxkit.oci.archive import import_archive
 from linuxkit.oci.cache import Cache
 from linuxkit.oci.image import Platform
-from linuxkit.rootfs.header import DIR, REG
 from linuxkit.rootfs.ocivolume import LAYOUT_FILE, ensure_index, layout_entries, missing_blobs, wanted
+from linuxkit.tar.header import DIR, REG
 
 NAME = "docker.io/library/multi:1"
 

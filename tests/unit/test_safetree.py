@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from linuxkit.errors import BuildError
 from linuxkit.formats.rootimage import filtered_tar
 from linuxkit.rootfs.flatten import flatten
-from linuxkit.rootfs.header import DIR, FIFO, LINK, REG, SYMLINK, Header
-from linuxkit.rootfs.tarreader import read_entries
-from linuxkit.rootfs.tarwriter import TarWriter, copy_data
 from linuxkit.safetree import SafeTree, TreePlan, clean_name, create_file
+from linuxkit.tar.header import DIR, FIFO, LINK, REG, SYMLINK, Header
+from linuxkit.tar.reader import read_entries
+from linuxkit.tar.writer import TarWriter, copy_data
 
 
 def _hdr(name: str, kind: str = REG, link: str = "", size: int = 0, mode: int = 0o644, uid: int = 0) -> Header:

@@ -25,7 +25,7 @@ from linuxkit.oci.image import ImageSource, Platform
 from linuxkit.oci.layers import READ_CHUNK, UncompressedLayer, open_uncompressed
 from linuxkit.outputs import OutputSet, full_disk_is_an_error
 from linuxkit.rootfs.assemble import RootfsSettings, assemble_to_sink
-from linuxkit.rootfs.header import Header
+from linuxkit.tar.header import Header
 
 
 def _worker_threads() -> list[threading.Thread]:

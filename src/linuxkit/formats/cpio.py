@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..errors import BuildError
-from ..rootfs.header import Readable
-from ..rootfs.tarwriter import copy_data
+from ..tar.header import Readable
+from ..tar.writer import copy_data
 
 # File types as stored in the high bits of the mode (``(type & 0xF) << 12``).
 TYPE_FIFO = 0o01

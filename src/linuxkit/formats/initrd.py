@@ -37,7 +37,8 @@ from isal import isal_zlib
 from .. import log
 from ..errors import BuildError
 from ..outputs import work_dir
-from ..rootfs.header import (
+from ..rootfs.kernel import decompress_kernel as _decompress
+from ..tar.header import (
     BLOCKDEV,
     CHAR,
     DEFAULT_MTIME,
@@ -49,9 +50,8 @@ from ..rootfs.header import (
     Header,
     enc,
 )
-from ..rootfs.kernel import decompress_kernel as _decompress
-from ..rootfs.tarreader import read_back_placement, read_entries
-from ..rootfs.tarwriter import TarSink, TarWriter, copy_data
+from ..tar.reader import read_back_placement, read_entries
+from ..tar.writer import TarSink, TarWriter, copy_data
 from .cpio import TYPE_BLK, TYPE_CHAR, TYPE_DIR, TYPE_FIFO, TYPE_REG, TYPE_SYMLINK, CpioWriter
 from .pipe import ThreadedWriter
 from .registry import FormatContext
@@ -182,7 +182,7 @@ def _cpio_entry(cpio: CpioWriter, hdr: Header) -> None:
 
 
 class InitrdSplitter:
-    """A :class:`~linuxkit.rootfs.tarwriter.TarSink` that splits a rootfs, entry by entry, into
+    """A :class:`~linuxkit.tar.writer.TarSink` that splits a rootfs, entry by entry, into
     ``workdir/kernel`` (always created, empty when there is none), the cmdline, ``workdir/ucode.cpio``
     and the gzip cpio written to ``initrd_gz``. The gzip runs on a worker thread (see :mod:`.pipe`).
 

@@ -36,8 +36,8 @@ def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: Deb
     from ..packages.pkgbuild import PkgBuildOptions, build_package
     from ..packages.tag import TagOptions
     from ..rootfs.flatten import write_flattened
-    from ..rootfs.tarreader import read_entries
     from ..safetree import SafeTree
+    from ..tar.reader import read_entries
 
     opts = PkgBuildOptions(
         cache=cache, debian=debian, tag=TagOptions(hash=mkimage_hash(), tag_template="{{.Hash}}"), platforms=(platform,)

@@ -17,10 +17,10 @@ import uuid
 from pathlib import Path
 
 from .. import log, runner
-from ..rootfs.header import DIR, REG, Header, Readable
-from ..rootfs.tarreader import read_entries
-from ..rootfs.tarwriter import TarWriter, copy_data
 from ..safetree import UPDATE, TreePlan, clean_name
+from ..tar.header import DIR, REG, Header, Readable
+from ..tar.reader import read_entries
+from ..tar.writer import TarWriter, copy_data
 from .bootable import scratch
 from .registry import FormatContext
 from .rootloader import make_loader

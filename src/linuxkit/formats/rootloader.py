@@ -24,8 +24,8 @@ from isal import igzip
 
 from ..errors import BuildError
 from ..packages.kmod import dependency_order, module_name, parse_modinfo
-from ..rootfs.header import LINK, REG, SYMLINK
-from ..rootfs.tarreader import read_all, read_entries
+from ..tar.header import LINK, REG, SYMLINK
+from ..tar.reader import read_all, read_entries
 from .cpio import TYPE_CHAR, CpioWriter
 from .initrd import GZIP_LEVEL
 

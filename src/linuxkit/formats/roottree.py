@@ -25,10 +25,10 @@ from typing import BinaryIO
 
 from .. import log, runner
 from ..errors import BuildError, LinuxKitError, ToolMissingError, UserError
-from ..rootfs.header import Header, Readable
-from ..rootfs.tarreader import read_entries
-from ..rootfs.tarwriter import copy_data
 from ..safetree import SafeTree, xattrs
+from ..tar.header import Header, Readable
+from ..tar.reader import read_entries
+from ..tar.writer import copy_data
 
 __all__ = ["extract_root", "image_from_tree", "split_boot", "xattrs"]
 

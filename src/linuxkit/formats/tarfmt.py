@@ -11,8 +11,8 @@ from typing import IO
 from .. import log
 from ..config import schema
 from ..rootfs.assemble import ImageLookup, RootfsSettings, assemble_with
-from ..rootfs.header import DEFAULT_MTIME, REG, Header
-from ..rootfs.tarwriter import TarSink
+from ..tar.header import DEFAULT_MTIME, REG, Header
+from ..tar.writer import TarSink
 
 #: The Dockerfile upstream appends for ``--format docker`` (byte for byte).
 DOCKERFILE = b'\nFROM scratch\n\nCOPY . ./\n\nENTRYPOINT ["/bin/rc.init"]\n'

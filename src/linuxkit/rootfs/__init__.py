@@ -1,1 +1,2 @@
-"""The rootfs tar: image flattening, upstream's sanitising, bundle layout and a Go-identical tar writer."""
+"""The rootfs tar: image flattening, upstream's sanitising, kernel, files and bundle layout (the tar
+codec itself is :mod:`linuxkit.tar`)."""

@@ -19,13 +19,13 @@ from ..config import schema
 from ..errors import BuildError, LinuxKitError, Location
 from ..oci import reference
 from ..oci.image import ImageSource, Platform
+from ..tar.header import DEFAULT_MTIME, DIR, LINK, REG, Header
+from ..tar.reader import Entry
+from ..tar.writer import TarSink, TarWriter, copy_data
 from .files import MetadataDump, write_files
 from .flatten import flatten, go_join
-from .header import DEFAULT_MTIME, DIR, LINK, REG, Header
 from .kernel import KernelImageError, write_kernel
 from .sanitise import RESOLVCONF_SYMLINK, image_entries, prefix_dirs, records
-from .tarreader import Entry
-from .tarwriter import TarSink, TarWriter, copy_data
 
 APK_DB = "lib/apk/db/installed"
 VOLUMES_DIR = "containers/volumes"

@@ -24,10 +24,10 @@ from .. import log
 from ..config import schema
 from ..config.paths import file_path_problem
 from ..errors import UserError
+from ..tar.header import DEFAULT_MTIME, DIR, REG, SYMLINK, Header
+from ..tar.writer import TarSink, copy_data
 from .flatten import go_dir
-from .header import DEFAULT_MTIME, DIR, REG, SYMLINK, Header
 from .sanitise import records
-from .tarwriter import TarSink, copy_data
 
 MetadataDump = Callable[[schema.Moby, str], bytes]
 ResolveId = Callable[[int | str | None, dict[str, int]], int]

@@ -35,9 +35,9 @@ from typing import IO
 
 from .. import log
 from ..oci.image import ImageSource
-from .header import DIR, LINK, PAX, REG, Header, plan_header
-from .tarreader import Entry, PathBudget, read_entries
-from .tarwriter import TarWriter, copy_data
+from ..tar.header import DIR, LINK, PAX, REG, Header, plan_header
+from ..tar.reader import Entry, PathBudget, read_entries
+from ..tar.writer import TarWriter, copy_data
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"

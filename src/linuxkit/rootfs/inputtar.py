@@ -29,9 +29,9 @@ from ..config.goemit import marshal_yaml
 from ..config.load import parse_config
 from ..errors import UserError
 from ..oci import reference
-from .header import PAX_LOCATION, PAX_SOURCE
-from .tarreader import read_entries
-from .tarwriter import TarSink, copy_data
+from ..tar.header import PAX_LOCATION, PAX_SOURCE
+from ..tar.reader import read_entries
+from ..tar.writer import TarSink, copy_data
 
 #: A metadata file larger than this is not a config.
 MAX_CONFIG_SIZE = 16 << 20

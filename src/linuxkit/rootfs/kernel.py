@@ -21,9 +21,9 @@ from .. import log
 from ..config import schema
 from ..errors import BuildError
 from ..safetree import TreePlan
-from .header import DEFAULT_MTIME, DIR, LINK, PAX_LOCATION, PAX_SOURCE, Header, Readable
-from .tarreader import Entry, read_entries
-from .tarwriter import TarSink, copy_data
+from ..tar.header import DEFAULT_MTIME, DIR, LINK, PAX_LOCATION, PAX_SOURCE, Header, Readable
+from ..tar.reader import Entry, read_entries
+from ..tar.writer import TarSink, copy_data
 
 
 class KernelImageError(BuildError):

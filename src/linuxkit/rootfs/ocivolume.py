@@ -23,8 +23,8 @@ from ..oci.cache import Cache, damaged
 from ..oci.descriptor import Descriptor
 from ..oci.image import Platform
 from ..oci.mediatypes import ANNOTATION_REF_NAME, IMAGE_MANIFEST_TYPES, OCI_INDEX, is_index
-from .header import DIR, REG, Header
-from .tarreader import Entry
+from ..tar.header import DIR, REG, Header
+from ..tar.reader import Entry
 
 #: The ``oci-layout`` file as go-containerregistry writes it.
 LAYOUT_FILE = b'{\n\t\t"imageLayoutVersion": "1.0.0"\n\t}'

@@ -24,8 +24,8 @@ import io
 from collections.abc import Iterable, Iterator
 
 from ..errors import BuildError
-from .header import DEFAULT_MTIME, DIR, LINK, PAX_LOCATION, PAX_SOURCE, REG, SYMLINK, Header
-from .tarreader import Entry
+from ..tar.header import DEFAULT_MTIME, DIR, LINK, PAX_LOCATION, PAX_SOURCE, REG, SYMLINK, Header
+from ..tar.reader import Entry
 
 RESOLVCONF_SYMLINK = "/run/resolvconf/resolv.conf"
 

@@ -33,7 +33,7 @@ from .header import (
     plan_header,
     valid_pax_record,
 )
-from .tarwriter import encode_header, format_pax_record
+from .writer import encode_header, format_pax_record
 
 _BLOCK = 512
 _MAX_SPECIAL = 1 << 20

@@ -9,9 +9,9 @@ import pytest
 from rootfs_fakes import chardev, file, layer
 
 from linuxkit.errors import BuildError
-from linuxkit.rootfs.header import DEFAULT_MTIME, DIR, LINK, REG, SYMLINK, Header, format_pax_time, plan_header
-from linuxkit.rootfs.tarreader import parse_pax_time, read_entries
-from linuxkit.rootfs.tarwriter import BLOCK, TarWriter, encode_header, format_pax_record
+from linuxkit.tar.header import DEFAULT_MTIME, DIR, LINK, REG, SYMLINK, Header, format_pax_time, plan_header
+from linuxkit.tar.reader import parse_pax_time, read_entries
+from linuxkit.tar.writer import BLOCK, TarWriter, encode_header, format_pax_record
 
 PAX = {"LINUXKIT.source": "docker.io/library/x:1", "LINUXKIT.location": "init[0]"}
 

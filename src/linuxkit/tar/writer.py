@@ -3,7 +3,7 @@
 Python's :mod:`tarfile` cannot be used here: it formats numeric fields differently (no
 zero-filled device numbers for ordinary files), names PAX headers ``././@PaxHeader`` instead
 of ``DIR/PaxHeaders.0/NAME``, orders records differently and picks formats by other rules.
-So headers are encoded by hand, following :func:`~linuxkit.rootfs.header.plan_header`.
+So headers are encoded by hand, following :func:`~linuxkit.tar.header.plan_header`.
 """
 
 from __future__ import annotations
