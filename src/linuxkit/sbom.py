@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import posixpath
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from .errors import BuildError
+from .gocompat.path import go_join
 from .oci import jsonfmt
 from .oci.cache import Cache, damaged
 from .oci.descriptor import Descriptor, matches
@@ -40,7 +40,7 @@ _MERGED_KEYS = (
 
 def _prefixed(prefix: str, name: str) -> str:
     # Go's filepath.Join: join, then clean (drops "./", duplicate and trailing slashes).
-    joined = posixpath.normpath(posixpath.join(prefix, name.lstrip("/"))) if prefix else posixpath.normpath(name)
+    joined = go_join(prefix, name)
     return "" if joined == "." else joined
 
 

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from linuxkit.config import schema
 from linuxkit.config.dump import dump_json, dump_yaml, metadata_file
-from linuxkit.config.goemit import GoValue, marshal_yaml
 from linuxkit.config.yamlload import load_yaml
+from linuxkit.gocompat.values import GoValue
+from linuxkit.gocompat.yaml import marshal_yaml
 
 UPSTREAM = "/work/upstream/bin/linuxkit"
 

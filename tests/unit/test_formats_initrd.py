@@ -11,8 +11,9 @@ import pytest
 
 from linuxkit.errors import BuildError
 from linuxkit.formats.cpio import TYPE_DIR, TYPE_REG, CpioWriter, go_hex8
-from linuxkit.formats.initrd import go_rel, hardlink_as_symlink, make_kernel_initrd, write_tar_kernel_initrd
+from linuxkit.formats.initrd import hardlink_as_symlink, make_kernel_initrd, write_tar_kernel_initrd
 from linuxkit.formats.registry import FormatContext, all_formats
+from linuxkit.gocompat.path import go_rel
 from linuxkit.outputs import OutputSet
 from linuxkit.tar.reader import read_entries
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rootfs_fakes import FakeSource, Item, directory, file, hardlink, layer, opaque, symlink, whiteout
 
-from linuxkit.rootfs.flatten import flatten, go_clean, safe_relative, write_flattened
+from linuxkit.gocompat.path import go_clean
+from linuxkit.rootfs.flatten import flatten, safe_relative, write_flattened
 
 
 def _flat(*layers: bytes) -> list[tarfile.TarInfo]:

@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ..errors import UserError
+from ..gocompat import json as gojson
+from ..gocompat.values import Field, GoValue, NilMap, NilSlice, Ptr, Struct, to_plain
+from ..gocompat.yaml import marshal_yaml
 from ..oci import reference
-from ..spec import gojson
 from . import schema as s
-from .goemit import Field, GoValue, NilMap, NilSlice, Ptr, Struct, marshal_json, marshal_yaml, to_plain
 
 
 def _ptr(value: GoValue) -> GoValue:
@@ -343,7 +344,7 @@ def dump_yaml(moby: s.Moby) -> bytes:
 
 def dump_json(moby: s.Moby) -> bytes:
     """``json.MarshalIndent(m, "", "    ")`` of the config."""
-    return marshal_json(to_go(moby, json=True))
+    return gojson.marshal_indent(to_plain(to_go(moby, json=True), json=True))
 
 
 def with_expanded_images(moby: s.Moby) -> s.Moby:
@@ -370,5 +371,5 @@ def metadata_file(moby: s.Moby, kind: Literal["yaml", "json"] | str) -> bytes:
     if kind == "yaml":
         return marshal_yaml(to_go(expanded), v3=False)
     if kind == "json":
-        return marshal_json(to_go(expanded, json=True))
+        return gojson.marshal_indent(to_plain(to_go(expanded, json=True), json=True))
     raise UserError(f"unsupported metadata type: {kind}", hint="use metadata: yaml or metadata: json")

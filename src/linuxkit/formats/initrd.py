@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import posixpath
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from isal import isal_zlib
 
 from .. import log
 from ..errors import BuildError
+from ..gocompat.path import go_dir, go_rel
 from ..outputs import work_dir
 from ..rootfs.kernel import decompress_kernel as _decompress
 from ..tar.header import (
@@ -106,45 +106,10 @@ class KernelInitrd:
     ucode: Path | None
 
 
-def go_clean(path: str) -> str:
-    """Go's ``filepath.Clean`` for slash paths."""
-    if not path:
-        return "."
-    out = posixpath.normpath(path)
-    # normpath keeps a leading "//" (POSIX allows it); Go does not.
-    return "/" + out.lstrip("/") if out.startswith("//") else out
-
-
-def go_rel(base: str, target: str) -> str | None:
-    """Go's ``filepath.Rel(base, target)``; ``None`` where Go returns an error."""
-    base, target = go_clean(base), go_clean(target)
-    if base == target:
-        return "."
-    if base == ".":
-        base = ""
-    if base.startswith("/") != target.startswith("/"):
-        return None
-    b_parts = [p for p in base.split("/") if p] if base else []
-    t_parts = [p for p in target.split("/") if p]
-    common = 0
-    while common < len(b_parts) and common < len(t_parts) and b_parts[common] == t_parts[common]:
-        common += 1
-    rest = b_parts[common:]
-    if rest and rest[0] == "..":
-        return None
-    return "/".join([".."] * len(rest) + t_parts[common:]) or "."
-
-
-def _go_dir(name: str) -> str:
-    """Go's ``filepath.Dir``: everything before the last slash, cleaned (``.`` when there is none)."""
-    i = name.rfind("/")
-    return go_clean(name[: i + 1]) if i >= 0 else "."
-
-
 def hardlink_as_symlink(name: str, linkname: str) -> str:
     """The symlink target upstream writes for a tar hard link ``name`` → ``linkname``: relative to
     the link's directory (an absolute one would point outside a container's root)."""
-    rel = go_rel(_go_dir(name), linkname)
+    rel = go_rel(go_dir(name), linkname)
     return "/" + linkname if rel is None else rel
 
 

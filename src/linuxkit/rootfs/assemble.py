@@ -17,13 +17,14 @@ from typing import IO, Any, Protocol, cast
 from .. import log
 from ..config import schema
 from ..errors import BuildError, LinuxKitError, Location
+from ..gocompat.path import go_join
 from ..oci import reference
 from ..oci.image import ImageSource, Platform
 from ..tar.header import DEFAULT_MTIME, DIR, LINK, REG, Header
 from ..tar.reader import Entry
 from ..tar.writer import TarSink, TarWriter, copy_data
 from .files import MetadataDump, write_files
-from .flatten import flatten, go_join
+from .flatten import flatten
 from .kernel import KernelImageError, write_kernel
 from .sanitise import RESOLVCONF_SYMLINK, image_entries, prefix_dirs, records
 

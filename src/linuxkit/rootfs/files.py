@@ -24,9 +24,9 @@ from .. import log
 from ..config import schema
 from ..config.paths import file_path_problem
 from ..errors import UserError
+from ..gocompat.path import go_dir
 from ..tar.header import DEFAULT_MTIME, DIR, REG, SYMLINK, Header
 from ..tar.writer import TarSink, copy_data
-from .flatten import go_dir
 from .sanitise import records
 
 MetadataDump = Callable[[schema.Moby, str], bytes]

@@ -28,12 +28,12 @@ intermediate tar would carry, so the final bytes match upstream's.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Generator, Iterator
 from contextlib import closing
 from typing import IO
 
 from .. import log
+from ..gocompat.path import go_base, go_clean, go_dir, go_join
 from ..oci.image import ImageSource
 from ..tar.header import DIR, LINK, PAX, REG, Header, plan_header
 from ..tar.reader import Entry, PathBudget, read_entries
@@ -42,36 +42,6 @@ from ..tar.writer import TarWriter, copy_data
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _MAX_LINK_DEPTH = 16
-
-
-def go_clean(name: str) -> str:
-    """Go's ``path.Clean``."""
-    out = posixpath.normpath(name) if name else "."
-    if out.startswith("//"):
-        out = "/" + out.lstrip("/")
-    return out
-
-
-def go_dir(name: str) -> str:
-    """Go's ``path.Dir`` of a cleaned name."""
-    head = name[: name.rfind("/") + 1]
-    return go_clean(head) if head else "."
-
-
-def go_base(name: str) -> str:
-    """Go's ``path.Base`` of a cleaned name."""
-    if not name:
-        return "."
-    stripped = name.rstrip("/")
-    if not stripped:
-        return "/"
-    return stripped[stripped.rfind("/") + 1 :]
-
-
-def go_join(*parts: str) -> str:
-    """Go's ``path.Join``: empty elements ignored, result cleaned ("" when all are empty)."""
-    kept = [p for p in parts if p]
-    return go_clean("/".join(kept)) if kept else ""
 
 
 def safe_relative(name: str) -> str | None:

@@ -25,9 +25,9 @@ from typing import IO
 from .. import log
 from ..config import schema
 from ..config.dump import to_go
-from ..config.goemit import marshal_yaml
 from ..config.load import parse_config
 from ..errors import UserError
+from ..gocompat.yaml import marshal_yaml
 from ..oci import reference
 from ..tar.header import PAX_LOCATION, PAX_SOURCE
 from ..tar.reader import read_entries

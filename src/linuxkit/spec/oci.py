@@ -18,8 +18,8 @@ from ..config import schema
 from ..config.paths import image_path_problems, name_problem
 from ..config.validate import dotted
 from ..errors import LinuxKitError, UserError
+from ..gocompat.json import marshal_indent, sorted_map
 from . import capabilities, mounts, resources
-from .gojson import marshal_indent, sorted_map
 from .ids import resolve_id
 from .label import check_label_paths, image_label
 from .mounts import runtime_mount

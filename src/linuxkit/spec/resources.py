@@ -1,7 +1,7 @@
 """The OCI pieces built from typed config values: resources, devices, id mappings and rlimits.
 
 Every builder returns plain dicts in runtime-spec Go field order, leaving out what Go's ``omitempty``
-leaves out, so :func:`linuxkit.spec.gojson.marshal_indent` renders them as upstream does.
+leaves out, so :func:`linuxkit.gocompat.json.marshal_indent` renders them as upstream does.
 """
 
 from __future__ import annotations

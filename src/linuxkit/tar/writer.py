@@ -8,10 +8,10 @@ So headers are encoded by hand, following :func:`~linuxkit.tar.header.plan_heade
 
 from __future__ import annotations
 
-import posixpath
 from typing import IO, Protocol
 
 from ..errors import BuildError
+from ..gocompat.path import go_join
 from .header import (
     DIR,
     GNU,
@@ -119,12 +119,8 @@ def format_pax_record(key: str, value: str) -> bytes:
 
 def _go_join_pax_name(name: str) -> str:
     """Go's ``path.Join(path.Split(name)[0], "PaxHeaders.0", path.Split(name)[1])``."""
-    head, tail = name[: name.rfind("/") + 1], name[name.rfind("/") + 1 :]
-    parts = [p for p in (head, "PaxHeaders.0", tail) if p]
-    joined = posixpath.normpath("/".join(parts))
-    if joined.startswith("//"):
-        joined = joined[1:]
-    return joined
+    split = name.rfind("/") + 1
+    return go_join(name[:split], "PaxHeaders.0", name[split:])
 
 
 def encode_header(hdr: Header) -> bytes:

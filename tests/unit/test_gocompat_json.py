@@ -1,4 +1,4 @@
-"""linuxkit.spec.gojson reproduces Go's encoding/json output."""
+"""linuxkit.gocompat.json reproduces Go's encoding/json output."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linuxkit.spec.gojson import encode_float, encode_string, marshal, marshal_indent, sorted_map
+from linuxkit.gocompat.json import encode_float, encode_string, marshal, marshal_indent, sorted_map
 
 
 @pytest.mark.parametrize(

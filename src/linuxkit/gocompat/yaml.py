@@ -1,11 +1,10 @@
-"""Write Go-shaped values the way go-yaml (v2 and v3) and Go's ``encoding/json`` do, byte for byte.
+"""Write Go-shaped values the way go-yaml (v2 and v3) does, byte for byte.
 
-Upstream prints configs with ``yaml.Marshal`` (v3 for ``build --dry-run``, v2 for ``metadata: yaml``)
-and ``json.MarshalIndent`` (``metadata: json``). PyYAML's emitter differs in indentation, quoting and
-line folding, so this is a small port of the parts of libyaml's emitter those calls reach: block
-mappings and sequences, ``[]``/``{}`` for empty collections, and plain, single-quoted,
-double-quoted and literal scalars with v3's regular indentation or v2's indentless sequences and
-80-column folding.
+Upstream prints configs with ``yaml.Marshal`` (v3 for ``build --dry-run``, v2 for ``metadata: yaml``).
+PyYAML's emitter differs in indentation, quoting and line folding, so this is a small port of the
+parts of libyaml's emitter those calls reach: block mappings and sequences, ``[]``/``{}`` for empty
+collections, and plain, single-quoted, double-quoted and literal scalars with v3's regular
+indentation or v2's indentless sequences and 80-column folding.
 
 Not covered (never produced for a LinuxKit config): ``...`` after a final ``|+`` scalar, floats,
 invalid UTF-8 (``!!binary``), flow-style collections other than ``[]``/``{}``.
@@ -13,61 +12,10 @@ invalid UTF-8 (``!!binary``), flow-style collections other than ``[]``/``{}``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
-from .yamlload import is_plain_string
-
-
-@dataclass(frozen=True)
-class Ptr:
-    """A non-nil Go pointer or interface: never "empty" for ``omitempty``."""
-
-    value: GoValue
-
-
-@dataclass(frozen=True)
-class NilSlice:
-    """A nil slice: ``[]`` in YAML, ``null`` in JSON."""
-
-
-@dataclass(frozen=True)
-class NilMap:
-    """A nil map: ``{}`` in YAML, ``null`` in JSON."""
-
-
-@dataclass(frozen=True)
-class Field:
-    key: str
-    value: GoValue
-    omitempty: bool = False
-
-
-@dataclass(frozen=True)
-class Struct:
-    fields: Sequence[Field]
-
-
-GoValue = Union[None, bool, int, str, Ptr, NilSlice, NilMap, "list[GoValue]", "dict[str, GoValue]", Struct]
-
-
-def is_zero(value: GoValue, *, json: bool) -> bool:
-    """Whether ``omitempty`` drops ``value`` (yaml: zero value, structs included; json: empty, structs never)."""
-    if value is None or isinstance(value, NilSlice | NilMap):
-        return True
-    if isinstance(value, Ptr):
-        return False
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, int | str | list | dict):
-        return not value
-    if json:
-        return False
-    return all(is_zero(f.value, json=False) for f in value.fields)
-
-
-# ---------------------------------------------------------------------------- YAML
+from ..config.yamlload import is_plain_string
+from .values import GoValue, to_plain
 
 
 def _printable(c: str) -> bool:
@@ -391,142 +339,8 @@ def _escape(c: str) -> str:
     return f"\\U{cp:08X}"
 
 
-def to_plain(value: GoValue, *, json: bool) -> object:
-    """Resolve pointers, nils and structs (dropping ``omitempty`` fields) into dicts, lists and scalars."""
-    if isinstance(value, Ptr):
-        return to_plain(value.value, json=json)
-    if isinstance(value, NilSlice):
-        return None if json else []
-    if isinstance(value, NilMap):
-        return None if json else {}
-    if isinstance(value, list):
-        return [to_plain(v, json=json) for v in value]
-    if isinstance(value, dict):
-        keys = sorted(value) if json else sorted(value, key=_GoKey)
-        return {k: to_plain(value[k], json=json) for k in keys}
-    if isinstance(value, Struct):
-        return {
-            f.key: to_plain(f.value, json=json)
-            for f in value.fields
-            if not (f.omitempty and is_zero(f.value, json=json))
-        }
-    return value
-
-
-class _GoKey:
-    """go-yaml's map key order: letters before other runes, digit runs compared as numbers."""
-
-    def __init__(self, s: str) -> None:
-        self.s = s
-
-    def __lt__(self, other: _GoKey) -> bool:
-        a, b = self.s, other.s
-        digits = False
-        for i in range(min(len(a), len(b))):
-            if a[i] == b[i]:
-                digits = a[i].isdigit()
-                continue
-            al, bl = a[i].isalpha(), b[i].isalpha()
-            if al and bl:
-                return a[i] < b[i]
-            if al or bl:
-                return al if digits else bl
-            an = bn = 0
-            if a[i] == "0" or b[i] == "0":
-                j = i - 1
-                while j >= 0 and a[j].isdigit():
-                    if a[j] != "0":
-                        an = bn = 1
-                        break
-                    j -= 1
-            ai = i
-            while ai < len(a) and a[ai].isdigit():
-                an = an * 10 + int(a[ai])
-                ai += 1
-            bi = i
-            while bi < len(b) and b[bi].isdigit():
-                bn = bn * 10 + int(b[bi])
-                bi += 1
-            if an != bn:
-                return an < bn
-            if ai != bi:
-                return ai < bi
-            return a[i] < b[i]
-        return len(a) < len(b)
-
-
 def marshal_yaml(value: GoValue, *, v3: bool = True) -> bytes:
     """``yaml.Marshal(value)`` of go-yaml v3 (or v2)."""
     emitter = YamlEmitter(v3=v3)
     emitter.node(to_plain(value, json=False))
     return emitter.finish().encode()
-
-
-# ---------------------------------------------------------------------------- JSON
-
-
-def _json_string(s: str) -> str:
-    out = ['"']
-    for c in s:
-        cp = ord(c)
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\r":
-            out.append("\\r")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "\b":  # Go >= 1.22 writes \b and \f short
-            out.append("\\b")
-        elif c == "\f":
-            out.append("\\f")
-        elif cp < 0x20 or c in "<>&\u2028\u2029":
-            out.append(f"\\u{cp:04x}")
-        elif 0xD800 <= cp <= 0xDFFF:
-            out.append("\ufffd")
-        else:
-            out.append(c)
-    out.append('"')
-    return "".join(out)
-
-
-def _json(value: object, depth: int, out: list[str]) -> None:
-    pad = "    "
-    if value is None:
-        out.append("null")
-    elif isinstance(value, bool):
-        out.append("true" if value else "false")
-    elif isinstance(value, int):
-        out.append(str(value))
-    elif isinstance(value, str):
-        out.append(_json_string(value))
-    elif isinstance(value, list):
-        if not value:
-            out.append("[]")
-            return
-        out.append("[")
-        for i, item in enumerate(value):
-            out.append(("," if i else "") + "\n" + pad * (depth + 1))
-            _json(item, depth + 1, out)
-        out.append("\n" + pad * depth + "]")
-    elif isinstance(value, dict):
-        if not value:
-            out.append("{}")
-            return
-        out.append("{")
-        for i, (k, v) in enumerate(value.items()):
-            out.append(("," if i else "") + "\n" + pad * (depth + 1) + _json_string(k) + ": ")
-            _json(v, depth + 1, out)
-        out.append("\n" + pad * depth + "}")
-    else:
-        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def marshal_json(value: GoValue) -> bytes:
-    """``json.MarshalIndent(value, "", "    ")`` (HTML-safe escaping, as Go does by default)."""
-    out: list[str] = []
-    _json(to_plain(value, json=True), 0, out)
-    return "".join(out).encode()
