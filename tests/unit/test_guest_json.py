@@ -16,7 +16,7 @@ from tests.guest_harness import BUSYBOX, RUNC_FILES
 pytestmark = pytest.mark.skipif(not BUSYBOX.exists(), reason="needs /bin/busybox (Debian package busybox-static)")
 
 JSON_AWK = RUNC_FILES / "usr" / "libexec" / "linuxkit" / "json.awk"
-SPEC_DATA = Path(__file__).resolve().parent.parent / "data" / "spec"
+SPEC_DATA = Path(__file__).resolve().parent.parent / "data" / "containerspec"
 SPEC_FILES = sorted(p for p in SPEC_DATA.rglob("*.json") if p.name in ("runtime.json", "config.json"))
 JQ = shutil.which("jq")
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

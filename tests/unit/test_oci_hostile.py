@@ -372,7 +372,7 @@ def test_layout_error_is_a_value_error() -> None:
     ],
 )
 def test_a_deeply_nested_image_label_is_an_invalid_label(label: str) -> None:
-    from linuxkit.spec.label import parse_label
+    from linuxkit.containerspec.label import parse_label
 
     with pytest.raises(BuildError, match=r"image img: invalid org\.mobyproject\.config label: (nested|not valid)"):
         parse_label(label, "img")

@@ -16,14 +16,14 @@ import pytest
 from rootfs_fakes import FakeSource, directory, file, layer
 
 from linuxkit.config import schema
+from linuxkit.containerspec.ids import allocate_ids, resolve_id
+from linuxkit.containerspec.oci import runtime_mount
 from linuxkit.errors import BuildError, Location, UserError
 from linuxkit.formats.tarfmt import DOCKERFILE, write_docker
 from linuxkit.oci.image import ImageSource, Platform
 from linuxkit.rootfs.assemble import RootfsSettings, SpecApi, assemble, assemble_with, with_mounts
 from linuxkit.rootfs.files import dir_mode, parse_mode
 from linuxkit.rootfs.kernel import decompress_kernel
-from linuxkit.spec.ids import allocate_ids, resolve_id
-from linuxkit.spec.oci import runtime_mount
 
 
 @dataclass(frozen=True)

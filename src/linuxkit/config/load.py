@@ -286,7 +286,7 @@ def _cross_checks(cfg: LoadedConfig) -> list[Diagnostic]:
         check_id("files", i, ("uid",), f.uid)
         check_id("files", i, ("gid",), f.gid)
     # binds naming volumes: against the volumes of all the files (as the build uses them)
-    from ..spec.volumes import volume_problems
+    from ..containerspec.volumes import volume_problems
 
     volumes = {v.name: v for v in m.volumes or [] if v.name}
     for section in IMAGE_SECTIONS:

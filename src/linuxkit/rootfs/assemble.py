@@ -70,8 +70,8 @@ class SpecApi:
 
     @classmethod
     def default(cls) -> SpecApi:
-        ids = importlib.import_module("linuxkit.spec.ids")
-        oci = importlib.import_module("linuxkit.spec.oci")
+        ids = importlib.import_module("linuxkit.containerspec.ids")
+        oci = importlib.import_module("linuxkit.containerspec.oci")
         return cls(ids.allocate_ids, ids.resolve_id, oci.container_spec, oci.runtime_json, oci.runtime_mount)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from linuxkit.config import schema
+from linuxkit.containerspec import allocate_ids, resolve_id
 from linuxkit.errors import UserError
-from linuxkit.spec import allocate_ids, resolve_id
 
 
 def _moby(**sections: list[str]) -> schema.Moby:

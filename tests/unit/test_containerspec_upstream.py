@@ -1,6 +1,6 @@
 """config.json and runtime.json compared byte for byte with what upstream LinuxKit wrote for the same input.
 
-The expected files under tests/data/spec/cases/*/expected/ come from upstream's binary (see the README there).
+The expected files under tests/data/containerspec/cases/*/expected/ come from upstream's binary (see the README there).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from linuxkit.config import schema
-from linuxkit.spec import allocate_ids, container_spec, runtime_json, runtime_mount
+from linuxkit.containerspec import allocate_ids, container_spec, runtime_json, runtime_mount
 
-CASES = Path(__file__).resolve().parents[1] / "data" / "spec" / "cases"
+CASES = Path(__file__).resolve().parents[1] / "data" / "containerspec" / "cases"
 
 
 def _rootfs_mounts(prefix: str, readonly: bool, ref: str, seen: dict[str, str]) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Regenerate the expected bundles under cases/*/expected/ by running upstream LinuxKit.
 
-Usage: python tests/data/spec/generate.py [/path/to/upstream/linuxkit]   (default /work/upstream/bin/linuxkit)
+Usage: python tests/data/containerspec/generate.py [/path/to/upstream/linuxkit]   (default /work/upstream/bin/linuxkit)
 
 For every cases/<case>/ it builds a one-layer OCI image for each entry of images.json (the value is
 the whole image config JSON; the layer holds only bin/hello), imports them into a fresh cache with

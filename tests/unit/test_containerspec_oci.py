@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from linuxkit.config import schema
+from linuxkit.containerspec import ContainerSpec, container_spec, runtime_json, runtime_mount
+from linuxkit.containerspec.capabilities import KNOWN_CAPABILITIES
+from linuxkit.containerspec.resources import hugepage_size, rlimits
 from linuxkit.errors import BuildError, UserError
-from linuxkit.spec import ContainerSpec, container_spec, runtime_json, runtime_mount
-from linuxkit.spec.capabilities import KNOWN_CAPABILITIES
-from linuxkit.spec.resources import hugepage_size, rlimits
 
 LABEL = "org.mobyproject.config"
 
