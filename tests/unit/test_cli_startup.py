@@ -25,6 +25,7 @@ HEAVY = (
     "linuxkit.oci.registry",
     "linuxkit.oci.cache",
     "linuxkit.build",
+    "linuxkit.images",
     "linuxkit.config.schema",
     "linuxkit.packages.buildyml",
     "linuxkit.metadata.iso",

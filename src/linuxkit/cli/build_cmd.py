@@ -14,7 +14,8 @@ from .common import CommonOptions, add_verb
 from .pkg_cmd import debian_settings
 
 if TYPE_CHECKING:
-    from ..build import BuildOptions, PackageBuilder
+    from ..build import BuildOptions
+    from ..images import PackageBuilder
     from ..oci.image import Platform
 
 DEFAULT_NAME_FOR_STDIN = "moby"
