@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from linuxkit.oci.registry.transport import BodyData, Response
+from linuxkit.http.transport import BodyData, Response
 
 Reply = tuple[int, dict[str, str], bytes]
 

@@ -12,9 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from registry_fakes import FakeTransport, Reply, Sent
 
+from linuxkit.http.retry import retry_after
 from linuxkit.oci.registry import Credentials, RegistryOptions
 from linuxkit.oci.registry.auth import parse_challenge
-from linuxkit.oci.registry.client import Client, retry_after
+from linuxkit.oci.registry.client import Client
 from linuxkit.oci.registry.errors import AuthError
 from linuxkit.oci.registry.options import is_loopback, load_docker_auths
 

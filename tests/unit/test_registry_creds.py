@@ -17,13 +17,14 @@ from registry_fakes import FakeTransport, Sent
 
 from linuxkit.cli.common import CommonOptions, add_common
 from linuxkit.errors import UserError
+from linuxkit.http.client import content_range_start
+from linuxkit.http.transport import Headers, IncompleteRead, Response
 from linuxkit.oci.descriptor import Descriptor
 from linuxkit.oci.layout import Layout
 from linuxkit.oci.registry import Credentials, RegistryError, RegistryOptions
 from linuxkit.oci.registry.client import Client
-from linuxkit.oci.registry.manifests import _range_start, fetch_blob
+from linuxkit.oci.registry.manifests import fetch_blob
 from linuxkit.oci.registry.options import TOKEN_USER, helper_credentials, load_docker_auths, parse_registry_creds
-from linuxkit.oci.registry.transport import Headers, IncompleteRead, Response
 
 
 def test_parse_registry_creds() -> None:
@@ -198,10 +199,10 @@ def test_resumed_blob_is_verified_whole(tmp_path: Path) -> None:
     assert_blob_ok(tmp_path)
 
 
-def test_range_start() -> None:
-    assert _range_start("bytes 100-199/200") == 100
-    assert _range_start("bytes */200") is None
-    assert _range_start(None) is None
+def testcontent_range_start() -> None:
+    assert content_range_start("bytes 100-199/200") == 100
+    assert content_range_start("bytes */200") is None
+    assert content_range_start(None) is None
 
 
 def test_transfer_that_keeps_breaking_fails_after_retries(tmp_path: Path) -> None:

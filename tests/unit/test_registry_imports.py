@@ -97,6 +97,6 @@ def test_cache_pull_imports_only_what_it_needs(tiny_registry: str, tmp_path: Pat
     code, modules = json.loads(proc.stdout.splitlines()[-1])
     assert code == 0, proc.stderr
     assert f"{tiny_registry.replace(':1', '')}:1 sha256:" in proc.stderr  # it did pull
-    assert "linuxkit.oci.registry.transport" in modules
+    assert "linuxkit.http.transport" in modules
     heavy = sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in NOT_ON_PULL_PATH))
     assert heavy == []

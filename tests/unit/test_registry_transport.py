@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from linuxkit.oci.registry import RegistryOptions
-from linuxkit.oci.registry.client import Client
-from linuxkit.oci.registry.transport import (
+from linuxkit.http.transport import (
     CertificateError,
     HttpTransport,
     IncompleteRead,
@@ -26,6 +24,8 @@ from linuxkit.oci.registry.transport import (
     speaks_tls,
     split_url,
 )
+from linuxkit.oci.registry import RegistryOptions
+from linuxkit.oci.registry.client import Client
 
 BODY = bytes(range(256)) * 1000
 

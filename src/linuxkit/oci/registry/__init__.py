@@ -7,8 +7,8 @@ Public API::
     RegistryOptions(...)                                     # insecure hosts, mirrors, CA files, credentials
 
 Everything goes through :class:`~linuxkit.oci.registry.client.Client` (one per registry host per
-operation), which owns the HTTP transport (``transport.py``), the bearer-token cache, redirects
-and the retry policy.
+operation), which owns the bearer-token cache and sends through the project's one HTTP stack
+(:mod:`linuxkit.http`: connections, redirects, the retry policy).
 """
 
 from __future__ import annotations

@@ -8,54 +8,28 @@ scope they need.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 from ... import log
-from .auth import Challenge, parse_challenge, scope, token_from
-from .errors import AuthError, RegistryError
-from .options import TOKEN_USER, Credentials, RegistryOptions
-from .transport import (
-    BodyData,
+from ...http.client import MAX_REDIRECTS, Body, HttpClient, TooManyRedirects
+from ...http.retry import RetryPolicy
+from ...http.transport import (
     CertificateError,
     HttpTransport,
     Response,
     Transport,
     TransportError,
-    Unresolvable,
     join_url,
-    origin,
     speaks_tls,
     split_url,
 )
+from .auth import Challenge, parse_challenge, scope, token_from
+from .errors import AuthError, RegistryError
+from .options import TOKEN_USER, Credentials, RegistryOptions
 
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
-MAX_REDIRECTS = 10
 #: Transport failures worth retrying: refused, reset or timed-out connections, cut bodies.
 TRANSIENT: tuple[type[Exception], ...] = (TransportError,)
-Body = Callable[[], BodyData]
-
-
-def retry_after(value: str | None, limit: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date), at most ``limit``."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        import email.utils  # rare: most registries send seconds
-        from datetime import UTC, datetime
-
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, min(seconds, limit))
 
 
 class Client:
@@ -67,12 +41,13 @@ class Client:
         self.what = what
         self.host = options.registry_host(domain)
         self._base = mirror.rstrip("/") if mirror else None
-        self._own_transport = options.transport is None
-        self.transport: Transport = (
-            options.transport
-            if options.transport is not None
-            else HttpTransport(ca_files=[str(p) for p in options.cert_files])
+        self.http = HttpClient(
+            options.transport,
+            policy=RetryPolicy(options.retries, options.backoff, options.max_retry_after, options.sleep),
+            timeout=options.timeout,
+            ca_files=[str(p) for p in options.cert_files],
         )
+        self.transport: Transport = self.http.transport
         # certificates are not checked for hosts the user declared insecure (as docker does)
         self._verify = self.host not in options.insecure
         self._challenge: Challenge | None = None
@@ -91,8 +66,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        if self._own_transport:
-            self.transport.close()
+        self.http.close()
 
     # -- URLs ------------------------------------------------------------------------------------
 
@@ -275,8 +249,7 @@ class Client:
         params: Sequence[tuple[str, str]] | None = None,
         auth: tuple[str, str] | None = None,
     ) -> Response:
-        """One request with retries on connection errors, 429 and 5xx (``Retry-After`` honoured)."""
-        opts = self.options
+        """One request with redirects and the retry policy; transport failures become :class:`RegistryError`."""
         all_headers = dict(headers or {})
         if params:
             from urllib.parse import urlencode
@@ -284,63 +257,20 @@ class Client:
             url += ("&" if "?" in url else "?") + urlencode(list(params))
         if auth is not None:
             all_headers["Authorization"] = basic_auth(*auth)
-        attempt = 0
-        while True:
-            try:
-                resp = self._follow(method, url, all_headers, body)
-            except TRANSIENT as exc:
-                if isinstance(exc, CertificateError):
-                    raise RegistryError(
-                        f"{self.what}: the TLS certificate of {self.host} was refused: {exc}",
-                        hint="pass its CA with --cert-file, or declare the registry insecure",
-                    ) from exc
-                if attempt >= opts.retries or isinstance(exc, Unresolvable):
-                    raise RegistryError(
-                        f"{self.what}: cannot reach registry {self.host}: {_short(exc)}",
-                        hint=f"check the network and the registry address (tried {attempt + 1} time(s))",
-                    ) from exc
-                delay = self.backoff(attempt)
-                log.debug(f"{method} {url}: {exc}; retrying in {delay:.1f}s")
-            else:
-                if resp.status_code not in RETRY_STATUS or attempt >= opts.retries:
-                    return resp
-                delay = retry_after(resp.headers.get("Retry-After"), opts.max_retry_after) or self.backoff(attempt)
-                log.debug(f"{method} {url}: HTTP {resp.status_code}; retrying in {delay:.1f}s")
-                resp.close()
-            attempt += 1
-            opts.sleep(delay)
-
-    def _follow(self, method: str, url: str, headers: dict[str, str], body: Body | None) -> Response:
-        """Send, following redirects (registries send blob GETs to storage, often on another host).
-
-        The ``Authorization`` header is not sent to another host: storage URLs carry their own
-        signature, and the registry's token must not leak to them.
-        """
-        start = origin(url)
-        for _ in range(MAX_REDIRECTS + 1):
-            resp = self.transport.send(
-                method,
-                url,
-                headers,
-                body() if body is not None else None,
-                timeout=self.options.timeout,
-                verify=self._verify,
-            )
-            location = resp.headers.get("Location")
-            if resp.status_code not in REDIRECT_STATUS or not location:
-                return resp
-            resp.close()
-            url = join_url(url, location)
-            if not _same_site(start, origin(url)):
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-            if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
-                method = "GET" if method != "HEAD" else method
-                body = None
-                headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
-        raise RegistryError(f"{self.what}: more than {MAX_REDIRECTS} redirects from {self.host}")
-
-    def backoff(self, attempt: int) -> float:
-        return float(min(self.options.backoff * (2**attempt), self.options.max_retry_after))
+        try:
+            return self.http.request(method, url, headers=all_headers, body=body, verify=self._verify)
+        except CertificateError as exc:
+            raise RegistryError(
+                f"{self.what}: the TLS certificate of {self.host} was refused: {exc}",
+                hint="pass its CA with --cert-file, or declare the registry insecure",
+            ) from exc
+        except TooManyRedirects as exc:
+            raise RegistryError(f"{self.what}: more than {MAX_REDIRECTS} redirects from {self.host}") from exc
+        except TransportError as exc:
+            raise RegistryError(
+                f"{self.what}: cannot reach registry {self.host}: {_short(exc)}",
+                hint=f"check the network and the registry address (tried {exc.attempts} time(s))",
+            ) from exc
 
 
 def http_error(what: str, resp: Response, doing: str) -> RegistryError:
@@ -362,11 +292,6 @@ def basic_auth(user: str, password: str) -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def _same_site(a: tuple[str, str, int], b: tuple[str, str, int]) -> bool:
-    """Same scheme, host and port, or the same host moved from HTTP to HTTPS on default ports."""
-    return a == b or (a[1] == b[1] and a[0] == "http" and a[2] == 80 and b[0] == "https" and b[2] == 443)
 
 
 def _short(exc: BaseException) -> str:

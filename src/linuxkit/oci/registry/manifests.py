@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ... import log
 from ...errors import BuildError
+from ...http.client import content_range_start
 from .. import digest as _digest
 from ..descriptor import Descriptor
 from ..layout import MAX_JSON_BLOB, AtomicFile, Layout
@@ -78,7 +79,8 @@ def fetch_blob(
     if layout.has_blob(desc.digest, desc.size):
         return
     report = progress or (lambda _n: None)
-    retries = client.options.retries
+    policy = client.http.policy
+    retries = policy.retries
     out = _Partial(layout)
     try:
         for attempt in range(retries + 1):
@@ -97,7 +99,7 @@ def fetch_blob(
                         hint="nothing wrong was kept in the cache; pull again to complete it",
                     ) from exc
                 log.debug(f"{client.what}: blob {desc.digest}: {exc}; retrying")
-                client.options.sleep(client.backoff(attempt))
+                policy.sleep(policy.delay(attempt))
     finally:
         out.abort()
 
@@ -148,7 +150,7 @@ def _download(client: Client, repository: str, desc: Descriptor, out: _Partial, 
     headers = {"Range": f"bytes={start}-"} if start else None
     resp = client.request("GET", f"/v2/{repository}/blobs/{desc.digest}", repository=repository, headers=headers)
     try:
-        if start and resp.status_code == 206 and _range_start(resp.headers.get("Content-Range")) == start:
+        if start and resp.status_code == 206 and content_range_start(resp.headers.get("Content-Range")) == start:
             log.debug(f"{client.what}: blob {desc.digest}: resuming at byte {start}")
         elif resp.status_code == 200:
             if start:  # the registry ignored Range: the whole blob again
@@ -164,11 +166,3 @@ def _download(client: Client, repository: str, desc: Descriptor, out: _Partial, 
                 break
     finally:
         resp.close()
-
-
-def _range_start(content_range: str | None) -> int | None:
-    """The first byte of ``Content-Range: bytes START-END/TOTAL``."""
-    if not content_range or not content_range.startswith("bytes "):
-        return None
-    first = content_range[6:].partition("-")[0].strip()
-    return int(first) if first.isdigit() else None

@@ -14,7 +14,7 @@ from ... import log
 from ...errors import LinuxKitError
 
 if TYPE_CHECKING:
-    from .transport import Transport
+    from ...http.transport import Transport
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_REGISTRY = "registry-1.docker.io"

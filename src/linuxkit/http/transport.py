@@ -1,14 +1,15 @@
-"""A small HTTP/1.1 client for registries (standard library sockets only; start-up time matters).
+"""One HTTP/1.1 connection layer (standard library sockets only; start-up time matters).
 
-What the registry client needs and nothing else: persistent connections reused per host
-(thread-safe pool), TLS (``ssl`` imported only for HTTPS) with extra CA files or no checks,
-proxies from the environment (``http_proxy``, ``https_proxy``, ``all_proxy``, ``no_proxy``; an
-HTTPS registry through a proxy is tunnelled with ``CONNECT``), Content-Length, chunked and
-until-close bodies, and responses read with ``readinto`` straight into the caller's buffer.
+What registries, the Debian archive and YAML URLs need and nothing else: persistent connections
+reused per host (thread-safe pool), TLS (``ssl`` imported only for HTTPS; the system's CA store plus
+extra CA files, or no checks), proxies from the environment (``http_proxy``, ``https_proxy``,
+``all_proxy``, ``no_proxy``; HTTPS through a proxy is tunnelled with ``CONNECT``), Content-Length,
+chunked and until-close bodies, and responses read with ``readinto`` straight into the caller's
+buffer.
 
-Redirects, auth and retries are the caller's (:class:`~linuxkit.oci.registry.client.Client`).
-Connection-level failures are :class:`TransportError` (an ``OSError``), like the socket errors
-they wrap; a body that ends before its length is :class:`IncompleteRead`.
+Redirects and retries are :class:`~linuxkit.http.client.HttpClient`'s; auth is the caller's (the
+registry client). Connection-level failures are :class:`TransportError` (an ``OSError``), like the
+socket errors they wrap; a body that ends before its length is :class:`IncompleteRead`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ _BUFFER = 64 << 10
 
 
 class TransportError(OSError):
-    """The connection failed or the peer answered something that is not HTTP."""
+    """The connection failed or the peer answered something that is not HTTP.
+
+    ``attempts``: how many times the request was sent before giving up (set by the retry loop).
+    """
+
+    attempts = 1
 
 
 class IncompleteRead(TransportError):
@@ -160,7 +166,7 @@ class Response:
     def json(self, limit: int = 4 << 20) -> Any:
         """The body as JSON (at most ``limit`` bytes, nested at most a little); ``ValueError`` when
         it is not."""
-        from ..jsonfmt import loads
+        from ..oci.jsonfmt import loads
 
         return loads(self.read(limit), "the answer", max_size=limit)
 
