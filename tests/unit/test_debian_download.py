@@ -1,4 +1,5 @@
-"""fetch_debs: content-addressed cache, inline verification, 404 and mismatch errors, retries (local HTTP)."""
+"""fetch_debs: content-addressed cache, inline verification, 404 and mismatch errors, retries and resumed
+transfers (local HTTP)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from linuxkit.debian.download import deb_path, fetch_debs
 from linuxkit.debian.model import DebRef
 from linuxkit.debian.sources import DEFAULT_KEYRING, Source
 from linuxkit.errors import BuildError, UserError
+from linuxkit.http import retry
 
 
 def make_ref(name: str, data: bytes, suite: str = "stable") -> DebRef:
@@ -27,10 +29,14 @@ def make_ref(name: str, data: bytes, suite: str = "stable") -> DebRef:
 class Handler(http.server.BaseHTTPRequestHandler):
     files: ClassVar[dict[str, bytes]] = {}
     failures: ClassVar[dict[str, int]] = {}  # path -> how many 503 answers before success
+    cuts: ClassVar[dict[str, int]] = {}  # path -> bytes sent before the connection breaks (once)
+    ranges: ClassVar[bool] = True  # whether Range is honoured
     hits: ClassVar[list[str]] = []
+    range_headers: ClassVar[list[str | None]] = []
 
     def do_GET(self) -> None:
         self.hits.append(self.path)
+        self.range_headers.append(self.headers.get("Range"))
         if self.failures.get(self.path, 0) > 0:
             self.failures[self.path] -= 1
             self.send_error(503)
@@ -39,10 +45,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if data is None:
             self.send_error(404)
             return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
+        asked = self.headers.get("Range")
+        start = int(asked.removeprefix("bytes=").rstrip("-")) if asked and self.ranges else 0
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
-        self.wfile.write(data)
+        cut = self.cuts.pop(self.path, None)
+        self.wfile.write(data[start:cut])
 
     def log_message(self, *args: object) -> None:
         pass
@@ -50,11 +61,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    Handler.files, Handler.failures, Handler.hits = {}, {}, []
+    Handler.files, Handler.failures, Handler.cuts, Handler.hits, Handler.range_headers = {}, {}, {}, [], []
+    Handler.ranges = True
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    monkeypatch.setattr(transport, "RETRY_DELAY", 0.0)  # no real backoff in tests
+    monkeypatch.setattr(retry, "DEFAULT", retry.RetryPolicy(sleep=lambda _s: None))  # no real backoff in tests
     yield f"http://127.0.0.1:{httpd.server_address[1]}/debian"
     httpd.shutdown()
     httpd.server_close()
@@ -124,7 +136,27 @@ def test_persistent_5xx_fails_after_retries(server: str, tmp_path: Path) -> None
     Handler.failures["/debian/" + ref.filename] = 100
     with pytest.raises(BuildError, match=r"cannot download .*503"):
         fetch_debs([ref], sources(server), tmp_path)
-    assert Handler.hits.count("/debian/" + ref.filename) == transport.RETRIES
+    assert Handler.hits.count("/debian/" + ref.filename) == 1 + retry.DEFAULT.retries
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_broken_transfer_is_resumed_or_restarted(server: str, tmp_path: Path, ranges: bool) -> None:
+    data = bytes(range(256)) * 4000
+    ref = make_ref("big", data)
+    Handler.files["/debian/" + ref.filename] = data
+    Handler.cuts["/debian/" + ref.filename] = 300_000
+    Handler.ranges = ranges
+    progress: list[int] = []
+    got = fetch_debs([ref], sources(server), tmp_path)
+    assert got[ref].read_bytes() == data
+    assert Handler.range_headers == [None, "bytes=300000-"]  # asked where it broke
+    transport.download(server + "/" + ref.filename, tmp_path / "again", size=len(data), on_chunk=progress.append)
+    assert sum(progress) == len(data)  # a restart takes back what it counted
+    Handler.cuts["/debian/" + ref.filename] = 1000
+    progress.clear()
+    transport.download(server + "/" + ref.filename, tmp_path / "again", size=len(data), on_chunk=progress.append)
+    assert (tmp_path / "again").read_bytes() == data and sum(progress) == len(data)
+    assert any(n < 0 for n in progress) == (not ranges)
 
 
 def test_unknown_suite_and_file_mirror(tmp_path: Path) -> None:

@@ -1,4 +1,12 @@
-"""HTTP(S) and file:// fetching with retries, streamed to a temp file and checked inline."""
+"""HTTP(S) and file:// fetching for the Debian archive, streamed to a temp file and checked inline.
+
+HTTP goes through the project's one stack (:mod:`linuxkit.http`): connections kept alive and
+shared by the download threads, proxies from the environment, the system's CA store, and the one
+retry policy (connection errors, 429 and 5xx; backoff from 0.5 s). A transfer that breaks is
+resumed with ``Range`` where it stopped when the mirror answers ``206`` (else started again), as
+many times as the policy retries; the sha256 runs over every byte kept, so the file is still
+checked whole.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +14,22 @@ import hashlib
 import os
 import tempfile
 import threading
-import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
-import requests
-
+from .. import log
 from ..errors import BuildError
+from ..http.client import HttpClient, content_range_start
+from ..http.transport import TransportError
 
 CHUNK = 1 << 20
-RETRIES = 4
-TIMEOUT = (15, 60)  # connect, read (seconds)
-RETRY_DELAY = 1.0  # seconds before the first retry; doubled each time
+TIMEOUT = 60.0  # seconds for a connection or a read
+USER_AGENT = "linuxkit-debian/1"
 
-_local = threading.local()
+_client: HttpClient | None = None
+_client_lock = threading.Lock()
 
 
 class NotFound(Exception):
@@ -35,13 +44,13 @@ class DigestMismatch(Exception):
     """The bytes received do not have the expected size or sha256."""
 
 
-def _session() -> requests.Session:
-    session: requests.Session | None = getattr(_local, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.headers["User-Agent"] = "linuxkit-debian/1"
-        _local.session = session
-    return session
+def _http() -> HttpClient:
+    """The client every download thread shares (its connections are pooled per mirror)."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = HttpClient(timeout=TIMEOUT)
+        return _client
 
 
 def _open_file_url(url: str) -> Path:
@@ -58,69 +67,116 @@ def download(
 ) -> None:
     """Fetch ``url`` into ``dest`` atomically (temp name + rename), checking ``size`` and ``sha256`` inline.
 
-    Connection errors and 5xx answers are retried with backoff; 404 raises :class:`NotFound`; a wrong size or
-    digest raises :class:`DigestMismatch` and leaves nothing behind.
+    Connection errors and 429/5xx answers are retried with backoff, a broken transfer resumed; 404
+    raises :class:`NotFound`; a wrong size or digest raises :class:`DigestMismatch`; a failure that
+    persists is a :class:`BuildError`. Nothing is left behind but a complete, checked ``dest``.
+    ``on_chunk`` is called with the bytes received (negative when a transfer starts over).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    delay = RETRY_DELAY
-    for attempt in range(1, RETRIES + 1):
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
-        os.fchmod(fd, 0o644)  # cache files are public data; mkstemp makes them private
-        tmp = Path(tmp_name)
-        received = 0
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+    os.fchmod(fd, 0o644)  # cache files are public data; mkstemp makes them private
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            sink = _Sink(url, out, size, on_chunk or (lambda _n: None))
+            if url.startswith("file://"):
+                _copy_file(url, sink)
+            else:
+                _fetch(url, sink)
+        if size is not None and sink.received != size:
+            raise DigestMismatch(f"{url}: got {sink.received} bytes, expected {size}")
+        if sha256 is not None and sink.digest.hexdigest() != sha256:
+            raise DigestMismatch(f"{url}: sha256 {sink.digest.hexdigest()}, expected {sha256}")
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class _Sink:
+    """The bytes received so far: written, hashed, counted and reported."""
+
+    def __init__(self, url: str, out: IO[bytes], size: int | None, report: Callable[[int], None]) -> None:
+        self.url = url
+        self.out = out
+        self.size = size
+        self.report = report
+        self.digest = hashlib.sha256()
+        self.received = 0
+
+    def write(self, data: memoryview) -> None:
+        if self.size is not None and self.received + len(data) > self.size:
+            raise DigestMismatch(f"{self.url}: more than the expected {self.size} bytes")
+        self.digest.update(data)
+        self.out.write(data)
+        self.received += len(data)
+        self.report(len(data))
+
+    def restart(self) -> None:
+        self.out.seek(0)
+        self.out.truncate()
+        self.report(-self.received)
+        self.digest = hashlib.sha256()
+        self.received = 0
+
+
+def _copy_file(url: str, sink: _Sink) -> None:
+    try:
+        handle = _open_file_url(url).open("rb")
+    except FileNotFoundError as exc:
+        raise NotFound(url) from exc
+    with handle:
+        while chunk := handle.read(CHUNK):
+            sink.write(memoryview(chunk))
+
+
+def _fetch(url: str, sink: _Sink) -> None:
+    client = _http()
+    policy = client.policy
+    buffer = memoryview(bytearray(CHUNK))
+    attempt = 0
+    while True:
+        start = sink.received
+        headers = {"User-Agent": USER_AGENT}
+        if start:
+            headers["Range"] = f"bytes={start}-"
         try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                for chunk in _chunks(url):
-                    received += len(chunk)
-                    if size is not None and received > size:
-                        raise DigestMismatch(f"{url}: more than the expected {size} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-                    if on_chunk is not None:
-                        on_chunk(len(chunk))
-            if size is not None and received != size:
-                raise DigestMismatch(f"{url}: got {received} bytes, expected {size}")
-            if sha256 is not None and digest.hexdigest() != sha256:
-                raise DigestMismatch(f"{url}: sha256 {digest.hexdigest()}, expected {sha256}")
-            tmp.replace(dest)
-            return
-        except (requests.ConnectionError, requests.Timeout, _ServerError) as exc:
-            tmp.unlink(missing_ok=True)
-            if on_chunk is not None and received:
-                on_chunk(-received)
-            if attempt == RETRIES:
-                raise BuildError(f"cannot download {url}: {exc}", hint="check the network and the mirror") from exc
-            time.sleep(delay)
-            delay *= 2
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-
-class _ServerError(Exception):
-    pass
-
-
-def _chunks(url: str) -> Iterator[bytes]:
-    if url.startswith("file://"):
-        path = _open_file_url(url)
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError as exc:
-            raise NotFound(url) from exc
-        with handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
-        return
-    with _session().get(url, stream=True, timeout=TIMEOUT) as response:
-        if response.status_code in (404, 410):
-            raise NotFound(url)
-        if response.status_code >= 500:
-            raise _ServerError(f"HTTP {response.status_code}")
-        if response.status_code != 200:
-            raise BuildError(f"cannot download {url}: HTTP {response.status_code} {response.reason}")
-        yield from response.iter_content(CHUNK)
+            resp = client.request("GET", url, headers=headers)
+        except TransportError as exc:
+            raise BuildError(
+                f"cannot download {url}: {exc}",
+                hint=f"check the network and the mirror (tried {exc.attempts} time(s))",
+            ) from exc
+        with resp:
+            status = resp.status_code
+            if status in (404, 410):
+                raise NotFound(url)
+            if start and status == 206 and content_range_start(resp.headers.get("Content-Range")) == start:
+                log.debug(f"{url}: resuming at byte {start}")
+            elif status == 200:
+                if start:  # the mirror ignored Range: the whole file again
+                    sink.restart()
+            else:
+                raise BuildError(
+                    f"cannot download {url}: HTTP {status}",
+                    hint="the mirror is failing; retry later or choose another mirror"
+                    if status >= 500
+                    else "check the mirror URI",
+                )
+            try:
+                while n := resp.readinto(buffer):
+                    sink.write(buffer[:n])
+                return
+            except TransportError as exc:
+                if attempt >= policy.retries:
+                    raise BuildError(
+                        f"cannot download {url}: {exc}",
+                        hint=f"check the network and the mirror (the transfer broke {attempt + 1} time(s))",
+                    ) from exc
+                delay = policy.delay(attempt)
+                log.debug(f"{url}: {exc} after {sink.received} bytes; resuming in {delay:.1f}s")
+        attempt += 1
+        policy.sleep(delay)
 
 
 def sha256_file(path: Path) -> str:
