@@ -88,19 +88,35 @@ def _read(source: str, stdin: IO[bytes] | None) -> tuple[bytes, str, str | None]
         stream = stdin if stdin is not None else sys.stdin.buffer
         return stream.read(), STDIN_NAME, None
     if source.startswith(("http://", "https://")):
-        import urllib.error  # only here: with ssl and http.client it costs every build ~10 ms
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(source, timeout=60) as response:
-                return response.read(), source, None
-        except (urllib.error.URLError, OSError) as exc:
-            raise UserError(f"cannot fetch remote yaml file {source}: {exc}") from exc
+        return _fetch(source), source, None
     try:
         with open(source, "rb") as fh:
             return fh.read(), source, os.path.dirname(source) or "."
     except OSError as exc:
         raise UserError(f"cannot open config file {source}: {exc.strerror or exc}") from exc
+
+
+def _fetch(url: str) -> bytes:
+    """A YAML file given by URL, through the project's one HTTP stack (redirects, proxies, the system's
+    CA store, the one retry policy); imported only here. At most one byte more than ``load_yaml``
+    accepts is read, so a huge answer is reported as too large."""
+    from ..http.client import HttpClient
+    from ..http.transport import TransportError
+    from .yamlload import MAX_BYTES
+
+    try:
+        with HttpClient() as client, client.request("GET", url) as response:
+            if response.status_code != 200:
+                raise UserError(
+                    f"cannot fetch remote yaml file {url}: HTTP {response.status_code}",
+                    hint="check the URL" if response.status_code < 500 else "the server is failing; retry later",
+                )
+            return response.read(MAX_BYTES)
+    except TransportError as exc:
+        raise UserError(
+            f"cannot fetch remote yaml file {url}: {exc}",
+            hint=f"check the URL and the network (tried {exc.attempts} time(s))",
+        ) from exc
 
 
 def default_package_resolver(pkg_dir: str) -> str:
