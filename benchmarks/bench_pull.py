@@ -24,9 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,9 +59,10 @@ def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                return proc, f"127.0.0.1:{port}"
-        except requests.ConnectionError:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as resp:
+                if resp.status == 200:
+                    return proc, f"127.0.0.1:{port}"
+        except (urllib.error.URLError, ConnectionError):
             time.sleep(0.05)
     proc.kill()
     raise SystemExit("docker-registry did not start")
@@ -115,13 +116,11 @@ def curl_config(work: Path, ref: str) -> Path | None:
         return None
     host, _, rest = ref.partition("/")
     repo, _, tag = rest.rpartition(":")
-    manifest = json.loads(
-        requests.get(
-            f"http://{host}/v2/{repo}/manifests/{tag}",
-            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
-            timeout=10,
-        ).content
+    request = urllib.request.Request(
+        f"http://{host}/v2/{repo}/manifests/{tag}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
     )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        manifest = json.loads(resp.read())
     lines = []
     for blob in [manifest["config"], *manifest["layers"]]:
         lines += [f"url = http://{host}/v2/{repo}/blobs/{blob['digest']}", "output = /dev/null"]

@@ -3,13 +3,14 @@ Debian archive: what is pushed pulls back identical, releases are pushed, dirty 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
+from tests import plainhttp
 from tests.conftest import RunLinuxkit
 from tests.integration.test_pkg_build import GIT_ENV, lock_text, make_repo, manifest_digest, shared_debian_cache
 from tests.integration.test_registry_client import serve_registry
@@ -33,11 +34,11 @@ def debs() -> dict[str, str]:
 
 
 def tags(host: str, repository: str) -> list[str]:
-    resp = requests.get(f"http://{host}/v2/{repository}/tags/list", timeout=10)
-    if resp.status_code == 404:
+    status, _, body = plainhttp.request("GET", f"http://{host}/v2/{repository}/tags/list", timeout=10)
+    if status == 404:
         return []
-    resp.raise_for_status()
-    return sorted(resp.json().get("tags") or [])
+    assert status == 200, body
+    return sorted(json.loads(body).get("tags") or [])
 
 
 def test_push_pulls_back_identical_with_arch_tags_and_releases(

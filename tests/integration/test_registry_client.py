@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
-import requests
 from tests import imagefactory as f
+from tests import plainhttp
 
 from linuxkit.oci import jsonfmt
 from linuxkit.oci.archive import import_archive
@@ -73,9 +73,9 @@ def serve_registry(tmp_path: Path, extra_config: str = "", ready_status: int = 2
         deadline = time.monotonic() + 15
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == ready_status:
+                if plainhttp.request("GET", f"http://127.0.0.1:{port}/v2/", timeout=1)[0] == ready_status:
                     break
-            except requests.ConnectionError:
+            except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"docker-registry did not start: {proc.stderr.read() if proc.stderr else ''}")

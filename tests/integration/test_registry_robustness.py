@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import requests
 from test_registry_client import (
     AMD64,
     ARM64,
@@ -27,6 +26,7 @@ from test_registry_client import (
     start_proxy,
 )
 from tests import imagefactory as f
+from tests import plainhttp
 
 from linuxkit.oci.cache import Cache
 from linuxkit.oci.registry import RegistryError, pull, push
@@ -225,13 +225,13 @@ def test_push_with_arch_tags(registry: Registry, tmp_path: Path) -> None:  # noq
     for plat in (AMD64, ARM64):
         image = src.resolve("example/multi:2", plat)
         assert image is not None
-        resp = requests.head(
+        status, headers, _ = plainhttp.request(
+            "HEAD",
             f"http://{registry.host}/v2/tagged/manifests/3-{plat.architecture}",
             headers={"Accept": image.descriptor.media_type},
-            timeout=5,
         )
-        assert resp.status_code == 200 and resp.headers["Docker-Content-Digest"] == image.digest
-    assert requests.head(f"http://{registry.host}/v2/multi/manifests/2-amd64", timeout=5).status_code == 404
+        assert status == 200 and headers["Docker-Content-Digest"] == image.digest
+    assert plainhttp.request("HEAD", f"http://{registry.host}/v2/multi/manifests/2-amd64")[0] == 404
     with pytest.raises(RegistryError, match="not in the cache"):
         push(Cache(tmp_path / "none"), "example/multi:2", registry.ref("x:1"), options=NO_SLEEP, with_arch_tags=True)
 
