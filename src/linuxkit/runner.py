@@ -1,5 +1,6 @@
 """The one way to run a host program: argv lists, a clean error naming the missing tool and its
-Debian package, a copy-pasteable ``+ cmd`` line in debug mode."""
+Debian package, a copy-pasteable ``+ cmd`` line in debug mode. :func:`run` waits for the program;
+:func:`start` leaves it running in the background (a :class:`Process`: wait with a timeout, terminate)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import IO
 
 from . import log
@@ -50,6 +52,13 @@ TOOL_PACKAGES: Mapping[str, str] = {
 Cmd = Sequence[str | os.PathLike[str]]
 Stream = int | IO[bytes] | None
 
+#: for ``stdin``/``stdout``/``stderr``: nothing (``/dev/null``), or stderr into stdout
+DEVNULL = subprocess.DEVNULL
+STDOUT = subprocess.STDOUT
+
+#: how long :meth:`Process.terminate` lets a program exit after SIGTERM before it sends SIGKILL
+TERMINATE_GRACE = 5.0
+
 
 def find_tool(name: str) -> str:
     """The full path of host program ``name``, or a :class:`ToolMissingError` saying how to get it."""
@@ -74,6 +83,22 @@ def _describe_failure(argv: list[str], returncode: int) -> str:
     return f"{name} failed with exit code {returncode}"
 
 
+def _prepare(
+    cmd: Cmd, env: Mapping[str, str] | None, extra_env: Mapping[str, str] | None
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """``cmd`` as strings, the argv to execute (the program found on ``PATH``) and the environment;
+    logs the ``+ cmd`` line."""
+    argv = [os.fspath(a) for a in cmd]
+    if not argv:
+        raise ValueError("empty command")
+    exe = argv[0] if os.sep in argv[0] else find_tool(argv[0])
+    full_env = dict(os.environ if env is None else env)
+    if extra_env:
+        full_env.update(extra_env)
+    log.debug("+ " + shlex.join(argv))
+    return argv, [exe, *argv[1:]], full_env
+
+
 def run(
     cmd: Cmd,
     *,
@@ -92,20 +117,13 @@ def run(
     ``capture`` collects stdout and stderr; on failure with ``check`` the captured stderr ends
     up in the error message. ``extra_env`` is added to the current environment (or ``env``).
     """
-    argv = [os.fspath(a) for a in cmd]
-    if not argv:
-        raise ValueError("empty command")
-    exe = argv[0] if os.sep in argv[0] else find_tool(argv[0])
-    full_env = dict(os.environ if env is None else env)
-    if extra_env:
-        full_env.update(extra_env)
-    log.debug("+ " + shlex.join(argv))
+    argv, exe_argv, full_env = _prepare(cmd, env, extra_env)
     if capture:
         stdout = subprocess.PIPE if stdout is None else stdout
         stderr = subprocess.PIPE if stderr is None else stderr
     try:
         proc = subprocess.run(
-            [exe, *argv[1:]],
+            exe_argv,
             input=input,
             stdin=stdin if input is None else None,
             stdout=stdout,
@@ -128,3 +146,81 @@ def output(cmd: Cmd, **kwargs: object) -> str:
     """Run ``cmd`` and return its stdout as text (stripped)."""
     proc = run(cmd, capture=True, **kwargs)  # type: ignore[arg-type]
     return proc.stdout.decode(errors="replace").strip()
+
+
+class Process:
+    """A program started by :func:`start`. Used as a context manager, it is terminated on leaving
+    the block if it still runs."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], argv: list[str]) -> None:
+        self._popen = popen
+        self.argv = argv
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the program was seen to end (``-N``: killed by signal ``N``), else ``None``."""
+        return self._popen.returncode
+
+    def poll(self) -> int | None:
+        """The exit code if the program has ended, else ``None`` (without waiting)."""
+        return self._popen.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the program to end (at most ``timeout`` seconds; ``None``: as long as it takes);
+        its exit code, or ``None`` when it still runs after ``timeout``."""
+        try:
+            return self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def terminate(self, grace: float = TERMINATE_GRACE) -> int:
+        """End the program: SIGTERM, then SIGKILL if it has not exited ``grace`` seconds later;
+        its exit code (that of its own exit if it had already ended)."""
+        if self._popen.poll() is None:
+            log.debug(f"terminating {Path(self.argv[0]).name} (pid {self.pid})")
+            self._popen.terminate()
+            if self.wait(grace) is None:
+                self._popen.kill()
+        return self._popen.wait()
+
+    def kill(self) -> int:
+        """SIGKILL the program (if it still runs) and reap it; its exit code."""
+        if self._popen.poll() is None:
+            self._popen.kill()
+        return self._popen.wait()
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.terminate()
+
+
+def start(
+    cmd: Cmd,
+    *,
+    stdin: Stream = None,
+    stdout: Stream = None,
+    stderr: Stream = None,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    new_session: bool = False,
+) -> Process:
+    """Start ``cmd`` (an argv list) in the background and return at once; a missing program is a
+    :class:`ToolMissingError`, as with :func:`run`. ``new_session`` detaches it from our terminal
+    and process group (so a Ctrl-C for us does not reach it)."""
+    argv, exe_argv, full_env = _prepare(cmd, env, extra_env)
+    try:
+        popen = subprocess.Popen(
+            exe_argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=full_env, start_new_session=new_session
+        )
+    except FileNotFoundError as exc:
+        raise ToolMissingError(f"{argv[0]}: program not found", hint=str(exc)) from exc
+    return Process(popen, argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -238,6 +239,28 @@ def test_kvm_probe_result_is_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert accel.kvm_works("bad") is False
     assert accel.kvm_works("bad") is False
     assert calls == ["good", "bad"]
+
+
+def _fake_qemu(tmp_path: Path, script: str) -> str:
+    fake = tmp_path / "qemu-system-x86_64"
+    fake.write_text("#!/bin/sh\n" + script + "\n")
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def test_probe_passes_on_the_debug_exit_code(tmp_path: Path) -> None:
+    assert accel.run_probe(_fake_qemu(tmp_path, "exit 3"), timeout=10) is True
+    assert accel.run_probe(_fake_qemu(tmp_path, "exit 1"), timeout=10) is False
+
+
+def test_probe_of_a_hanging_qemu_fails_at_its_timeout(tmp_path: Path) -> None:
+    began = time.monotonic()
+    assert accel.run_probe(_fake_qemu(tmp_path, "exec sleep 30"), timeout=0.3) is False
+    assert time.monotonic() - began < 5
+
+
+def test_probe_of_a_missing_qemu_fails(tmp_path: Path) -> None:
+    assert accel.run_probe(str(tmp_path / "no-qemu"), timeout=1) is False
 
 
 def _sector17(path: Path, record: bytes) -> None:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import tempfile
 from pathlib import Path
 
 from .. import log
 from ..errors import LinuxKitError
-from ..runner import output
+from ..runner import DEVNULL, output, start
 
 ENV_ACCEL = "LINUXKIT_QEMU_ACCEL"
 PROBE_TIMEOUT = 5.0
@@ -65,13 +64,14 @@ def run_probe(qemu: str, accel: str = "kvm", timeout: float = PROBE_TIMEOUT) -> 
     with tempfile.TemporaryDirectory(prefix="linuxkit-accel.") as tmp:
         firmware = Path(tmp) / "probe.bin"
         firmware.write_bytes(probe_image())
-        argv = probe_argv(qemu, accel, firmware)
-        log.debug("+ " + " ".join(argv))
         try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
-        except (subprocess.TimeoutExpired, OSError):
+            with start(probe_argv(qemu, accel, firmware), stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL) as proc:
+                code = proc.wait(timeout)
+                if code is None:  # hangs: that is the failure the probe is for
+                    proc.kill()
+        except (LinuxKitError, OSError):
             return False
-        return proc.returncode == _PROBE_OK
+        return code == _PROBE_OK
 
 
 def _cache_file() -> Path:

@@ -15,7 +15,6 @@ import errno
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from pathlib import Path
 from .. import log
 from ..errors import UserError
 from ..metadata.iso import write_metadata_iso
-from ..runner import find_tool
+from ..runner import DEVNULL, STDOUT, find_tool, run, start
 from .accel import choose_accel, host_arch
 from .disks import DiskSpec, create_missing, qemu_file, qemu_opt, resolve_disks
 
@@ -415,19 +414,16 @@ def run_qemu(opts: RunOptions) -> int:
     create_missing(cfg.disks)
     argv = qemu_argv(qemu, cfg)
     log.info(f"Running qemu ({cfg.boot.kind} boot, accelerator {cfg.accel})")
-    log.debug("+ " + " ".join(argv))
     if opts.detached:
         console = cfg.state / "console.log"
         with open(console, "wb") as out:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            proc = start(argv, stdin=DEVNULL, stdout=out, stderr=STDOUT, new_session=True)
         log.info(f"qemu runs in the background (pid {proc.pid}); console: {console}")
         return 0
     sys.stdout.flush()
     sys.stderr.flush()
     # The serial console is qemu's stdio (-nographic): qemu inherits ours.
-    done = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL if cfg.gui else None)
+    done = run(argv, check=False, stdin=DEVNULL if cfg.gui else None)
     if done.returncode < 0:
         return 128 - done.returncode
     return done.returncode
