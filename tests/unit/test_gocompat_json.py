@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from linuxkit.gocompat.json import encode_float, encode_string, marshal, marshal_indent, sorted_map
+from linuxkit.gocompat.values import Field, NilSlice, Struct, to_plain
 
 
 @pytest.mark.parametrize(
@@ -133,3 +134,10 @@ def test_float_round_trip(value: float) -> None:
     text = encode_float(value)
     assert float(text) == value
     assert ("e" in text) == (value != 0 and not 1e-6 <= abs(value) < 1e21)
+
+
+def test_go_values_print_through_the_same_encoder() -> None:
+    """``metadata: json`` (config dump) and the bundle specs share this encoder: invalid UTF-8 (from
+    ``!!binary``) is ``\\ufffd``, as Go writes it, nil slices are ``null``, ``omitempty`` drops."""
+    value = Struct([Field("a", "x\udcffy"), Field("b", NilSlice()), Field("c", "", omitempty=True)])
+    assert marshal_indent(to_plain(value, json=True)) == b'{\n    "a": "x\\ufffdy",\n    "b": null\n}'
