@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Generic, ParamSpec, cast
 
 from ..errors import UserError
-from ..outputs import OutputSet
 
 if TYPE_CHECKING:
     from ..config.schema import Moby
+    from ..outputs import OutputSet
     from ..rootfs.assemble import ImageLookup, RootfsSettings
     from .initrd import RootfsFeed
 
