@@ -30,6 +30,8 @@ HEAVY = (
     "linuxkit.packages.buildyml",
     "linuxkit.metadata.iso",
     "linuxkit.run.qemu",
+    "linuxkit.outputs",  # the format table names OutputSet for type checking only
+    "linuxkit.http",
     "pydantic",
     "requests",
     "yaml",
