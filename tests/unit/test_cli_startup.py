@@ -19,7 +19,7 @@ from linuxkit.cli.main import build_parser
 
 CLI_DIR = Path(__file__).resolve().parents[2] / "src" / "linuxkit" / "cli"
 
-#: what no verb needs just to parse its arguments: the registry client, the pydantic models, the
+#: what no verb needs just to parse its arguments: the registry client, the config schema, the
 #: build pipeline and the libraries they pull in
 HEAVY = (
     "linuxkit.oci.registry",

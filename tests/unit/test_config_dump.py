@@ -29,7 +29,7 @@ META_JSON = (DATA / "metadata.json.golden").read_text()  # etc/linuxkit.json of 
 
 
 def model(text: str) -> schema.Moby:
-    return schema.Moby.model_validate(load_yaml(text.encode(), "c.yml").value)
+    return schema.parse(schema.Moby, load_yaml(text.encode(), "c.yml").value)
 
 
 def test_dry_run_matches_upstream_golden() -> None:

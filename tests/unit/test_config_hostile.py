@@ -197,8 +197,6 @@ def _for_type(tp: Any) -> st.SearchStrategy[Any]:
     import types
     import typing
 
-    from pydantic import BaseModel
-
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         return st.one_of(*[_for_type(arg) for arg in typing.get_args(tp)])
@@ -206,8 +204,9 @@ def _for_type(tp: Any) -> st.SearchStrategy[Any]:
         return st.lists(_for_type(typing.get_args(tp)[0]), max_size=3) | _SCALARS
     if origin is dict:
         return st.dictionaries(st.text(max_size=6), _for_type(typing.get_args(tp)[1]), max_size=3) | _SCALARS
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        fields = {info.alias or name: info.annotation for name, info in tp.model_fields.items()}
+    if isinstance(tp, type) and issubclass(tp, schema.Model):
+        hints = typing.get_type_hints(tp)
+        fields = {spec.key: hints[spec.attr] for spec in schema.fields_of(tp)}
         keys = st.lists(st.sampled_from(sorted(fields)), unique=True, max_size=6)
 
         def entries(chosen: list[str]) -> st.SearchStrategy[dict[str, Any]]:

@@ -10,8 +10,8 @@ from linuxkit.errors import UserError
 
 
 def _moby(**sections: list[str]) -> schema.Moby:
-    return schema.Moby.model_validate(
-        {key: [{"name": n, "image": "alpine"} for n in names] for key, names in sections.items()}
+    return schema.parse(
+        schema.Moby, {key: [{"name": n, "image": "alpine"} for n in names] for key, names in sections.items()}
     )
 
 

@@ -18,7 +18,7 @@ LABEL = "org.mobyproject.config"
 
 
 def _image(**fields: Any) -> schema.Image:
-    return schema.Image.model_validate({"name": "svc", "image": "docker.io/test/img:1", **fields})
+    return schema.parse(schema.Image, {"name": "svc", "image": "docker.io/test/img:1", **fields})
 
 
 def _config(label: Any = None, **config: Any) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def _rootfs_mounts(prefix: str, readonly: bool, ref: str, seen: dict[str, str]) 
 
 
 def _bundles(case: Path) -> list[tuple[str, bytes, bytes, bytes, bytes]]:
-    moby = schema.Moby.model_validate(yaml.safe_load((case / "input.yml").read_text()))
+    moby = schema.parse(schema.Moby, yaml.safe_load((case / "input.yml").read_text()))
     images = json.loads((case / "images.json").read_text())
     ids = allocate_ids(moby)
     volumes = {v.name or "": v for v in moby.volumes or ()}

@@ -48,7 +48,7 @@ def _images(ref: str, platform: Platform) -> ImageSource:
 
 def _settings(tmp_path: Path, decompress: bool = False) -> tuple[schema.Moby, RootfsSettings]:
     (tmp_path / "src.txt").write_text("source file\n")
-    moby = schema.Moby.model_validate(yaml.safe_load(YAML))
+    moby = schema.parse(schema.Moby, yaml.safe_load(YAML))
     metadata = _metadata()
     settings = RootfsSettings(
         arch="amd64", base_dir=tmp_path, metadata_dump=lambda m, k: metadata, decompress_kernel=decompress

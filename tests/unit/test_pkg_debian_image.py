@@ -255,8 +255,8 @@ def test_build_yml_debian_section_parses() -> None:
 
 
 def test_label_is_go_json_of_the_image_config() -> None:
-    cfg = schema.ImageConfig.model_validate(
-        {"pid": "host", "capabilities": ["CAP_SYS_BOOT"], "binds": ["/run:/run"], "readonly": False}
+    cfg = schema.parse(
+        schema.ImageConfig, {"pid": "host", "capabilities": ["CAP_SYS_BOOT"], "binds": ["/run:/run"], "readonly": False}
     )
     assert image_config_label(cfg) == (
         '{"capabilities":["CAP_SYS_BOOT"],"binds":["/run:/run"],"pid":"host","readonly":false}'

@@ -63,7 +63,7 @@ def _images(ref: str, platform: Platform) -> ImageSource:
 def _build(config: dict[str, Any], tmp: Path, *, decompress: bool = False) -> bytes:
     out = io.BytesIO()
     assemble(
-        schema.Moby.model_validate(config),
+        schema.parse(schema.Moby, config),
         _images,
         out,
         arch="amd64",
@@ -124,7 +124,7 @@ def test_errors_found_once_an_image_is_read_are_located_at_its_yaml_line(tmp_pat
         settings = RootfsSettings(
             arch="amd64", base_dir=tmp_path, metadata_dump=lambda m, k: b"", locate=lambda s, i: where.get((s, i))
         )
-        assemble_with(schema.Moby.model_validate(config), lambda ref, p: images[ref], io.BytesIO(), settings)
+        assemble_with(schema.parse(schema.Moby, config), lambda ref, p: images[ref], io.BytesIO(), settings)
 
     with pytest.raises(BuildError) as kernel:
         build({"kernel": {"image": "kernel:1", "binary": "vmlinuz"}})
@@ -270,7 +270,7 @@ def test_docker_format_and_determinism(tmp_path: Path) -> None:
     for _ in range(2):
         out = io.BytesIO()
         settings = RootfsSettings(arch="amd64", base_dir=tmp_path, metadata_dump=lambda m, k: b"", spec=FAKE_SPEC)
-        write_docker(schema.Moby.model_validate(config), _images, out, settings)
+        write_docker(schema.parse(schema.Moby, config), _images, out, settings)
         outs.append(out.getvalue())
     assert outs[0] == outs[1]
     last = _members(outs[0])[-1]

@@ -39,7 +39,7 @@ def test_matches_upstream(tmp_path: Path, golden: str, docker: bool, decompress:
         assert member is not None
         metadata = member.read()
     (tmp_path / "src.txt").write_text("source file\n")
-    moby = schema.Moby.model_validate(yaml.safe_load(YAML))
+    moby = schema.parse(schema.Moby, yaml.safe_load(YAML))
     settings = RootfsSettings(
         arch="amd64", base_dir=tmp_path, metadata_dump=lambda m, k: metadata, decompress_kernel=decompress
     )

@@ -73,7 +73,7 @@ def test_failing_sink_stops_the_read_ahead_before_the_error_leaves(tmp_path: Pat
     def images(ref: str, platform: Platform) -> ImageSource:
         return source
 
-    moby = schema.Moby.model_validate({"init": ["big:1"]})
+    moby = schema.parse(schema.Moby, {"init": ["big:1"]})
     settings = RootfsSettings(arch="amd64", base_dir=tmp_path, metadata_dump=lambda m, k: b"{}")
     gc.disable()  # the leak this guards against is collected only by a cycle collection
     try:

@@ -7,7 +7,7 @@ a :class:`Terminated` (a ``KeyboardInterrupt``), so every ``with`` block on the 
 temporary files (outputs, cache blobs) and worker threads are stopped before the exit.
 
 Start-up is lazy: the verb modules only register their flags; what a verb runs (the build, the
-registry client, pydantic models, rich) is imported when it runs. ``tests/unit/test_cli_startup.py``
+registry client, the config schema, rich) is imported when it runs. ``tests/unit/test_cli_startup.py``
 keeps it so.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from types import FrameType, ModuleType
 
 from ..errors import LinuxKitError, UserError
-from . import build_cmd, cache_cmd, metadata_cmd, pkg_cmd, run_cmd, version_cmd
+from . import build_cmd, cache_cmd, metadata_cmd, pkg_cmd, run_cmd, schema_cmd, version_cmd
 from .common import BOOL_FLAGS, CommonOptions, add_common, new_parser
 
 
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     pkg_cmd.register(verbs)
     run_cmd.register(verbs)
     metadata_cmd.register(verbs)
+    schema_cmd.register(verbs)
     version_cmd.register(verbs)
     return parser
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..packages.tag import TagOptions
 
 #: ``linuxkit.packages.buildyml.BUILD_YML``, spelled here so that ``--help`` need not import the
-#: pydantic models (a unit test keeps the two equal)
+#: schema classes (a unit test keeps the two equal)
 BUILD_YML = "build.yml"
 
 

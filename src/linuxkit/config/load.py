@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from pydantic import ValidationError
-
 from .. import log
 from ..errors import ConfigError, Diagnostic, LinuxKitError, Location, UserError
 from . import schema
@@ -186,55 +184,19 @@ def parse_config(
     value = doc.value
     if directory is not None and pkg_resolver is not None:
         value = _templates(doc, directory, pkg_resolver, rep)
-    found: list[Diagnostic] = []
-    try:
-        moby: schema.Moby | None = schema.Moby.model_validate(value)
-    except ValidationError as exc:
-        found = schema_diagnostics(doc, exc)
-        # keep checking what is valid: drop the broken parts and run the semantic checks on the rest
-        moby = _pruned(value)
-    if moby is not None and moby.trust is not None:
+    # the model keeps what is valid, so that the semantic checks run on the rest
+    moby, issues = schema.check(schema.Moby, value)
+    found = schema_diagnostics(doc, issues)
+    if moby.trust is not None:
         log.warn(f"{doc.locate(('trust',), key=True)}: trust is ignored (content trust was removed upstream)")
     found = rep.diagnostics + found
     bad = [d.path or "" for d in found]
-    more = [] if moby is None else semantic_diagnostics(doc, moby, sources_must_exist=sources_must_exist)
+    more = semantic_diagnostics(doc, moby, sources_must_exist=sources_must_exist)
     return doc, moby, found + [d for d in more if not any(_within(d.path or "", b) for b in bad)]
 
 
 def _within(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith((prefix + ".", prefix + "["))
-
-
-def _pruned(value: Any) -> schema.Moby | None:
-    """A model of ``value`` with the parts that fail validation removed or blanked (best effort)."""
-    data = copy.deepcopy(value)
-    for _ in range(8):
-        try:
-            return schema.Moby.model_validate(data)
-        except ValidationError as exc:
-            for err in exc.errors():
-                parent: Any = data
-                loc = list(err["loc"])
-                while loc:
-                    key = loc.pop(0)
-                    if not loc or not isinstance(parent, dict | list):
-                        break
-                    try:
-                        child = parent[key]  # type: ignore[index]
-                    except (KeyError, IndexError, TypeError):
-                        break
-                    if not isinstance(child, dict | list):
-                        break
-                    parent = child
-                if isinstance(parent, dict):
-                    if key in ("name", "image"):
-                        parent[key] = ""
-                    else:
-                        parent.pop(key, None)
-                elif isinstance(parent, list) and isinstance(key, int) and key < len(parent):
-                    index: int = key
-                    parent[index] = {} if isinstance(parent[index], dict) else ""
-    return None
 
 
 def _merge(sources: Sequence[SourceFile]) -> tuple[schema.Moby, dict[tuple[str, int], tuple[int, int]], dict[str, int]]:

@@ -5,13 +5,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import types
-import typing
 from collections.abc import Iterator, Sequence
 from typing import Any
-
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
 from .. import log
 from ..errors import Diagnostic, UserError
@@ -113,53 +108,6 @@ class Reporter:
 # ---------------------------------------------------------------------------- schema errors
 
 
-def _unwrap(tp: Any) -> list[Any]:
-    """The concrete types behind ``X | None``, ``list[X]`` and ``dict[str, X]`` annotations."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return [t for arg in typing.get_args(tp) for t in _unwrap(arg)]
-    return [tp]
-
-
-def model_at(path: Path, root: type[BaseModel] = schema.Moby) -> type[BaseModel] | None:
-    """The schema model that describes the mapping at ``path`` (``None`` if not a model)."""
-    current: Any = root
-    for part in path:
-        found: Any = None
-        for tp in _unwrap(current):
-            origin = typing.get_origin(tp)
-            if isinstance(part, int) and origin is list:
-                found = typing.get_args(tp)[0]
-            elif isinstance(part, str) and isinstance(tp, type) and issubclass(tp, BaseModel):
-                for name, info in tp.model_fields.items():
-                    if (info.alias or name) == part:
-                        found = info.annotation
-            elif isinstance(part, str) and origin is dict:
-                found = typing.get_args(tp)[1]
-        if found is None:
-            return None
-        current = found
-    for tp in _unwrap(current):
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            return tp
-    return None
-
-
-def _keys(model: type[BaseModel]) -> list[str]:
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
-_TYPE_NAMES = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "bool_type": "true or false",
-    "list_type": "a list",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-}
-
-
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -199,43 +147,33 @@ def _type_hint(path: Path, expected: str, value: Any) -> str | None:
     return None
 
 
-def schema_diagnostics(doc: Document, error: ValidationError, root: type[BaseModel] = schema.Moby) -> list[Diagnostic]:
-    """One diagnostic per problem pydantic found, located and explained."""
+def schema_diagnostics(doc: Document, issues: Sequence[schema.Issue]) -> list[Diagnostic]:
+    """One diagnostic per problem :func:`schema.check` found, located and explained."""
     rep = Reporter(doc)
-    grouped: dict[Path, list[ErrorDetails]] = {}
-    for err in error.errors():
-        loc: Path = tuple(err["loc"])
-        # union members show up as an extra trailing loc element ("int", "str"): fold them together
-        while loc and not isinstance(loc[-1], int) and loc not in doc.positions and loc[:-1] in doc.positions:
-            if err["type"] in ("missing", "extra_forbidden"):
-                break
-            loc = loc[:-1]
-        grouped.setdefault(loc, []).append(err)
-    for path, errs in grouped.items():
-        kinds = {e["type"] for e in errs}
-        value = _value_at(doc, path)
-        if "extra_forbidden" in kinds:
-            parent = model_at(path[:-1], root)
-            allowed = _keys(parent) if parent else []
+    for issue in issues:
+        path = issue.path
+        if issue.kind == "unknown":
+            allowed = list(issue.allowed)
             near = difflib.get_close_matches(str(path[-1]), allowed, n=1)
             hint = (
                 f"did you mean {near[0]!r}?" if near else ("allowed keys: " + ", ".join(allowed) if allowed else None)
             )
             rep.add(path, "unknown key", hint, key=True)
-        elif "missing" in kinds:
+        elif issue.kind == "missing":
             rep.add(path, "required key is missing", key=True)
-        elif "literal_error" in kinds:
-            expected = errs[0].get("ctx", {}).get("expected", "")
-            rep.add(path, f"must be one of {expected}")
-        elif len(kinds) > 1 and kinds <= set(_TYPE_NAMES):
-            names = sorted({_TYPE_NAMES[k] for k in kinds})
-            rep.add(path, f"must be {' or '.join(names)}, not {_kind(value)}")
-        elif kinds <= set(_TYPE_NAMES):
-            expected = _TYPE_NAMES[next(iter(kinds))]
-            rep.add(path, f"must be {expected}, not {_kind(value)}", _type_hint(path, expected, value))
+        elif issue.kind == "enum":
+            rep.add(path, f"must be one of {_one_of(issue.expected)}")
         else:
-            rep.add(path, errs[0]["msg"])
+            value = _value_at(doc, path)
+            expected = " or ".join(issue.expected)
+            hint = _type_hint(path, expected, value) if len(issue.expected) == 1 else None
+            rep.add(path, f"must be {expected}, not {_kind(value)}", hint)
     return rep.diagnostics
+
+
+def _one_of(values: Sequence[str]) -> str:
+    """``'a', 'b' or 'c'``."""
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
 
 
 # ---------------------------------------------------------------------------- semantic checks

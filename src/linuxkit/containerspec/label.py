@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from ..config import schema
 from ..config.paths import FieldPath, image_path_problems
@@ -37,11 +36,16 @@ def _decode(text: str, image_ref: str) -> Any:
             raise _error(image_ref, str(json_error).removeprefix("label: ")) from None
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(issues: list[schema.Issue]) -> str:
     problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+    for issue in issues:
+        where = ".".join(str(part) for part in issue.path)
+        if issue.kind == "unknown":
+            message = "unknown key"
+        elif issue.kind == "missing":
+            message = "required key is missing"
+        else:
+            message = "must be " + " or ".join(issue.expected)
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
 
@@ -54,10 +58,10 @@ def parse_label(text: str, image_ref: str) -> schema.ImageConfig:
     for key in ("name", "image"):
         if key in value:
             raise _error(image_ref, f"{key} cannot be set in the label")
-    try:
-        return schema.ImageConfig.model_validate(value)
-    except ValidationError as error:
-        raise _error(image_ref, _describe(error)) from None
+    config, issues = schema.check(schema.ImageConfig, value)
+    if issues:
+        raise _error(image_ref, _describe(issues))
+    return config
 
 
 def image_label(image_config: dict[str, Any], image_ref: str) -> schema.ImageConfig:

@@ -7,7 +7,9 @@ Only the YAML entry is rewritten (as upstream does): names in an image label sta
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..config import schema
 from ..errors import UserError
@@ -73,7 +75,7 @@ def _rewrite_mounts(mounts: Sequence[schema.Mount]) -> list[schema.Mount]:
         if mount.type != "bind" or source.startswith("/"):
             out.append(mount)
         else:
-            out.append(mount.model_copy(update={"source": merged_dir(source)}))
+            out.append(dataclasses.replace(mount, source=merged_dir(source)))
     return out
 
 
@@ -83,11 +85,11 @@ def with_volume_paths(image: schema.Image, volumes: Mapping[str, schema.Volume])
     located)."""
     for _, message, hint in volume_problems(image, volumes):
         raise UserError(message, hint=hint)
-    update: dict[str, object] = {}
+    update: dict[str, Any] = {}
     if image.mounts is not None:
         update["mounts"] = _rewrite_mounts(image.mounts)
     if image.binds is not None:
         update["binds"] = _rewrite_binds(image.binds)
     if image.binds_add is not None:
         update["binds_add"] = _rewrite_binds(image.binds_add)
-    return image.model_copy(update=update) if update else image
+    return dataclasses.replace(image, **update) if update else image

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
-
 from ..config import schema
 from ..config.validate import Reporter, schema_diagnostics
 from ..config.yamlload import Document, load_yaml
@@ -24,17 +22,20 @@ DEFAULT_GITREPO = "https://github.com/linuxkit/linuxkit"
 BUILD_YML = "build.yml"
 
 
+@dataclass(kw_only=True)
 class DockerImages(schema.Model):
-    target_dir: str | None = Field(None, alias="target-dir")
+    target_dir: str | None = schema.f("target-dir")
     target: str | None = None
-    from_file: str | None = Field(None, alias="from-file")
-    images: list[str] | None = Field(None, alias="list")
+    from_file: str | None = schema.f("from-file")
+    images: list[str] | None = schema.f("list")
 
 
+@dataclass(kw_only=True)
 class Depends(schema.Model):
-    docker_images: DockerImages | None = Field(None, alias="docker-images")
+    docker_images: DockerImages | None = schema.f("docker-images")
 
 
+@dataclass(kw_only=True)
 class DebianCopy(schema.Model):
     """A file or directory of the package directory copied into the image."""
 
@@ -43,21 +44,23 @@ class DebianCopy(schema.Model):
     mode: str | None = None  # octal string, e.g. "0755" (files only)
 
 
+@dataclass(kw_only=True)
 class DebianKernel(schema.Model):
     """Turn a Debian kernel package into a LinuxKit kernel image (``/kernel`` + ``/kernel.tar``)."""
 
-    modules: list[str] = Field(default_factory=list)  # module names; their dependencies are added
+    modules: list[str] = schema.f(default_factory=list)  # module names; their dependencies are added
 
 
+@dataclass(kw_only=True)
 class DebianSection(schema.Model):
     """Our extension: build the image from Debian packages instead of a Dockerfile (see docs/packages.md)."""
 
     suites: list[str] | None = None
     packages: list[str]
-    exclude_packages: list[str] | None = Field(None, alias="exclude-packages")
+    exclude_packages: list[str] | None = schema.f("exclude-packages")
     include: list[str] | None = None
     exclude: list[str] | None = None
-    copy_: list[DebianCopy] | None = Field(None, alias="copy")
+    copy_: list[DebianCopy] | None = schema.f("copy")
     symlinks: dict[str, str] | None = None
     directories: list[str] | None = None
     kernel: DebianKernel | None = None
@@ -67,6 +70,7 @@ class DebianSection(schema.Model):
     workdir: str | None = None
 
 
+@dataclass(kw_only=True)
 class BuildYml(schema.Model):
     """The keys ``build.yml`` may hold; ``None`` means "absent" (defaults are applied in :class:`PkgInfo`)."""
 
@@ -75,12 +79,12 @@ class BuildYml(schema.Model):
     tag: str | None = None
     dockerfile: str | None = None
     arches: list[str] | None = None
-    extra_sources: list[str] | None = Field(None, alias="extra-sources")
+    extra_sources: list[str] | None = schema.f("extra-sources")
     gitrepo: str | None = None
     network: bool | None = None
-    disable_cache: bool | None = Field(None, alias="disable-cache")
+    disable_cache: bool | None = schema.f("disable-cache")
     config: schema.ImageConfig | None = None
-    build_args: list[str] | None = Field(None, alias="buildArgs")
+    build_args: list[str] | None = schema.f("buildArgs")
     depends: Depends | None = None
     debian: DebianSection | None = None
 
@@ -181,25 +185,26 @@ def _validate(doc: Document) -> BuildYml:
     a system YAML), and go-yaml v3 decodes any scalar into a string field as its source text: so
     ``mode: 0666`` under ``config.devices`` is ``"0666"`` (upstream's pkg/getty and pkg/kmsg), and
     ``image: 1234`` is ``"1234"``."""
-    try:
-        return BuildYml.model_validate(doc.value)
-    except ValidationError as exc:
-        value = _scalars_as_text(doc, exc)
-        if value is None:
-            raise ConfigError(schema_diagnostics(doc, exc, BuildYml)) from exc
-    try:
-        return BuildYml.model_validate(value)
-    except ValidationError as exc:
-        raise ConfigError(schema_diagnostics(doc, exc, BuildYml)) from exc
+    if not isinstance(doc.value, dict):
+        raise ConfigError(schema_diagnostics(doc, [schema.Issue((), "type", ("a mapping",))]))
+    model, issues = schema.check(BuildYml, doc.value)
+    if not issues:
+        return model
+    value = _scalars_as_text(doc, issues)
+    if value is not None:
+        model, issues = schema.check(BuildYml, value)
+    if issues:
+        raise ConfigError(schema_diagnostics(doc, issues))
+    return model
 
 
-def _scalars_as_text(doc: Document, error: ValidationError) -> Any:
+def _scalars_as_text(doc: Document, issues: list[schema.Issue]) -> Any:
     """``doc.value`` with the scalars a string field refused (numbers, booleans) replaced by their
     source text; ``None`` when there is none."""
     fixes = [
-        (path, doc.texts[path])
-        for err in error.errors()
-        if err["type"] == "string_type" and (path := tuple(err["loc"])) in doc.texts
+        (issue.path, doc.texts[issue.path])
+        for issue in issues
+        if issue.kind == "type" and issue.expected == ("a string",) and issue.path in doc.texts
     ]
     if not fixes:
         return None
