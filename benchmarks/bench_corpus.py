@@ -140,7 +140,7 @@ def editable_note(ours: Path) -> str:
         p = subprocess.run([interp, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    version, editable, url = [*p.stdout.split(maxsplit=2), "", "", ""][:3]
+    version, editable, url = [*p.stdout.strip().split(maxsplit=2), "", "", ""][:3]
     return f"linuxkit {version}, {'editable install of ' + url if editable == 'True' else 'regular install'}"
 
 
