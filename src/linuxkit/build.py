@@ -14,8 +14,10 @@ from typing import IO, TYPE_CHECKING
 
 from . import log
 from .config import schema
+from .config.dump import dry_run, metadata_file
 from .config.load import default_package_resolver, load_configs
 from .errors import LinuxKitError, Location, UserError
+from .formats.loaders import boot_files_tree
 from .formats.registry import Format, FormatContext, Input, validate_formats
 from .formats.tarfmt import write_tar
 from .images import ImageFinder, PackageBuilder, image_refs
@@ -23,17 +25,19 @@ from .oci import reference
 from .oci.cache import Cache
 from .oci.image import Platform
 from .outputs import OutputSet, check_writable, full_disk_is_an_error
+from .packages.debian_image import DebianSettings, default_debian_cache
 from .rootfs.assemble import Addition, RootfsSettings, assemble_to_sink, images_read, oci_volumes
+from .rootfs.inputtar import InputTar
+from .rootfs.ocivolume import ensure_index, layout_entries
+from .sbom import SbomCollector, attestation_sboms
 from .tar.header import DEFAULT_MTIME, REG, Header
 from .tar.reader import Entry
 from .tar.writer import TarSink
 
-# Loaded only when a build needs them (each costs start-up time): the registry client (requests),
-# the package builder, the boot loaders, SBOMs, --input-tar, OCI volumes, the YAML dumper.
+# ``linuxkit build --dry-run`` does not import this module (see linuxkit.cli.parser): what is here
+# is imported for a build, which uses it.
 if TYPE_CHECKING:
     from .oci.registry import RegistryOptions
-    from .packages.debian_image import DebianSettings
-    from .sbom import SbomCollector
 
 
 @dataclass(frozen=True)
@@ -79,18 +83,10 @@ def _sbom_time(current: bool) -> datetime | None:
     return datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() else datetime.now(UTC)
 
 
-def _metadata_file(moby: schema.Moby, fmt: str) -> bytes:
-    from .config.dump import metadata_file
-
-    return metadata_file(moby, fmt)
-
-
 def rootfs_settings(opts: BuildOptions, cache: Cache, platform: Platform) -> RootfsSettings:
     additions: list[Addition] = []
     on_image: Callable[[str, str], None] | None = None
     if opts.sbom:
-        from .sbom import SbomCollector, attestation_sboms
-
         when = _sbom_time(opts.sbom_current_time)
         collector = SbomCollector() if when is None else SbomCollector(build_time=when)
 
@@ -102,7 +98,7 @@ def rootfs_settings(opts: BuildOptions, cache: Cache, platform: Platform) -> Roo
     return RootfsSettings(
         arch=opts.arch,
         base_dir=Path.cwd(),
-        metadata_dump=_metadata_file,
+        metadata_dump=metadata_file,
         decompress_kernel=opts.decompress_kernel,
         additions=tuple(additions),
         on_image=on_image,
@@ -128,8 +124,6 @@ _TMP_HINT = "free some space there, or point TMPDIR at a directory with more roo
 
 
 def _debian(opts: BuildOptions) -> DebianSettings:
-    from .packages.debian_image import DebianSettings, default_debian_cache
-
     if opts.debian is None:
         return DebianSettings(cache_dir=default_debian_cache())
     return opts.debian() if callable(opts.debian) else opts.debian
@@ -157,16 +151,11 @@ def run_build(opts: BuildOptions) -> list[Path]:
         packages[reference.normalize(ref)] = pkg_dir
         return ref
 
-    with log.step("Loading configuration"):
-        # a dry run reads no files: source, so one that does not exist yet is only a warning (as upstream)
-        loaded = load_configs(opts.configs, pkg_resolver=resolve_package, sources_must_exist=not opts.dry_run)
     if opts.dry_run:
-        from .config.dump import dump_yaml
-
-        out = opts.stdout or sys.stdout.buffer
-        out.write(dump_yaml(loaded.moby) + b"\n")
-        out.flush()
+        dry_run(opts.configs, opts.stdout or sys.stdout.buffer)
         return []
+    with log.step("Loading configuration"):
+        loaded = load_configs(opts.configs, pkg_resolver=resolve_package)
     formats = validate_formats(opts.formats, opts.arch)
     if formats[0].input is not Input.STREAM:
         check_writable(opts.out_dir)
@@ -179,8 +168,6 @@ def run_build(opts: BuildOptions) -> list[Path]:
     )
     reuse = None
     if opts.input_tar is not None:
-        from .rootfs.inputtar import InputTar
-
         reuse = InputTar.load(opts.input_tar, loaded.moby)
     reused = reuse.reused_places() if reuse is not None else set()
     # images only read as OCI layouts, or only by parts copied from the input tar, are not checked here
@@ -188,13 +175,9 @@ def run_build(opts: BuildOptions) -> list[Path]:
     with log.step("Checking images"):
         finder.check_all(loaded, volume_oci=not_read)
         for ref, volume_platforms in oci_volumes(loaded.moby, reused):
-            from .rootfs.ocivolume import ensure_index
-
             ensure_index(cache, ref, volume_platforms, registry=opts.registry, always_pull=opts.pull)
 
     def oci_layout(ref: str, volume_platforms: Sequence[Platform]) -> Iterable[Entry]:
-        from .rootfs.ocivolume import layout_entries
-
         return layout_entries(cache, ref, volume_platforms)
 
     def locate(section: str, index: int | None) -> Location | None:
@@ -263,8 +246,6 @@ def _write_from_rootfs_tar(
             write_tar(moby, finder, fh, settings)
         boot_files = None
         if any(f.boot_loaders for f in formats):
-            from .formats.loaders import boot_files_tree
-
             with log.step("Preparing boot loaders"):
                 boot_files = boot_files_tree(
                     cache, Platform("linux", opts.arch), Path(tmp) / "loaders", debian=_debian(opts)

@@ -5,12 +5,14 @@ directory, each once; the missing ones reported together, at the lines that name
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from . import log
 from .errors import BuildError, BuildErrors, Diagnostic, LinuxKitError
 from .oci import reference
 from .oci.image import Platform
+from .oci.registry import pull
 
 if TYPE_CHECKING:
     from .config.load import LoadedConfig
@@ -77,8 +79,6 @@ class ImageFinder:
             return "pulling is off"
         try:
             with log.step(f"Pulling {key}"):
-                from .oci.registry import pull
-
                 pull(self.cache, key, [self.platform], options=self.registry)
         except LinuxKitError as exc:
             return exc.message
@@ -105,14 +105,10 @@ class ImageFinder:
         def one(key: str) -> str | None:
             log.info(f"Pulling {key}")
             try:
-                from .oci.registry import pull
-
                 pull(self.cache, key, [self.platform], options=self.registry)
             except LinuxKitError as exc:
                 return exc.message
             return None
-
-        from concurrent.futures import ThreadPoolExecutor
 
         with log.step(f"Pulling {len(keys)} images"), ThreadPoolExecutor(min(4, len(keys))) as pool:
             self._pulled.update(zip(keys, pool.map(one, keys), strict=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from linuxkit.config import schema
-from linuxkit.containerspec import allocate_ids, resolve_id
+from linuxkit.containerspec.ids import allocate_ids, resolve_id
 from linuxkit.errors import UserError
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from linuxkit.config import schema
-from linuxkit.containerspec import ContainerSpec, container_spec, runtime_json, runtime_mount
 from linuxkit.containerspec.capabilities import KNOWN_CAPABILITIES
+from linuxkit.containerspec.oci import ContainerSpec, container_spec, runtime_json, runtime_mount
 from linuxkit.containerspec.resources import hugepage_size, rlimits
 from linuxkit.errors import BuildError, UserError
 

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from linuxkit.config import schema
-from linuxkit.containerspec import allocate_ids, container_spec, runtime_json, runtime_mount
+from linuxkit.containerspec.ids import allocate_ids
+from linuxkit.containerspec.oci import container_spec, runtime_json, runtime_mount
 
 CASES = Path(__file__).resolve().parents[1] / "data" / "containerspec" / "cases"
 

@@ -9,6 +9,7 @@ import pytest
 
 from linuxkit import runner
 from linuxkit.cli.common import CommonOptions
+from linuxkit.cli.registries import registry_options
 from linuxkit.errors import BuildError, ConfigError, Diagnostic, Location, ToolMissingError, UserError
 from linuxkit.oci import reference
 from linuxkit.outputs import OutputSet
@@ -100,12 +101,12 @@ def _common(mirrors: list[str]) -> CommonOptions:
 
 def test_mirrors_as_upstream_parses_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINUXKIT_MIRROR", "http://all.example docker.io=https://hub.example")
-    opts = _common(["ghcr.io=http://127.0.0.1:5000"]).registry_options()
+    opts = registry_options(_common(["ghcr.io=http://127.0.0.1:5000"]))
     assert opts.mirrors["*"] == "http://all.example"
     assert opts.mirrors["registry-1.docker.io"] == "https://hub.example"
     assert opts.mirrors["ghcr.io"] == "http://127.0.0.1:5000"
     with pytest.raises(UserError, match="must start with http"):
-        _common(["docker.io=hub.example"]).registry_options()
+        registry_options(_common(["docker.io=hub.example"]))
 
 
 def test_run_without_backend_means_qemu() -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from linuxkit.oci import jsonfmt
-from linuxkit.oci.cache import Cache, default_cache_dir
+from linuxkit.oci.cache import Cache
+from linuxkit.oci.cachedir import default_cache_dir
 from linuxkit.oci.descriptor import Descriptor
 from linuxkit.oci.digest import DigestError, VerifyingReader, of_bytes
 from linuxkit.oci.layout import EMPTY_INDEX, OCI_LAYOUT_CONTENT, Layout

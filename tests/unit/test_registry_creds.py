@@ -16,6 +16,7 @@ import pytest
 from registry_fakes import FakeTransport, Sent
 
 from linuxkit.cli.common import CommonOptions, add_common
+from linuxkit.cli.registries import registry_options
 from linuxkit.errors import UserError
 from linuxkit.http.client import content_range_start
 from linuxkit.http.transport import Headers, IncompleteRead, Response
@@ -47,14 +48,14 @@ def common_from(argv: list[str]) -> CommonOptions:
 
 
 def test_registry_creds_flag_is_repeatable() -> None:
-    opts = common_from(["--registry-creds", "a.example=u:p", "--registry-creds", "b.example=tok"]).registry_options()
+    opts = registry_options(common_from(["--registry-creds", "a.example=u:p", "--registry-creds", "b.example=tok"]))
     assert opts.credentials == {
         "a.example": Credentials("u", "p"),
         "b.example": Credentials("", "tok", registry_token=True),
     }
     assert opts.credentials_for("a.example") == Credentials("u", "p")
     with pytest.raises(UserError, match="user name is empty") as err:
-        common_from(["--registry-creds", "a.example=:p"]).registry_options()
+        registry_options(common_from(["--registry-creds", "a.example=:p"]))
     assert err.value.hint is not None and "--registry-creds" in err.value.hint
 
 

@@ -1,7 +1,7 @@
 """Flags every verb accepts (upstream's cobra persistent flags) and small CLI helpers.
 
-Imported on every start (even ``--help``): it imports nothing heavy; the logging layer, the cache
-and the registry options are imported by the functions that need them.
+Imported on every start (even ``--help``): it imports nothing heavy (the registry options are made
+by :mod:`linuxkit.cli.registries`, imported by the verbs that talk to registries).
 """
 
 from __future__ import annotations
@@ -10,17 +10,18 @@ import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..errors import UserError
-
-if TYPE_CHECKING:
-    from ..oci.registry import RegistryOptions
+from ..oci.cachedir import default_cache_dir
 
 #: ``linuxkit.log.QUIET`` and ``.DEBUG``, spelled here so that parsing need not import rich (a unit
 #: test keeps them equal)
 QUIET = 0
 DEBUG = 2
+
+#: ``linuxkit.packages.buildyml.BUILD_YML`` and ``linuxkit.oci.archive.FORMATS`` (``cache export
+#: --format``), spelled here for the parser (the same unit test keeps them equal)
+BUILD_YML = "build.yml"
+EXPORT_FORMATS = ("oci", "docker", "filesystem")
 
 # Boolean long flags that upstream (pflag) also accepts as ``--flag=true|false``.
 BOOL_FLAGS = frozenset(
@@ -91,38 +92,7 @@ class CommonOptions:
     @property
     def cache_dir(self) -> Path:
         """``--cache``, else ``$LINUXKIT_CACHE`` or ``~/.linuxkit/cache``."""
-        if self.cache is not None:
-            return self.cache
-        from ..oci.cache import default_cache_dir
-
-        return default_cache_dir()
-
-    def registry_options(self) -> RegistryOptions:
-        """Mirrors (``--mirror``, ``LINUXKIT_MIRROR``) and CA files as upstream reads them."""
-        from ..oci.registry.options import RegistryOptions, parse_registry_creds
-
-        raw = [m for m in os.environ.get("LINUXKIT_MIRROR", "").replace(",", " ").split() if m] + self.mirrors
-        mirrors: dict[str, str] = {}
-        for item in raw:
-            key, eq, value = item.partition("=")
-            if not eq:
-                key, value = "*", item
-            if not value.startswith(("http://", "https://")):
-                raise UserError(f"mirror {value!r} must start with http:// or https://")
-            for host in (
-                ("docker.io", "index.docker.io", "registry-1.docker.io") if key.rstrip("/") == "docker.io" else (key,)
-            ):
-                mirrors[host] = value
-        for cert in self.cert_files:
-            if not Path(cert).is_file():
-                raise UserError(f"failed to read certificate file {cert!r}")
-        try:
-            creds = parse_registry_creds(self.registry_creds)
-        except ValueError as exc:
-            raise UserError(
-                str(exc), hint="e.g. --registry-creds ghcr.io=me:TOKEN or --registry-creds host=TOKEN"
-            ) from exc
-        return RegistryOptions(mirrors=mirrors, cert_files=tuple(Path(c) for c in self.cert_files), credentials=creds)
+        return self.cache if self.cache is not None else default_cache_dir()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> CommonOptions:

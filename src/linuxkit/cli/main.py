@@ -6,24 +6,29 @@ SIGTERM and SIGHUP take the path Ctrl-C (SIGINT) takes: the signal is raised in 
 a :class:`Terminated` (a ``KeyboardInterrupt``), so every ``with`` block on the way out removes its
 temporary files (outputs, cache blobs) and worker threads are stopped before the exit.
 
-Start-up is lazy: the verb modules only register their flags; what a verb runs (the build, the
-registry client, the config schema, rich) is imported when it runs. ``tests/unit/test_cli_startup.py``
-keeps it so.
+Start-up is decided here, once: :mod:`linuxkit.cli.parser` declares every verb's flags and names
+the module that runs it (``"module:function"``); :func:`main` imports that one module after
+parsing, and the module imports what it uses at its top. So ``version`` loads the parser alone,
+``build --dry-run`` the config loader and printer, ``pkg show-tag`` the tag code, and only ``build``
+the build. ``tests/unit/test_cli_startup.py`` holds each verb to an allow-list of modules.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType, ModuleType
 
 from ..errors import LinuxKitError, UserError
-from . import build_cmd, cache_cmd, metadata_cmd, pkg_cmd, run_cmd, schema_cmd, version_cmd
-from .common import BOOL_FLAGS, CommonOptions, add_common, new_parser
+from .common import BOOL_FLAGS, CommonOptions
+from .parser import build_parser
+
+__all__ = ["build_parser", "main", "verb_function"]
 
 
 def _normalise_argv(argv: Sequence[str]) -> list[str]:
@@ -70,19 +75,15 @@ def _default_run_backend(argv: list[str]) -> list[str]:
     return argv
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser("linuxkit", "Build and run small, immutable Linux systems made of containers.")
-    add_common(parser, top_level=True)
-    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
-    verbs.required = True
-    build_cmd.register(verbs)
-    cache_cmd.register(verbs)
-    pkg_cmd.register(verbs)
-    run_cmd.register(verbs)
-    metadata_cmd.register(verbs)
-    schema_cmd.register(verbs)
-    version_cmd.register(verbs)
-    return parser
+Verb = Callable[[argparse.Namespace, CommonOptions], int]
+
+
+def verb_function(args: argparse.Namespace) -> Verb:
+    """The function that runs the parsed verb, its module imported now (see :mod:`.parser`)."""
+    target: str = args.run(args) if callable(args.run) else args.run
+    module, _, name = target.partition(":")
+    function: Verb = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    return function
 
 
 class Terminated(KeyboardInterrupt):
@@ -122,8 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log(common)
     install_signal_handlers()
     try:
-        result: int = args.func(args, common)
-        return result
+        return verb_function(args)(args, common)
     except LinuxKitError as exc:
         log = _log(common)
         if common.debug:

@@ -1,4 +1,4 @@
-"""``linuxkit version``."""
+"""``linuxkit version``: prints with print(), loads nothing beyond the parser."""
 
 from __future__ import annotations
 
@@ -7,16 +7,9 @@ import os
 import sys
 
 from .. import __version__
-from .common import CommonOptions, add_verb
+from .common import CommonOptions
 
 GIT_COMMIT = ""  # set by release builds
-
-
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = add_verb(verbs, "version", "report the version of linuxkit")
-    parser.add_argument("--short", action="store_true", help="print just the version number")
-    parser.add_argument("--commit", action="store_true", help="print just the commit")
-    parser.set_defaults(func=run, uses_log=False)
 
 
 def run(args: argparse.Namespace, common: CommonOptions) -> int:

@@ -5,7 +5,8 @@ non-``omitempty`` field appears with its zero value (``image: ""``, ``onshutdown
 ``optional: false``), OCI structs from runtime-spec carry lower-cased Go field names in YAML
 (``uidmappings``, ``kerneltcp``) and all their fields, and ``trust`` is gone.
 
-* ``dump_yaml`` is ``build --dry-run``: go-yaml **v3** (4-space indent); ``print`` adds one more ``\\n``.
+* ``dump_yaml`` is ``build --dry-run`` (:func:`dry_run` loads and prints): go-yaml **v3** (4-space
+  indent); ``print`` adds one more ``\\n``.
 * ``metadata_file`` is the ``metadata:`` file: image references expanded first (``UpdateImages``),
   then go-yaml **v2** (2-space indent, indentless sequences, folding at 80 columns) for ``yaml``
   and ``json.MarshalIndent`` with 4 spaces for ``json``.
@@ -20,15 +21,18 @@ prints them as ``null``/``0``; we keep and print the values given.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
+from .. import log
 from ..errors import UserError
 from ..gocompat import json as gojson
 from ..gocompat.values import Field, GoValue, NilMap, NilSlice, Ptr, Struct, to_plain
 from ..gocompat.yaml import marshal_yaml
 from ..oci import reference
 from . import schema as s
+from .load import default_package_resolver, load_configs
 
 
 def _zero(t: s.Type, j: bool) -> GoValue:
@@ -149,6 +153,15 @@ def with_expanded_images(moby: s.Moby) -> s.Moby:
         if images is not None:
             update[section] = [replace(i, image=full(i.image)) for i in images]
     return replace(moby, **update)
+
+
+def dry_run(configs: Sequence[str], out: IO[bytes]) -> None:
+    """``linuxkit build --dry-run``: load and merge ``configs`` and print them as upstream does. No
+    ``source:`` file is read, so one that does not exist yet is only a warning (as upstream)."""
+    with log.step("Loading configuration"):
+        loaded = load_configs(configs, pkg_resolver=default_package_resolver, sources_must_exist=False)
+    out.write(dump_yaml(loaded.moby) + b"\n")
+    out.flush()
 
 
 def metadata_file(moby: s.Moby, kind: Literal["yaml", "json"] | str) -> bytes:

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .. import log
+from ..containerspec.volumes import volume_problems
 from ..errors import ConfigError, Diagnostic, LinuxKitError, Location, UserError
 from . import schema
 from .validate import IMAGE_SECTIONS, Reporter, dotted, schema_diagnostics, semantic_diagnostics, walk_strings
-from .yamlload import Document, load_yaml
+from .yamlload import MAX_BYTES, Document, load_yaml
 
 PackageResolver = Callable[[str], str]
 """Maps a package directory (the YAML's directory joined with the ``@pkg:`` path) to its canonical tag."""
@@ -100,7 +101,6 @@ def _fetch(url: str) -> bytes:
     accepts is read, so a huge answer is reported as too large."""
     from ..http.client import HttpClient
     from ..http.transport import TransportError
-    from .yamlload import MAX_BYTES
 
     try:
         with HttpClient() as client, client.request("GET", url) as response:
@@ -264,8 +264,6 @@ def _cross_checks(cfg: LoadedConfig) -> list[Diagnostic]:
         check_id("files", i, ("uid",), f.uid)
         check_id("files", i, ("gid",), f.gid)
     # binds naming volumes: against the volumes of all the files (as the build uses them)
-    from ..containerspec.volumes import volume_problems
-
     volumes = {v.name: v for v in m.volumes or [] if v.name}
     for section in IMAGE_SECTIONS:
         for i, image in enumerate(getattr(m, section) or []):

@@ -1,17 +1,5 @@
-"""OCI bundle specs for onboot, onshutdown and service containers (``config.json`` and ``runtime.json``)."""
+"""OCI bundle specs for onboot, onshutdown and service containers (``config.json`` and ``runtime.json``).
 
-from __future__ import annotations
-
-from .ids import IdMap, allocate_ids, resolve_id
-from .oci import OCI_VERSION, ContainerSpec, container_spec, runtime_json, runtime_mount
-
-__all__ = [
-    "OCI_VERSION",
-    "ContainerSpec",
-    "IdMap",
-    "allocate_ids",
-    "container_spec",
-    "resolve_id",
-    "runtime_json",
-    "runtime_mount",
-]
+The package re-exports nothing: ``config.load`` checks volumes with :mod:`.volumes` alone, without
+the spec builder (:mod:`.oci`) and its label parser; import the submodule that you use.
+"""

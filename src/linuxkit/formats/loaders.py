@@ -17,6 +17,11 @@ from .. import log
 from ..errors import BuildError
 from ..oci.cache import Cache
 from ..oci.image import Platform
+from ..packages.pkgbuild import PkgBuildOptions, build_package
+from ..packages.tag import TagOptions
+from ..rootfs.flatten import write_flattened
+from ..safetree import SafeTree
+from ..tar.reader import read_entries
 
 if TYPE_CHECKING:
     from ..packages.debian_image import DebianSettings
@@ -33,12 +38,6 @@ def mkimage_hash() -> str:
 
 def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: DebianSettings) -> Path:
     """Unpack the boot-loader image for ``platform`` into ``dest`` (building it first when missing)."""
-    from ..packages.pkgbuild import PkgBuildOptions, build_package
-    from ..packages.tag import TagOptions
-    from ..rootfs.flatten import write_flattened
-    from ..safetree import SafeTree
-    from ..tar.reader import read_entries
-
     opts = PkgBuildOptions(
         cache=cache, debian=debian, tag=TagOptions(hash=mkimage_hash(), tag_template="{{.Hash}}"), platforms=(platform,)
     )

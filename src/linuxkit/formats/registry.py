@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Generic, ParamSpec, cast
 
 from ..errors import UserError
+from ..oci.image import normalize_arch
 
 if TYPE_CHECKING:
     from ..config.schema import Moby
@@ -242,8 +243,6 @@ def _check_clashes(requested: Sequence[str]) -> None:
 
 def check_arch(fmt: Format, arch: str) -> None:
     """A :class:`UserError` when ``fmt`` does not build for ``arch`` (either spelling)."""
-    from ..oci.image import normalize_arch
-
     if fmt.arches is not None and normalize_arch(arch) not in fmt.arches:
         want = fmt.arches[0]
         raise UserError(

@@ -16,6 +16,7 @@ owner 0:0, modes 0644/0755.
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from typing import IO
 from ..errors import BuildError, UserError
 from . import digest as _digest
 from . import jsonfmt, reference
-from .cache import Cache, CachedImage
+from .cache import Cache, CachedImage, damaged
 from .descriptor import Descriptor
 from .image import Platform
 from .layout import OCI_LAYOUT_CONTENT, AtomicFile
@@ -165,8 +166,6 @@ def _info(name: str, size: int, *, directory: bool = False) -> tarfile.TarInfo:
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
     tar.addfile(_info(name, len(data)), io.BytesIO(data))
 
 
@@ -255,8 +254,6 @@ def export_image(
 
             write_flattened(image, out)
     except _digest.DigestError as exc:
-        from .cache import damaged
-
         raise damaged(image.name, exc) from exc
     return image
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -33,17 +33,7 @@ from .mediatypes import (
 if TYPE_CHECKING:
     from .writer import ImageWriter
 
-ENV_CACHE = "LINUXKIT_CACHE"
 _DAMAGE = (FileNotFoundError, DigestError, LayoutError, ValueError, KeyError, TypeError)
-
-
-def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``$LINUXKIT_CACHE`` when set, else ``~/.linuxkit/cache`` (upstream's default)."""
-    environ = os.environ if env is None else env
-    value = environ.get(ENV_CACHE)
-    if value:
-        return Path(value).expanduser()
-    return Path.home() / ".linuxkit" / "cache"
 
 
 def _fix_hint(name: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import secrets
 import stat
@@ -98,8 +99,6 @@ class BlobWriter:
     """Receives a blob's bytes, hashing them, and files it under its digest on :meth:`commit`."""
 
     def __init__(self, layout: Layout) -> None:
-        import hashlib
-
         self._layout = layout
         layout.blobs_dir.mkdir(parents=True, exist_ok=True)
         self._out = AtomicFile(layout.blobs_dir / "blob")

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..errors import LinuxKitError
+from . import reference
 from .cache import Cache
 from .descriptor import Descriptor, platform_of
 from .digest import DigestError
@@ -150,8 +151,6 @@ def repair(cache: Cache, report: NameReport, pull: Puller) -> RepairResult:
     for problem in report.problems:
         if problem.kind == "corrupt":
             cache.layout.remove_blob(problem.digest)
-    from . import reference
-
     ref = reference.parse(report.name)
     by_digest = f"{ref.name}@{report.root.digest}"
     platforms = report.platforms or None if is_index(report.root.media_type) else None

@@ -7,7 +7,6 @@ Everything is streamed: entries go from the image layers to ``out`` one at a tim
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import IO, Any, Protocol, cast
 
 from .. import log
 from ..config import schema
+from ..containerspec.ids import allocate_ids, resolve_id
+from ..containerspec.oci import container_spec, runtime_json, runtime_mount
 from ..errors import BuildError, LinuxKitError, Location
 from ..gocompat.path import go_join
 from ..oci import reference
@@ -70,9 +71,7 @@ class SpecApi:
 
     @classmethod
     def default(cls) -> SpecApi:
-        ids = importlib.import_module("linuxkit.containerspec.ids")
-        oci = importlib.import_module("linuxkit.containerspec.oci")
-        return cls(ids.allocate_ids, ids.resolve_id, oci.container_spec, oci.runtime_json, oci.runtime_mount)
+        return cls(allocate_ids, resolve_id, container_spec, runtime_json, runtime_mount)
 
 
 _LABELS = {"onboot": "onboot", "onshutdown": "onshutdown", "services": "service"}

@@ -23,6 +23,7 @@ from ..oci.cache import Cache, damaged
 from ..oci.descriptor import Descriptor
 from ..oci.image import Platform
 from ..oci.mediatypes import ANNOTATION_REF_NAME, IMAGE_MANIFEST_TYPES, OCI_INDEX, is_index
+from ..oci.registry import pull
 from ..tar.header import DIR, REG, Header
 from ..tar.reader import Entry
 
@@ -104,8 +105,6 @@ def ensure_index(
     def fetch() -> None:
         assert registry is not None
         with log.step(f"Pulling {key}"):
-            from ..oci.registry import pull
-
             pull(cache, key, list(platforms), options=registry)
 
     if registry is not None and (always_pull or cache.find(key) is None):

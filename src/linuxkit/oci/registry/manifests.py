@@ -9,6 +9,7 @@ from ... import log
 from ...errors import BuildError
 from ...http.client import content_range_start
 from .. import digest as _digest
+from .. import jsonfmt
 from ..descriptor import Descriptor
 from ..layout import MAX_JSON_BLOB, AtomicFile, Layout
 from ..mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
@@ -54,8 +55,6 @@ def fetch_manifest(client: Client, repository: str, ref: str, expected: str | No
 
 
 def _media_type(data: bytes, content_type: str) -> str:
-    from .. import jsonfmt
-
     try:
         obj = jsonfmt.loads(data, "manifest")
     except ValueError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import time
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ... import log
+from ... import log, runner
 from ...errors import LinuxKitError
 
 if TYPE_CHECKING:
@@ -220,9 +222,6 @@ def parse_auths(path: Path, auths: Mapping[str, object]) -> dict[str, Credential
 
     An unreadable entry is skipped with a warning.
     """
-    import base64
-    import binascii
-
     out: dict[str, Credentials] = {}
     for key, entry in auths.items():
         if not isinstance(entry, dict):
@@ -249,8 +248,6 @@ def helper_credentials(helper: str, server: str) -> Credentials | None:
     ``None`` when the helper has nothing for the server; a missing or failing helper is a
     warning (docker goes on without credentials too), never a crash.
     """
-    from ... import runner
-
     program = f"docker-credential-{helper}"
     try:
         tool = runner.find_tool(program)

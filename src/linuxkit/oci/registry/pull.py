@@ -10,7 +10,7 @@ from ... import log
 from .. import jsonfmt, reference
 from ..cache import Cache
 from ..descriptor import Descriptor, matches, platform_of
-from ..digest import DigestError
+from ..digest import DigestError, of_bytes
 from ..image import Platform
 from ..layout import Layout
 from ..mediatypes import NON_DISTRIBUTABLE_TYPES, SCHEMA1_TYPES, is_image_manifest, is_index
@@ -88,8 +88,6 @@ def pull(
 
 
 def _digest_of(raw: bytes) -> str:
-    from ..digest import of_bytes
-
     return of_bytes(raw)
 
 

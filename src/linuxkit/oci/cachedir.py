@@ -1,0 +1,19 @@
+"""Where the image cache lives (``--cache``'s default): small, so the command line can name it
+without importing the cache."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+ENV_CACHE = "LINUXKIT_CACHE"
+
+
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$LINUXKIT_CACHE`` when set, else ``~/.linuxkit/cache`` (upstream's default)."""
+    environ = os.environ if env is None else env
+    value = environ.get(ENV_CACHE)
+    if value:
+        return Path(value).expanduser()
+    return Path.home() / ".linuxkit" / "cache"
