@@ -35,6 +35,7 @@ from typing import BinaryIO
 
 from . import log
 from .errors import BuildError
+from .gocompat.path import go_clean
 from .tar.header import BLOCKDEV, CHAR, DIR, FIFO, LINK, REG, SYMLINK, Header, Readable, enc
 from .tar.reader import PathBudget, check_name_lengths
 from .tar.writer import copy_data
@@ -48,8 +49,8 @@ _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXE
 #: Largest uid/gid Linux stores (``(uid_t)-1`` means "unchanged").
 _MAX_ID = (1 << 32) - 2
 
-# What the plan knows of a name.
-_IS_DIR, _IS_LINK, _IS_OTHER = 1, 2, 3
+# What the plan knows of a name: a directory, or anything else (nothing may go below it).
+_IS_DIR, _IS_FILE = 1, 2
 
 # What an entry does.
 NEW, REPLACE, UPDATE = "new", "replace", "update"
@@ -77,12 +78,15 @@ def xattrs(hdr: Header) -> list[tuple[str, bytes]]:
 
 
 def clean_name(name: str) -> str | None:
-    """``name`` as a relative path of single components (``./a//b/`` → ``a/b``; ``/a`` → ``a``),
-    ``""`` for the root, ``None`` when a component is ``..``."""
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
+    """``name`` cleaned as Go's ``path.Clean`` does and made relative to the root (``./a//b/`` → ``a/b``,
+    ``/a`` → ``a``, ``a/b/..`` → ``a``), ``""`` for the root, ``None`` when it climbs above the root.
+    The one rule for every reader of untrusted names (layers, ``kernel.tar``, trees, staged files)."""
+    cleaned = go_clean(name)
+    if cleaned.startswith("/"):
+        cleaned = cleaned.lstrip("/") or "."
+    if cleaned == ".." or cleaned.startswith("../"):
         return None
-    return "/".join(parts)
+    return "" if cleaned == "." else cleaned
 
 
 class TreePlan:
@@ -133,7 +137,7 @@ class TreePlan:
             if target == name:
                 return None  # a link to itself: the file is already there
             action = NEW if kind is None else REPLACE
-            new_kind = _IS_LINK if hdr.typeflag == SYMLINK else _IS_OTHER
+            new_kind = _IS_FILE
         for parent in parents:
             self.budget.charge(parent)
             self.kinds[parent] = _IS_DIR
@@ -181,23 +185,18 @@ def create_file(root: Path, name: str) -> BinaryIO:
     clean = clean_name(name)
     if not clean:
         raise BuildError(f"cannot write {name!r}: the name is empty or climbs out of {root}")
-    parts = clean.split("/")
-    fd = os.open(root, _DIR_FLAGS)
+    head, base = _split(clean)
+    root_fd = os.open(root, _DIR_FLAGS)
     try:
-        for i, part in enumerate(parts[:-1]):
-            try:
-                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                os.mkdir(part, 0o755, dir_fd=fd)
-                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except (NotADirectoryError, OSError) as exc:
-                where = "/".join(parts[: i + 1])
-                raise BuildError(f"cannot write {clean!r}: {where!r} is not a directory ({exc.strerror})") from exc
-            os.close(fd)
-            fd = nxt
+        fd = _open_beneath(root_fd, head, make=True)
+    except OSError as exc:
+        raise BuildError(f"cannot write {clean!r}: {head!r} is not a directory ({exc.strerror})") from exc
+    finally:
+        os.close(root_fd)
+    try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            out = os.open(parts[-1], flags, 0o644, dir_fd=fd)
+            out = os.open(base, flags, 0o644, dir_fd=fd)
         except OSError as exc:  # ELOOP for a symlink, EISDIR for a directory
             raise BuildError(f"cannot write {clean!r}: {exc.strerror}") from exc
     finally:
@@ -208,6 +207,28 @@ def create_file(root: Path, name: str) -> BinaryIO:
 def _split(name: str) -> tuple[str, str]:
     cut = name.rfind("/")
     return (name[:cut], name[cut + 1 :]) if cut >= 0 else ("", name)
+
+
+def _open_beneath(root_fd: int, name: str, *, make: bool = False) -> int:
+    """A new descriptor of directory ``name`` (cleaned, relative; ``""`` is the root) below ``root_fd``,
+    opened one component at a time without following any symlink; with ``make``, missing components
+    are made (0755)."""
+    fd = os.dup(root_fd)
+    try:
+        for part in name.split("/") if name else ():
+            try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not make:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class SafeTree:
@@ -232,18 +253,7 @@ class SafeTree:
 
     # ------------------------------------------------------------------ descriptors
     def _open_dir(self, name: str) -> int:
-        """A new descriptor of directory ``name`` (relative to the root), opened one component at a
-        time without following any symlink."""
-        fd = os.dup(self._root_fd)
-        try:
-            for part in name.split("/") if name else ():
-                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd = nxt
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return _open_beneath(self._root_fd, name)
 
     def _dir_fd(self, name: str) -> int:
         """The (cached) descriptor of directory ``name``: entries mostly come grouped by directory."""

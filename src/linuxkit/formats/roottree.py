@@ -79,10 +79,7 @@ UNPRIVILEGED_ID = 65534
 def _others_can_use(path: Path) -> bool:
     """True when a user with none of the file's or its directories' ids can reach and read ``path``."""
     try:
-        real = path.resolve(strict=True)
-        if not real.stat().st_mode & stat.S_IROTH:
-            return False
-        return all(parent.stat().st_mode & stat.S_IXOTH for parent in real.parents)
+        return bool(path.stat().st_mode & stat.S_IROTH) and _reachable_by_others(path)
     except OSError:
         return False
 

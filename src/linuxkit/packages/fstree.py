@@ -33,7 +33,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import InterpSegment
 
 from ..errors import BuildError
-from ..safetree import create_file
+from ..safetree import clean_name, create_file
 
 REG, DIR, SYM = "file", "dir", "symlink"
 
@@ -51,10 +51,7 @@ class Node:
 
 def clean_path(name: str) -> str | None:
     """``./usr/bin/x`` → ``usr/bin/x``; ``None`` for the root or anything that would escape it."""
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        return None
-    return "/".join(parts)
+    return clean_name(name) or None
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:

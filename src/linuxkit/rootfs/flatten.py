@@ -33,8 +33,9 @@ from contextlib import closing
 from typing import IO
 
 from .. import log
-from ..gocompat.path import go_base, go_clean, go_dir, go_join
+from ..gocompat.path import go_base, go_dir, go_join
 from ..oci.image import ImageSource
+from ..safetree import clean_name
 from ..tar.header import DIR, LINK, PAX, REG, Header, plan_header
 from ..tar.reader import Entry, PathBudget, read_entries
 from ..tar.writer import TarWriter, copy_data
@@ -45,13 +46,10 @@ _MAX_LINK_DEPTH = 16
 
 
 def safe_relative(name: str) -> str | None:
-    """``name`` cleaned and made relative to the image root, or ``None`` when it climbs above it."""
-    cleaned = go_clean(name)
-    if cleaned.startswith("/"):
-        cleaned = cleaned.lstrip("/") or "."
-    if cleaned == ".." or cleaned.startswith("../"):
-        return None
-    return cleaned
+    """``name`` cleaned and made relative to the image root (``.`` for the root itself), or ``None`` when
+    it climbs above it (:func:`~..safetree.clean_name`)."""
+    cleaned = clean_name(name)
+    return None if cleaned is None else cleaned or "."
 
 
 def ancestors(name: str) -> Iterator[str]:
