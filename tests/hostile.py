@@ -12,13 +12,12 @@ import hashlib
 import io
 import os
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.imagefactory import ImageSpec, directory, file, hardlink, symlink
+from tests.imagefactory import ImageSpec, directory, file, hardlink, layer_tar, symlink
 
 #: files of the sandbox host: relative path → content
 HOST_FILES = {
@@ -72,28 +71,23 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
 
 def kernel_tar(host: Path) -> bytes:
     """A ``kernel.tar`` that tries to read and write through symlinks and dangling hard links."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-
-        def add(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = "") -> None:
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname, info.mode, info.mtime = kind, link, 0o644, 1
-            info.size = len(data) if kind == tarfile.REGTYPE else 0
-            tf.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
-
-        add("lib", tarfile.DIRTYPE)
-        add("lib/modules", tarfile.DIRTYPE)
-        add("lib/modules/ok.ko", data=b"module")
+    builtin = "".join(f"kernel/{m}.ko\n" for m in ROOT_LOADER_MODULES)
+    entries = [
+        directory("lib"),
+        directory("lib/modules"),
+        file("lib/modules/ok.ko", b"module"),
         # every module the root loader of kernel+squashfs/erofs/iso wants, said to be built in
-        add("lib/modules/6.1.0", tarfile.DIRTYPE)
-        builtin = "".join(f"kernel/{m}.ko\n" for m in ROOT_LOADER_MODULES)
-        add("lib/modules/6.1.0/modules.builtin", data=builtin.encode())
-        add("hs", tarfile.SYMTYPE, link=str(host / "secret"))
-        add("leak", tarfile.LNKTYPE, link="hs/secret.txt")  # a host file copied in
-        add("shadow", tarfile.LNKTYPE, link="/etc/shadow")  # dangling: nothing of that name in the tar
-        add("kdir", tarfile.SYMTYPE, link=str(host / "dir"))
-        add("kdir/pwned-by-kernel-tar", data=b"pwned")  # below a symlink
-        add("../../kernel-escape", data=b"pwned")
+        directory("lib/modules/6.1.0"),
+        file("lib/modules/6.1.0/modules.builtin", builtin),
+        symlink("hs", str(host / "secret")),
+        hardlink("leak", "hs/secret.txt"),  # a host file copied in
+        hardlink("shadow", "/etc/shadow"),  # dangling: nothing of that name in the tar
+        symlink("kdir", str(host / "dir")),
+        file("kdir/pwned-by-kernel-tar", b"pwned"),  # below a symlink
+        file("../../kernel-escape", b"pwned"),
+    ]
+    buf = io.BytesIO()
+    layer_tar(entries, buf)
     return buf.getvalue()
 
 

@@ -5,18 +5,17 @@ the default ``--o`` file of the stream formats, and the checks and ``--help`` te
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import json
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.imagefactory import directory, file, layer_tar
 
 from linuxkit.errors import BuildError, UserError
 from linuxkit.formats.registry import (
@@ -51,25 +50,19 @@ def _rootfs(path: Path, *, kernel: bool) -> Path:
     """A tiny rootfs tar as ``build -f tar`` lays it out: a static busybox, ``/init`` and, with
     ``kernel``, a (fake) kernel and a cmdline; the root loader's modules are declared built in."""
 
-    def add(tf: tarfile.TarFile, name: str, data: bytes | None, mode: int = 0o644) -> None:
-        info = tarfile.TarInfo(name)
-        info.mode = mode
-        if data is None:
-            info.type = tarfile.DIRTYPE
-            tf.addfile(info)
-        else:
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
-        for d in ("bin", "boot", "lib", "lib/modules", "lib/modules/6.1.0"):
-            add(tf, d, None, 0o755)
-        add(tf, "bin/busybox", BUSYBOX.read_bytes(), 0o755)
-        add(tf, "init", b"#!/bin/busybox sh\nexec /bin/busybox sh\n", 0o755)
-        add(tf, "lib/modules/6.1.0/modules.builtin", "".join(f"kernel/{m}.ko\n" for m in REQUIRED_MODULES).encode())
-        if kernel:
-            add(tf, "boot/kernel", b"MZ fake kernel\n" + bytes(range(256)) * 64)
-            add(tf, "boot/cmdline", b"console=ttyS0 quiet")
+    entries = [directory(d) for d in ("bin", "boot", "lib", "lib/modules", "lib/modules/6.1.0")]
+    entries += [
+        file("bin/busybox", BUSYBOX.read_bytes(), 0o755),
+        file("init", b"#!/bin/busybox sh\nexec /bin/busybox sh\n", 0o755),
+        file("lib/modules/6.1.0/modules.builtin", "".join(f"kernel/{m}.ko\n" for m in REQUIRED_MODULES)),
+    ]
+    if kernel:
+        entries += [
+            file("boot/kernel", b"MZ fake kernel\n" + bytes(range(256)) * 64),
+            file("boot/cmdline", b"console=ttyS0 quiet"),
+        ]
+    with open(path, "wb") as out:
+        layer_tar(entries, out)
     return path
 
 
