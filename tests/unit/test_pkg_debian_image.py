@@ -246,6 +246,42 @@ debian:
         assert needle in text_out, text_out
 
 
+def test_build_yml_paths_in_the_image_may_not_climb_out() -> None:
+    text = b"""image: x
+debian:
+  packages: [busybox-static]
+  copy:
+    - {src: files, dst: /../victim}
+  symlinks: {/usr/../../x: busybox}
+  directories: [/var/../../y]
+"""
+    with pytest.raises(ConfigError) as err:
+        parse_build_yml(text, "build.yml")
+    out = str(err.value)
+    for needle in ("debian.copy[0].dst: '/../victim'", "debian.symlinks", "debian.directories[0]: '/var/../../y'"):
+        assert needle in out, out
+
+
+def test_tree_refuses_names_climbing_out_before_touching_the_disk(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("keep")
+    (tmp_path / "stage").mkdir()
+    tree = Tree(tmp_path / "stage")
+    src = tmp_path / "f"
+    src.write_text("x")
+    for add in (
+        lambda: tree.add_file("../victim", src, 0o644),
+        lambda: tree.add_bytes("../victim", b"x"),
+        lambda: tree.add_dir("../victim"),
+        lambda: tree.add_symlink("a/../../victim", "x"),
+    ):
+        with pytest.raises(BuildError, match="not a path inside the image"):
+            add()
+    assert (victim / "keep").read_text() == "keep"
+    assert tree.nodes == {}
+
+
 def test_build_yml_debian_section_parses() -> None:
     info = parse_build_yml(
         b"image: k\ndebian:\n  packages: [linux-image-cloud-amd64]\n  kernel: {modules: [virtio_blk]}\n", "b.yml"

@@ -224,13 +224,18 @@ def _check_debian(deb: DebianSection, rep: Reporter) -> None:
     for i, item in enumerate(deb.copy_ or []):
         if os.path.isabs(item.src) or ".." in item.src.split("/"):
             rep.add((*base, "copy", i, "src"), f"{item.src!r} must be a path inside the package directory")
-        if not item.dst.startswith("/"):
-            rep.add((*base, "copy", i, "dst"), f"{item.dst!r} must be an absolute path in the image")
+        if not item.dst.startswith("/") or ".." in item.dst.split("/"):
+            rep.add((*base, "copy", i, "dst"), f"{item.dst!r} must be an absolute path in the image, without '..'")
         if item.mode is not None and not _octal(item.mode):
             rep.add((*base, "copy", i, "mode"), f"bad mode {item.mode!r}", 'write it as an octal string, e.g. "0755"')
     for link in deb.symlinks or {}:
-        if not link.startswith("/"):
-            rep.add((*base, "symlinks", link), f"{link!r} must be an absolute path in the image", key=True)
+        if not link.startswith("/") or ".." in link.split("/"):
+            rep.add(
+                (*base, "symlinks", link), f"{link!r} must be an absolute path in the image, without '..'", key=True
+            )
+    for i, directory in enumerate(deb.directories or []):
+        if ".." in directory.split("/"):
+            rep.add((*base, "directories", i), f"{directory!r} must be a path in the image, without '..'")
     if deb.workdir is not None and not deb.workdir.startswith("/"):
         rep.add((*base, "workdir"), "workdir must be an absolute path")
 

@@ -124,7 +124,17 @@ class Tree:
             self.nodes[path] = Node(REG, info.mode & 0o7777, origin=origin)
         # device nodes, fifos: never needed in an image built this way
 
+    @staticmethod
+    def _name(path: str) -> str:
+        """``path`` as a name inside the tree; a name that climbs out is an error before anything
+        on disk is touched."""
+        clean = clean_path(path)
+        if clean is None:
+            raise BuildError(f"{path!r} is not a path inside the image", hint="fix the path in build.yml")
+        return clean
+
     def add_file(self, path: str, source: Path, mode: int, origin: str = "copy") -> None:
+        path = self._name(path)
         self._dirs_for(path)
         self._place(path)
         with open(source, "rb") as src, create_file(self.root, path) as out:
@@ -132,6 +142,7 @@ class Tree:
         self.nodes[path] = Node(REG, mode, origin=origin)
 
     def add_bytes(self, path: str, data: bytes, mode: int = 0o644, origin: str = "generated") -> None:
+        path = self._name(path)
         self._dirs_for(path)
         self._place(path)
         with create_file(self.root, path) as out:
@@ -139,10 +150,12 @@ class Tree:
         self.nodes[path] = Node(REG, mode, origin=origin)
 
     def add_symlink(self, path: str, target: str, origin: str = "symlink") -> None:
+        path = self._name(path)
         self._dirs_for(path)
         self.nodes[path] = Node(SYM, 0o777, target, origin)
 
     def add_dir(self, path: str, mode: int = 0o755, origin: str = "directory") -> None:
+        path = self._name(path)
         self._dirs_for(path)
         if path not in self.nodes or self.nodes[path].kind != DIR:
             self.nodes[path] = Node(DIR, mode, origin=origin)
@@ -154,8 +167,9 @@ class Tree:
             parent = posixpath.dirname(parent)
 
     def _place(self, path: str) -> None:
-        """Make room for a file at ``path``: a directory staged there goes (its parents are made by
-        :func:`~..safetree.create_file`, which writes nothing through a symlink)."""
+        """Make room for a file at ``path`` (a clean name: see :meth:`_name`): a directory staged there
+        goes (its parents are made by :func:`~..safetree.create_file`, which writes nothing through a
+        symlink)."""
         target = self.staged(path)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
