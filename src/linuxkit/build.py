@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 
 from . import log
 from .config import schema
-from .config.dump import dry_run, metadata_file
+from .config.dump import metadata_file
 from .config.load import default_package_resolver, load_configs
 from .errors import LinuxKitError, Location, UserError
 from .formats.loaders import boot_files_tree
@@ -56,7 +56,6 @@ class BuildOptions:
     input_tar: Path | None = None
     sbom: str | None = "sbom.spdx.json"
     sbom_current_time: bool = False
-    dry_run: bool = False
     registry: RegistryOptions | None = field(default=None, compare=False)
     stdout: IO[bytes] | None = field(default=None, compare=False)
     #: Builds a ``@pkg:`` package (its directory) for a platform when its image is not in the cache.
@@ -151,9 +150,6 @@ def run_build(opts: BuildOptions) -> list[Path]:
         packages[reference.normalize(ref)] = pkg_dir
         return ref
 
-    if opts.dry_run:
-        dry_run(opts.configs, opts.stdout or sys.stdout.buffer)
-        return []
     with log.step("Loading configuration"):
         loaded = load_configs(opts.configs, pkg_resolver=resolve_package)
     formats = validate_formats(opts.formats, opts.arch)

@@ -36,7 +36,6 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
         input_tar=Path(args.input_tar) if args.input_tar else None,
         sbom=None if args.no_sbom else args.sbom_output,
         sbom_current_time=args.sbom_current_time,
-        dry_run=args.dry_run,
         registry=registry_options(common),
         pkg_builder=package_builder(args, common),
         debian=lambda: debian_settings(args),

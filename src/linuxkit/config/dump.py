@@ -32,7 +32,7 @@ from ..gocompat.values import Field, GoValue, NilMap, NilSlice, Ptr, Struct, to_
 from ..gocompat.yaml import marshal_yaml
 from ..oci import reference
 from . import schema as s
-from .load import default_package_resolver, load_configs
+from .load import load_configs
 
 
 def _zero(t: s.Type, j: bool) -> GoValue:
@@ -159,7 +159,7 @@ def dry_run(configs: Sequence[str], out: IO[bytes]) -> None:
     """``linuxkit build --dry-run``: load and merge ``configs`` and print them as upstream does. No
     ``source:`` file is read, so one that does not exist yet is only a warning (as upstream)."""
     with log.step("Loading configuration"):
-        loaded = load_configs(configs, pkg_resolver=default_package_resolver, sources_must_exist=False)
+        loaded = load_configs(configs, sources_must_exist=False)
     out.write(dump_yaml(loaded.moby) + b"\n")
     out.flush()
 
@@ -170,5 +170,5 @@ def metadata_file(moby: s.Moby, kind: Literal["yaml", "json"] | str) -> bytes:
     if kind == "yaml":
         return marshal_yaml(to_go(expanded), v3=False)
     if kind == "json":
-        return gojson.marshal_indent(to_plain(to_go(expanded, json=True), json=True))
+        return dump_json(expanded)
     raise UserError(f"unsupported metadata type: {kind}", hint="use metadata: yaml or metadata: json")

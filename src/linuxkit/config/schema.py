@@ -450,10 +450,6 @@ def fields_of(cls: type[Model]) -> tuple[FieldSpec, ...]:
     return done
 
 
-def keys_of(cls: type[Model]) -> list[str]:
-    return [spec.key for spec in fields_of(cls)]
-
-
 # ---------------------------------------------------------------------------- checking
 
 

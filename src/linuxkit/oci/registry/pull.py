@@ -58,7 +58,7 @@ def pull(
     with open_client(parsed.domain, opts, what, pulling=True) as client:
         object_ref = parsed.digest or parsed.tag or "latest"
         raw, media_type = fetch_manifest(client, parsed.path, object_ref, parsed.digest)
-        root = Descriptor(media_type, _digest_of(raw), len(raw))
+        root = Descriptor(media_type, of_bytes(raw), len(raw))
         if is_index(media_type):
             images = [
                 (child, _child_manifest(client, cache, parsed.path, child))
@@ -85,10 +85,6 @@ def pull(
         cache.tag(name, root.without_platform())
     log.debug(f"pulled {name} ({root.digest})")
     return root
-
-
-def _digest_of(raw: bytes) -> str:
-    return of_bytes(raw)
 
 
 def _manifests(what: str, raw: bytes) -> list[Descriptor]:
