@@ -3,24 +3,13 @@ outputs, a content-derived seed for GUIDs and serials, and size arithmetic for `
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import BuildError, UserError
 from .initrd import KernelInitrd, make_kernel_initrd
 from .partition import MIB
 from .registry import FormatContext
-
-
-@contextlib.contextmanager
-def scratch(ctx: FormatContext, tag: str) -> Iterator[Path]:
-    """A temporary directory next to the outputs (same file system, so results move by rename)."""
-    ctx.base.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{ctx.base.name}-{tag}.", dir=ctx.base.parent) as tmp:
-        yield Path(tmp)
 
 
 def boot_parts(ctx: FormatContext, rootfs_tar: Path, work: Path) -> KernelInitrd:

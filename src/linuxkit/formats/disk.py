@@ -19,10 +19,10 @@ from isal import igzip
 
 from .. import log, runner
 from ..errors import BuildError, UserError
-from .bootable import boot_parts, cmdline_quote, content_seed, disk_size, round_up, scratch
+from .bootable import boot_parts, cmdline_quote, content_seed, disk_size, round_up
 from .bootfiles import boot_file
 from .fat import FAT32_MIN_BYTES, FatFile, install_syslinux, make_fat
-from .initrd import KernelInitrd
+from .initrd import KernelInitrd, scratch
 from .partition import (
     ESP_TYPE,
     GPT_ARRAY_SECTORS,

@@ -321,15 +321,16 @@ def make_kernel_initrd(rootfs_tar: Path, workdir: Path, *, decompress_kernel: bo
         return _kernel_initrd(feed_tar(rootfs), workdir, normalise=False, decompress_kernel=decompress_kernel)
 
 
-def _workdir(ctx: FormatContext) -> contextlib.AbstractContextManager[Path]:
-    # Next to the outputs, so moving the results into place is a rename, not a copy.
+def scratch(ctx: FormatContext, tag: str) -> contextlib.AbstractContextManager[Path]:
+    """Every format's temporary directory: next to the outputs (same file system, so results move by
+    rename), removed even when a signal lands right after it was made (:func:`~..outputs.work_dir`)."""
     ctx.base.parent.mkdir(parents=True, exist_ok=True)
-    return work_dir(ctx.base.parent, f".{ctx.base.name}-initrd.")
+    return work_dir(ctx.base.parent, f".{ctx.base.name}-{tag}.")
 
 
 def _write_kernel_initrd(ctx: FormatContext, feed: RootfsFeed, *, normalise: bool) -> None:
     base = str(ctx.base)
-    with _workdir(ctx) as tmp:
+    with scratch(ctx, "initrd") as tmp:
         parts = _kernel_initrd(feed, Path(tmp), normalise=normalise, decompress_kernel=ctx.decompress_kernel)
         names = [f"{base}-kernel", f"{base}-initrd.img", f"{base}-cmdline"]
         log.info("  " + " ".join(("ucode+" if parts.ucode and "initrd" in n else "") + n for n in names))
@@ -364,7 +365,7 @@ def _tar_member(tw: TarWriter, name: str, src: Path | bytes) -> None:
 def _write_tar_kernel_initrd(ctx: FormatContext, feed: RootfsFeed, *, normalise: bool) -> None:
     final = f"{ctx.base}-initrd.tar"
     log.info(f"  {final}")
-    with _workdir(ctx) as tmp:
+    with scratch(ctx, "initrd") as tmp:
         work = Path(tmp)
         gz_path = work / "initrd.gz"
         with open(gz_path, "wb") as gz_out:

@@ -25,9 +25,10 @@ import pycdlib.pycdlib
 import pycdlib.utils
 
 from .. import log
-from .bootable import boot_parts, cmdline_quote, content_seed, round_up, scratch
+from .bootable import boot_parts, cmdline_quote, content_seed, round_up
 from .bootfiles import boot_file
 from .fat import FatFile, make_fat
+from .initrd import scratch
 from .partition import MIB, disk_id
 from .registry import FormatContext
 from .uki import write_uki_file

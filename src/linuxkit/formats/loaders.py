@@ -10,6 +10,7 @@ image's files are unpacked into a temporary directory with the Debian paths that
 from __future__ import annotations
 
 import hashlib
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,9 +20,8 @@ from ..oci.cache import Cache
 from ..oci.image import Platform
 from ..packages.pkgbuild import PkgBuildOptions, build_package
 from ..packages.tag import TagOptions
-from ..rootfs.flatten import write_flattened
+from ..rootfs.flatten import flatten
 from ..safetree import SafeTree
-from ..tar.reader import read_entries
 
 if TYPE_CHECKING:
     from ..packages.debian_image import DebianSettings
@@ -46,17 +46,14 @@ def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: Deb
     if image is None:
         raise BuildError(f"boot-loader image {result.name} is missing from the cache after building it")
     log.debug(f"boot loaders from {result.name}")
-    flat = dest.with_suffix(".tar")
-    with open(flat, "wb") as out:
-        write_flattened(image, out)
-    # the image comes from the cache, which may sit on a shared disk: the one safe tree writer,
-    # without owners, devices or xattrs (the caller's files, as tar's "data" filter would make them)
+    # the image comes from the cache, which may sit on a shared disk: its flattened entries go
+    # straight to the one safe tree writer, without owners, devices or xattrs (the caller's files,
+    # as tar's "data" filter would make them)
     with (
         SafeTree(dest, 0, source=result.name, owners=False, devices=False, xattrs=False) as tree,
-        open(flat, "rb") as src,
+        closing(flatten(image)) as entries,
     ):
-        for entry in read_entries(src):
+        for entry in entries:
             tree.add(entry.header.copy(mode=entry.header.mode & 0o755), entry.data)
         tree.finish()
-    flat.unlink()
     return dest

@@ -21,7 +21,7 @@ from ..safetree import UPDATE, TreePlan, clean_name
 from ..tar.header import DIR, REG, Header, Readable
 from ..tar.reader import read_entries
 from ..tar.writer import TarWriter, copy_data
-from .bootable import scratch
+from .initrd import scratch
 from .registry import FormatContext
 from .rootloader import make_loader
 from .roottree import image_from_tree, is_boot, split_boot

@@ -12,9 +12,8 @@ from typing import BinaryIO
 
 from .. import log
 from ..errors import BuildError
-from .bootable import scratch
 from .bootfiles import boot_file
-from .initrd import make_kernel_initrd
+from .initrd import make_kernel_initrd, scratch
 from .registry import FormatContext
 
 _CHUNK = 1 << 20
