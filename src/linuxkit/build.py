@@ -18,7 +18,7 @@ from .config.dump import metadata_file
 from .config.load import default_package_resolver, load_configs
 from .errors import LinuxKitError, Location, UserError
 from .formats.loaders import boot_files_tree
-from .formats.registry import Format, FormatContext, Input, validate_formats
+from .formats.registry import Format, FormatContext, validate_formats
 from .formats.tarfmt import write_tar
 from .images import ImageFinder, PackageBuilder, image_refs
 from .oci import reference
@@ -153,7 +153,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
     with log.step("Loading configuration"):
         loaded = load_configs(opts.configs, pkg_resolver=resolve_package)
     formats = validate_formats(opts.formats, opts.arch)
-    if formats[0].input is not Input.STREAM:
+    if not formats[0].streamed:
         check_writable(opts.out_dir)
     elif opts.output_file != "-":
         check_writable(Path(opts.output_file).parent)

@@ -18,7 +18,6 @@ from tests.hostile import SECRET, YAML, images, sandbox_host, snapshot, unsafe_n
 from tests.imagefactory import ImageSpec, directory, file, write_layout_tar
 
 from linuxkit.formats.registry import FORMATS as TABLE
-from linuxkit.formats.registry import Input
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,7 +25,7 @@ EPOCH = 1700000000
 #: every format written from the rootfs tar for amd64; bootable ones take the host's loaders, as test_formats_boot
 FORMATS = [f.name for f in TABLE if f.writer is not None and (f.arches is None or "amd64" in f.arches)]
 #: formats that are the rootfs stream itself (no writer from a tar file): built by the CLI
-STREAMED = [f.name for f in TABLE if f.input is Input.STREAM]
+STREAMED = [f.name for f in TABLE if f.streamed]
 #: outputs whose bytes are not compressed: a host secret copied in would show as it is
 PLAIN = (".tar", ".iso", "-erofs.img", "-bios.img", "-efi.img", ".raw", "-kernel", ".vhd", ".efi")
 

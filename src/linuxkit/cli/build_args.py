@@ -44,7 +44,7 @@ def resolve(args: argparse.Namespace) -> BuildArgs:
     formats = registry.split_formats(args.format) or (["tar"] if output_file else ["kernel+initrd"])
     registry.check_alone(formats)
     first = registry.find(formats[0])
-    streamable = first is not None and first.input is registry.Input.STREAM
+    streamable = first is not None and first.streamed
     if len(formats) == 1 and first is not None and streamable and not output_file:
         output_file = os.path.join(out_dir, name + first.outputs[0].suffix)
         name = ""

@@ -1,8 +1,8 @@
 """The one table of output formats: every fact about a format is in its :class:`Format` record.
 
-Each record says what the format reads (:class:`Input`), the files it writes (suffixes after
-``NAME``), whether it needs the boot loaders, the architectures it builds for, whether it must be
-built alone, and who writes it. The writers are referenced by module and function and imported only
+Each record says what the format reads (its writers: the stream itself, the assembled entries or the
+rootfs tar file), the files it writes (suffixes after ``NAME``), whether it needs the boot loaders,
+the architectures it builds for, whether it must be built alone, and who writes it. The writers are referenced by module and function and imported only
 when a build writes that format: importing every writer (pycdlib, pyelftools, ...) cost 50-100 ms
 of each build, and ``linuxkit --help`` lists the formats from this table.
 
@@ -13,7 +13,6 @@ the names ``--help`` shows all come from here.
 
 from __future__ import annotations
 
-import enum
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,19 +63,6 @@ class Writer(Generic[_P]):
         self.resolve()(*args, **kwargs)
 
 
-class Input(enum.Enum):
-    """What a format reads."""
-
-    #: the rootfs tar stream itself, as it is assembled: the format is that stream, to a file or
-    #: stdout (``--o``)
-    STREAM = "the rootfs stream (to a file or stdout)"
-    #: the rootfs entries as they are assembled when it is the only format (nothing staged on disk),
-    #: else the rootfs tar file
-    ENTRIES = "the rootfs entries as assembled, or the rootfs tar file"
-    #: the rootfs tar file, assembled into a temporary file first
-    TAR_FILE = "the rootfs tar file"
-
-
 #: ``shared`` parts: files that several formats write with the same bytes, so they may be built together
 KERNEL = "the kernel (boot/kernel)"
 CMDLINE = "the kernel command line (boot/cmdline)"
@@ -114,23 +100,15 @@ class Format:
     stream_writer: Writer[[Moby, ImageLookup, IO[bytes], RootfsSettings]] | None = None
 
     @property
-    def input(self) -> Input:
-        """What the format reads, from the writers it has."""
-        if self.stream_writer is not None:
-            return Input.STREAM
-        if self.entries_writer is not None:
-            return Input.ENTRIES
-        return Input.TAR_FILE
+    def streamed(self) -> bool:
+        """The format is the rootfs stream itself, to a file or stdout (``--o``); the others read the
+        rootfs entries as they are assembled (``entries_writer``) or the rootfs tar file (``writer``)."""
+        return self.stream_writer is not None
 
     @property
     def available(self) -> bool:
         """This version can write the format."""
         return self.writer is not None or self.stream_writer is not None
-
-    @property
-    def root_loader(self) -> bool:
-        """The format boots through the root loader (it writes it as ``NAME-initrd.img``)."""
-        return any(out.shared == ROOT_LOADER for out in self.outputs)
 
 
 def _disk(name: str, suffix: str, module: str, function: str) -> Format:
