@@ -2,9 +2,10 @@
 
 Each record says what the format reads (its writers: the stream itself, the assembled entries or the
 rootfs tar file), the files it writes (suffixes after ``NAME``), whether it needs the boot loaders,
-the architectures it builds for, whether it must be built alone, and who writes it. The writers are referenced by module and function and imported only
-when a build writes that format: importing every writer (pycdlib, pyelftools, ...) cost 50-100 ms
-of each build, and ``linuxkit --help`` lists the formats from this table.
+the architectures it builds for, whether it must be built alone, and who writes it. The writers are
+referenced by module and function and imported only when a build writes that format: importing
+every writer (pycdlib, pyelftools, ...) cost 50-100 ms of each build, and ``linuxkit --help`` lists
+the formats from this table.
 
 The build loops over the records it is given (:func:`validate_formats`); the checks of a list of
 formats (unknown, not yet written, must be alone, architecture, two formats writing one file) and
