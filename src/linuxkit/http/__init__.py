@@ -6,6 +6,9 @@
 - :mod:`.client`: :class:`~.client.HttpClient`, redirects (at most 10; ``Authorization`` never sent
   to another host) and the retry policy around the transport; ``Range`` answers
   (:func:`~.client.content_range_start`) for resumed downloads.
+- :mod:`.download`: :func:`~.download.download`, the one resumable download into a file (temporary
+  file beside the destination, ``Range`` after a dropped connection, size and sha256 checked over
+  every byte kept, atomic rename): registry blobs and Debian archive files.
 - :mod:`.retry`: the one retry policy (connection errors, 429 and 5xx; 4 retries, backoff 0.5, 1,
   2, 4 s; ``Retry-After`` honoured up to 30 s).
 
