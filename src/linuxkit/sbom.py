@@ -19,7 +19,7 @@ from .errors import BuildError
 from .gocompat.path import go_join
 from .oci import jsonfmt
 from .oci.cache import Cache, damaged
-from .oci.descriptor import Descriptor, matches
+from .oci.descriptor import manifest_parts, matches
 from .oci.digest import DigestError
 from .oci.image import Platform
 from .oci.mediatypes import ANNOTATION_DOCKER_REFERENCE_DIGEST, ANNOTATION_DOCKER_REFERENCE_TYPE, is_index
@@ -126,12 +126,8 @@ def attestation_sboms(cache: Cache, ref: str, platform: Platform) -> list[bytes]
         raise BuildError(f"image {ref}: several attestation manifests for {platform}")
     try:
         manifest = cache.layout.read_json_blob(attestations[0].digest, attestations[0].size, f"attestation of {ref}")
-        items = manifest.get("layers") or []
-        if not isinstance(items, list):
-            raise ValueError(f"attestation of {ref}: layers is not a list")
-        layers = [Descriptor.from_json(x, f"attestation of {ref}: layers[{i}]") for i, x in enumerate(items)]
         out = []
-        for layer in layers:
+        for layer in manifest_parts(manifest, f"attestation of {ref}").layers:
             if layer.annotations.get(INTOTO_PREDICATE_TYPE) != SPDX_PREDICATE or layer.media_type != INTOTO_MEDIA_TYPE:
                 continue
             statement = cache.layout.read_blob(layer.digest, layer.size, f"SBOM of {ref}")

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from linuxkit.errors import BuildError
 from linuxkit.oci import jsonfmt
 from linuxkit.oci.cache import Cache
 from linuxkit.oci.cachedir import default_cache_dir
-from linuxkit.oci.descriptor import Descriptor
+from linuxkit.oci.descriptor import Descriptor, ManifestError, manifest_parts
 from linuxkit.oci.digest import DigestError, VerifyingReader, of_bytes
+from linuxkit.oci.image import Platform
 from linuxkit.oci.layout import EMPTY_INDEX, OCI_LAYOUT_CONTENT, Layout
 
 
@@ -69,6 +71,53 @@ def test_descriptor_roundtrip_keeps_unknown_fields() -> None:
     assert list(out) == ["mediaType", "size", "digest", "urls", "annotations", "platform"]
     assert list(out["platform"]) == ["architecture", "os", "variant"]
     assert list(out["annotations"]) == ["a", "z"]
+
+
+DESC = {"mediaType": "m", "digest": "sha256:" + "a" * 64, "size": 3}
+
+
+def test_manifest_parts_of_an_image_manifest() -> None:
+    layer = {**DESC, "digest": "sha256:" + "b" * 64}
+    config, layers = manifest_parts({"config": DESC, "layers": [layer, DESC]}, "manifest x")
+    assert config.digest == DESC["digest"] and [d.digest for d in layers] == [layer["digest"], DESC["digest"]]
+    assert manifest_parts({"config": DESC}, "manifest x").layers == ()  # no layers: none
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ([DESC], "manifest x is not a JSON object"),
+        ({"layers": []}, "manifest x is not an image manifest: it has no config"),
+        ({"config": DESC, "layers": {"0": DESC}}, "manifest x: layers is not a list"),
+        ({"config": {**DESC, "size": -1}}, "manifest x: config: missing or negative size"),
+        (
+            {"config": DESC, "layers": [DESC, {"digest": "md5:0"}]},
+            "manifest x: layers\\[1\\]: missing or unsupported digest",
+        ),
+    ],
+)
+def test_manifest_parts_refuses_a_malformed_manifest(manifest: object, message: str) -> None:
+    with pytest.raises(ManifestError, match=f"^{message}") as info:
+        manifest_parts(manifest, "manifest x")
+    assert isinstance(info.value, BuildError) and isinstance(info.value, ValueError)
+
+
+def test_malformed_manifest_in_the_cache_is_reported_as_damage(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    cache.layout.ensure()
+    raw = json.dumps({"schemaVersion": 2, "config": DESC, "layers": "nope"}).encode()
+    dig, size = cache.layout.write_blob_bytes(raw)
+    cache.layout.update_index(
+        lambda entries: [
+            *entries,
+            Descriptor("application/vnd.oci.image.manifest.v1+json", dig, size).named("docker.io/library/t:1"),
+        ]
+    )
+    with pytest.raises(
+        BuildError, match=rf"^image docker.io/library/t:1 in the cache is damaged: manifest {dig}: layers is not a list"
+    ) as info:
+        cache.resolve("t:1", Platform("linux", "amd64"))
+    assert info.value.hint is not None and "cache verify --repair" in info.value.hint
 
 
 def test_blob_digest_mismatch_never_reaches_final_path(tmp_path: Path) -> None:

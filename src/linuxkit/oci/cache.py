@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 from .. import log
 from ..errors import BuildError, UserError
 from . import reference
-from .descriptor import Descriptor, matches, platform_of
+from .descriptor import Descriptor, ManifestError, manifest_parts, matches, platform_of
 from .digest import CHUNK, DigestError, VerifyingReader
 from .image import Platform
 from .layout import Layout, LayoutError
@@ -227,7 +227,7 @@ class Cache:
         try:
             return self._resolve_root(name, root, platform)
         except BuildError as exc:
-            if isinstance(exc, DigestError):
+            if isinstance(exc, (DigestError, ManifestError)):
                 raise damaged(name, exc) from exc
             raise
         except _DAMAGE as exc:
@@ -278,13 +278,9 @@ class Cache:
 
     def _load(self, name: str, root: Descriptor, desc: Descriptor, platform: Platform, *, single: bool) -> CachedImage:
         manifest = self.layout.read_json_blob(desc.digest, desc.size, f"manifest {desc.digest}")
-        if "manifests" in manifest or "config" not in manifest:
+        if "manifests" in manifest:
             raise LayoutError(f"manifest {desc.digest} is not an image manifest")
-        config_desc = Descriptor.from_json(manifest["config"], f"manifest {desc.digest}: config")
-        layers = tuple(
-            Descriptor.from_json(item, f"manifest {desc.digest}: layers[{i}]")
-            for i, item in enumerate(manifest.get("layers") or [])
-        )
+        config_desc, layers = manifest_parts(manifest, f"manifest {desc.digest}")
         config = self.layout.read_json_blob(config_desc.digest, config_desc.size, f"config {config_desc.digest}")
         if single:
             arch, os_name = config.get("architecture"), config.get("os")
@@ -307,16 +303,8 @@ class Cache:
         elif is_image_manifest(desc.media_type):
             try:
                 manifest = self.layout.read_json_blob(desc.digest, desc.size, f"manifest {desc.digest}")
-                layers = manifest.get("layers") or []
-                if not isinstance(layers, list):
-                    raise LayoutError(f"manifest {desc.digest}: layers is not a list")
-                parts = [
-                    Descriptor.from_json(part, f"manifest {desc.digest}: {role}")
-                    for role, part in [
-                        ("config", manifest.get("config")),
-                        *((f"layers[{i}]", x) for i, x in enumerate(layers)),
-                    ]
-                ]
+                config, layers = manifest_parts(manifest, f"manifest {desc.digest}")
+                parts = [config, *layers]
             except (ValueError, OSError) as exc:  # LayoutError too; a DigestError is a BuildError already
                 raise BuildError(f"cannot name {desc.digest}: {exc}", hint="the image is malformed") from exc
             missing += [d.digest for d in parts if not self.layout.has_blob(d.digest, d.size)]
@@ -365,9 +353,10 @@ class Cache:
                 continue
             try:
                 obj = self.layout.read_json_blob(desc.digest, desc.size)
-                children = [*(obj.get("manifests") or []), *([obj["config"]] if "config" in obj else [])]
-                children += list(obj.get("layers") or [])
-                stack.extend(Descriptor.from_json(c) for c in children)
+                stack.extend(Descriptor.from_json(c) for c in obj.get("manifests") or [])
+                if "config" in obj:  # what the blob holds, whatever the descriptor says it is
+                    config, layers = manifest_parts(obj, f"manifest {desc.digest}")
+                    stack.extend((config, *layers))
             except (*_DAMAGE, DigestError):
                 continue
         return seen

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..errors import BuildError
 from . import digest as _digest
 from . import jsonfmt
 from .image import Platform
@@ -81,6 +82,41 @@ class Descriptor:
     @property
     def is_attestation(self) -> bool:
         return is_attestation(self.platform)
+
+
+class ManifestError(BuildError, ValueError):
+    """An image manifest that is malformed: not an object, no config, layers not a list, a bad descriptor.
+
+    A :class:`BuildError` for the user, and a ``ValueError`` like every other malformed JSON the
+    cache and registry code already report as damage.
+    """
+
+
+class ManifestParts(NamedTuple):
+    """What an image manifest (OCI or Docker v2) refers to: its config and its layers, in order."""
+
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+
+
+def manifest_parts(manifest: Any, what: str) -> ManifestParts:
+    """The config and layer descriptors of a parsed image manifest; ``what`` names it in errors
+    (``manifest sha256:…``). Raises :class:`ManifestError` when the manifest is malformed."""
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{what} is not a JSON object")
+    if "config" not in manifest:
+        raise ManifestError(f"{what} is not an image manifest: it has no config")
+    items = manifest.get("layers")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise ManifestError(f"{what}: layers is not a list")
+    try:
+        config = Descriptor.from_json(manifest["config"], f"{what}: config")
+        layers = tuple(Descriptor.from_json(x, f"{what}: layers[{i}]") for i, x in enumerate(items))
+    except ValueError as exc:
+        raise ManifestError(str(exc)) from exc
+    return ManifestParts(config, layers)
 
 
 def platform_json(platform: Platform) -> dict[str, Any]:

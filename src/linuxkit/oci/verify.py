@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..errors import LinuxKitError
 from . import reference
 from .cache import Cache
-from .descriptor import Descriptor, platform_of
+from .descriptor import Descriptor, manifest_parts, platform_of
 from .digest import DigestError
 from .image import Platform
 from .layout import LayoutError
@@ -114,8 +114,8 @@ def _walk(cache: Cache, checker: _Checker, report: NameReport, desc: Descriptor,
                 if plat and not child.is_attestation and (verdict is None or verdict[0] == "corrupt"):
                     report.platforms.append(plat)  # pulled (even if now broken): to pull again
             return
-        parts = [(Descriptor.from_json(obj["config"]), "config")]
-        parts += [(Descriptor.from_json(x), f"layer {i}") for i, x in enumerate(obj.get("layers") or [])]
+        config, layers = manifest_parts(obj, f"manifest {desc.digest}")
+        parts = [(config, "config"), *((x, f"layer {i}") for i, x in enumerate(layers))]
     except (LayoutError, ValueError, KeyError, TypeError, DigestError) as exc:
         report.problems.append(Problem(desc.digest, "corrupt", _role(desc, role), f"unreadable: {exc}"))
         return

@@ -20,7 +20,7 @@ from ..errors import BuildError
 from ..oci import digest as _digest
 from ..oci import jsonfmt, reference
 from ..oci.cache import Cache, damaged
-from ..oci.descriptor import Descriptor
+from ..oci.descriptor import Descriptor, manifest_parts
 from ..oci.image import Platform
 from ..oci.mediatypes import ANNOTATION_REF_NAME, IMAGE_MANIFEST_TYPES, OCI_INDEX, is_index
 from ..oci.registry import pull
@@ -80,9 +80,9 @@ def _blobs(cache: Cache, root: Descriptor, platforms: Sequence[Platform]) -> Ite
         if not wanted(child.platform, platforms) or child.media_type not in IMAGE_MANIFEST_TYPES:
             continue
         manifest = cache.layout.read_json_blob(child.digest, child.size, f"manifest {child.digest}")
-        yield Descriptor.from_json(manifest.get("config"), f"manifest {child.digest}: config")
-        for i, layer in enumerate(manifest.get("layers") or []):
-            yield Descriptor.from_json(layer, f"manifest {child.digest}: layers[{i}]")
+        config, layers = manifest_parts(manifest, f"manifest {child.digest}")
+        yield config
+        yield from layers
         yield child
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from ... import log
 from .. import jsonfmt, reference
 from ..cache import Cache
-from ..descriptor import Descriptor, matches, platform_of
+from ..descriptor import Descriptor, ManifestError, manifest_parts, matches, platform_of
 from ..digest import DigestError, of_bytes
 from ..image import Platform
 from ..layout import Layout
@@ -144,15 +144,11 @@ def _parts(what: str, desc: Descriptor, raw: bytes) -> list[Descriptor]:
     """The config and layers ``raw`` lists (non-distributable layers with URLs left out)."""
     obj = _json(what, raw, f"manifest {desc.digest}")
     try:
-        parts = [Descriptor.from_json(obj.get("config"), f"manifest {desc.digest}: config")]
-        parts += [
-            Descriptor.from_json(x, f"manifest {desc.digest}: layers[{i}]")
-            for i, x in enumerate(obj.get("layers") or [])
-        ]
-    except ValueError as exc:
+        config, layers = manifest_parts(obj, f"manifest {desc.digest}")
+    except ManifestError as exc:
         raise RegistryError(f"{what}: bad manifest: {exc}") from exc
     out = []
-    for part in parts:
+    for part in (config, *layers):
         if part.media_type in NON_DISTRIBUTABLE_TYPES and part.extra.get("urls"):
             log.debug(f"{what}: skipping non-distributable layer {part.digest}")
             continue

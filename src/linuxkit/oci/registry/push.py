@@ -10,7 +10,7 @@ from urllib.parse import quote
 from ... import log
 from .. import reference
 from ..cache import Cache
-from ..descriptor import Descriptor, platform_of
+from ..descriptor import Descriptor, manifest_parts, platform_of
 from ..mediatypes import NON_DISTRIBUTABLE_TYPES, is_image_manifest, is_index
 from .auth import scope
 from .client import Client, http_error
@@ -104,9 +104,8 @@ def _push_tree(pusher: _Pusher, desc: Descriptor, *, top: bool) -> None:
         for child in cache.children(desc):
             _push_tree(pusher, child, top=False)
     elif is_image_manifest(desc.media_type):
-        obj = layout.read_json_blob(desc.digest, desc.size)
-        parts = [Descriptor.from_json(obj["config"]), *(Descriptor.from_json(x) for x in obj.get("layers") or [])]
-        for part in parts:
+        config, layers = manifest_parts(layout.read_json_blob(desc.digest, desc.size), f"manifest {desc.digest}")
+        for part in (config, *layers):
             if part.media_type in NON_DISTRIBUTABLE_TYPES and part.extra.get("urls"):
                 continue
             if not layout.has_blob(part.digest, part.size):
