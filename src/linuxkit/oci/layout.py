@@ -22,6 +22,7 @@ import hashlib
 import os
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,6 +43,9 @@ EMPTY_INDEX = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.
 TMP_PREFIX = ".tmp-"
 #: A temporary file this old and unlocked is a leftover (see :meth:`Layout.remove_stale_temps`).
 STALE_AFTER = 300.0
+#: The layout directories this process has swept of leftovers (see :meth:`Layout.remove_stale_temps_once`).
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
 #: Largest manifest, index or config we read into memory.
 MAX_JSON_BLOB = jsonfmt.MAX_SIZE
 
@@ -214,7 +218,32 @@ class Layout:
                     path = directory / name
                     if _remove_if_stale(path, min_age):
                         removed.append(path)
+        with _swept_lock:
+            _swept.add(self._sweep_key())
         return removed
+
+    def remove_stale_temps_once(self) -> list[Path]:
+        """:meth:`remove_stale_temps` the first time this process asks for this directory (under
+        any spelling of its path, from any thread); nothing after.
+
+        Leftovers are made only by processes that died, so one sweep per command finds them all;
+        sweeping before every pull (a build pulls many images, several at a time) listed the blob
+        directory and took the exclusive cache lock each time for nothing.
+        """
+        key = self._sweep_key()
+        with _swept_lock:
+            if key in _swept:
+                return []
+            _swept.add(key)
+        try:
+            return self.remove_stale_temps()
+        except BaseException:
+            with _swept_lock:
+                _swept.discard(key)  # not swept: the next pull tries again
+            raise
+
+    def _sweep_key(self) -> str:
+        return os.path.realpath(self.root)
 
     # -- blobs -----------------------------------------------------------------------------------
 

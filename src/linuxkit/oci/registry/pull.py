@@ -52,7 +52,7 @@ def pull(
     opts = options or RegistryOptions()
     parsed = reference.parse(ref)
     what = f"pulling {reference.normalize(ref)}"
-    for leftover in cache.layout.remove_stale_temps():  # what interrupted pulls left behind
+    for leftover in cache.layout.remove_stale_temps_once():  # what interrupted pulls left behind
         log.debug(f"removed {leftover}, left behind by an interrupted process")
     name = reference.normalize(name or ref)
     with open_client(parsed.domain, opts, what, pulling=True) as client:
