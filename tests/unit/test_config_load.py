@@ -278,6 +278,33 @@ def test_pkg_template_failure_in_build_yml_is_located_in_build_yml(tmp_path: Pat
     assert info.value.diagnostics[0].hint == f"see {where}"
 
 
+def test_pkg_tags_are_computed_once_per_directory_for_all_the_files(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.yml", 'onboot:\n  - name: a\n    image: "@pkg:p"\n    command: ["@pkg:./p/", "@pkg:q"]\n')
+    b = write(
+        tmp_path, "sub/b.yml", 'services:\n  - name: b\n    image: "@pkg:../p"\n  - name: c\n    image: "@pkg:../bad"\n'
+    )
+    c = write(tmp_path, "c.yml", 'services:\n  - name: d\n    image: "@pkg:bad"\n')
+    seen: list[str] = []
+
+    def resolver(pkg: str) -> str:
+        seen.append(pkg)
+        if pkg.endswith("bad"):
+            raise UserError("no build.yml")
+        return f"docker.io/linuxkit/{Path(pkg).name}:abc"
+
+    with pytest.raises(ConfigError) as info:
+        load_configs([a, b, c], pkg_resolver=resolver)
+    assert seen == [str(tmp_path / "p"), str(tmp_path / "q"), str(tmp_path / "bad")]  # a failure once too
+    assert sorted(str(d) for d in info.value.diagnostics) == [
+        f"{c}:3:12: services[0].image: cannot resolve '@pkg:bad': no build.yml",
+        f"{b}:5:12: services[1].image: cannot resolve '@pkg:../bad': no build.yml",
+    ]
+    seen.clear()
+    cfg = load_configs([a], pkg_resolver=resolver)
+    assert (cfg.moby.onboot or [])[0].command == ["docker.io/linuxkit/p:abc", "docker.io/linuxkit/q:abc"]
+    assert seen == [str(tmp_path / "p"), str(tmp_path / "q")]  # a new load asks again (the package may have changed)
+
+
 def test_missing_source_is_a_warning_when_sources_need_not_exist(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -125,30 +125,55 @@ def default_package_resolver(pkg_dir: str) -> str:
     return package_tag(pkg_dir, TagOptions(tag_template="{{.Hash}}")).canonical
 
 
+class PackageTags:
+    """A :data:`PackageResolver` that resolves each package directory once (its failure too).
+
+    One is made per :func:`load_configs` call, so a package named by several files (or several
+    times in one) has its tag computed once (git tree hashes of the whole directory), and a
+    package that changes between two loads is seen changed.
+    """
+
+    def __init__(self, resolver: PackageResolver) -> None:
+        self._resolver = resolver
+        self._tags: dict[str, str] = {}
+        self._failed: dict[str, LinuxKitError | OSError] = {}
+
+    def __call__(self, pkg_dir: str) -> str:
+        failed = self._failed.get(pkg_dir)
+        if failed is not None:
+            raise failed
+        tag = self._tags.get(pkg_dir)
+        if tag is None:
+            try:
+                tag = self._tags[pkg_dir] = self._resolver(pkg_dir)
+            except (LinuxKitError, OSError) as exc:
+                self._failed[pkg_dir] = exc
+                raise
+        return tag
+
+
 def _templates(doc: Document, directory: str, resolver: PackageResolver, rep: Reporter) -> Any:
-    """``doc.value`` with every ``@pkg:`` string replaced by the package's tag."""
+    """``doc.value`` with every ``@pkg:`` string replaced by the package's tag (``resolver`` is
+    asked once per package directory: wrap it in :class:`PackageTags` to share that across files)."""
+    tags = resolver if isinstance(resolver, PackageTags) else PackageTags(resolver)
     value = copy.deepcopy(doc.value)
-    cache: dict[str, str] = {}
-    failed: dict[str, LinuxKitError] = {}
+    reported: set[str] = set()
     for path, text in list(walk_strings(value)):
         if not text.startswith(PKG_PREFIX):
             continue
         pkg = posixpath.normpath(directory + "/" + text[len(PKG_PREFIX) :])
         try:
-            if pkg in failed:
-                raise failed[pkg]
-            if pkg not in cache:
-                cache[pkg] = resolver(pkg)
+            tag = tags(pkg)
         except LinuxKitError as exc:
             located = [d for d in exc.diagnostics if d.location is not None]
             if not located:
                 rep.add(path, f"cannot resolve {text!r}: {exc.message}", exc.hint)
             else:  # e.g. the package's build.yml is wrong: each problem where it is written
-                if pkg not in failed:
+                if pkg not in reported:
                     rep.diagnostics.extend(located)
+                    reported.add(pkg)
                 where = ", ".join(str(d.location) for d in located[:3]) + (", …" if len(located) > 3 else "")
                 rep.add(path, f"cannot resolve {text!r}: the package has errors", f"see {where}")
-            failed[pkg] = exc
             continue
         except OSError as exc:
             rep.add(path, f"cannot resolve {text!r}: {exc}")
@@ -156,7 +181,7 @@ def _templates(doc: Document, directory: str, resolver: PackageResolver, rep: Re
         container: Any = value
         for part in path[:-1]:
             container = container[part]
-        container[path[-1]] = cache[pkg]
+        container[path[-1]] = tag
     return value
 
 
@@ -297,7 +322,8 @@ def load_configs(
     """
     if not sources:
         raise UserError("no config file given")
-    resolver = (pkg_resolver or default_package_resolver) if resolve_packages else None
+    # each @pkg: directory resolved once for all the files
+    resolver = PackageTags(pkg_resolver or default_package_resolver) if resolve_packages else None
     loaded: list[SourceFile] = []
     diags: list[Diagnostic] = []
     for source in sources:
