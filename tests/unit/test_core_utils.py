@@ -96,7 +96,7 @@ def test_config_error_sorts_and_formats_every_diagnostic() -> None:
 
 
 def _common(mirrors: list[str]) -> CommonOptions:
-    return CommonOptions(Path("/c"), 1, False, mirrors, [])
+    return CommonOptions("/c", 1, False, mirrors, [])
 
 
 def test_mirrors_as_upstream_parses_them(monkeypatch: pytest.MonkeyPatch) -> None:

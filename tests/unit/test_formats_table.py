@@ -259,7 +259,7 @@ def test_every_format_is_known_once_in_upstream_order_and_help_lists_them() -> N
     assert names == [*upstream.split(), "uki"]
     from linuxkit.cli.main import build_parser
 
-    parser = build_parser()
+    parser = build_parser(lazy=False)
     help_text = " ".join(parser._subparsers._group_actions[0].choices["build"].format_help().split())  # type: ignore[union-attr]
     assert "formats to create (repeat or comma list): " + " ".join(names) in help_text
     with pytest.raises(UserError, match="unknown format 'nope'") as err:

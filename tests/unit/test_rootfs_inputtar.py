@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 
@@ -69,11 +68,11 @@ def test_images_compare_every_field_with_names_expanded() -> None:
     short = schema.parse(schema.Image, {"name": "a", "image": "svc:1", "env": ["A=1"]})
     full = schema.parse(schema.Image, {"name": "a", "image": "docker.io/library/svc:1", "env": ["A=1"]})
     assert same_image(short, full)
-    assert not same_image(short, dataclasses.replace(full, env=["A=2"]))
-    assert not same_image(short, dataclasses.replace(full, name="b"))
-    assert not same_image(short, dataclasses.replace(full, env=None))
+    assert not same_image(short, schema.replace(full, env=["A=2"]))
+    assert not same_image(short, schema.replace(full, name="b"))
+    assert not same_image(short, schema.replace(full, env=None))
     # "not set" and "set to empty" differ, as go-yaml writes [] for an empty pointer
-    assert not same_image(dataclasses.replace(short, command=[]), short)
+    assert not same_image(schema.replace(short, command=[]), short)
 
 
 def test_removed_service_shifts_the_rest() -> None:

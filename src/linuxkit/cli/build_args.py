@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..arch import normalize_arch
 from ..errors import UserError
 from ..formats import registry  # the format table: no writer is imported
-from ..oci.image import normalize_arch
 from ..sizes import parse_size_mb
 
 DEFAULT_NAME_FOR_STDIN = "moby"

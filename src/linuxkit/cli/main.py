@@ -20,13 +20,12 @@ import importlib
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from types import FrameType, ModuleType
 
 from ..errors import LinuxKitError, UserError
 from .common import BOOL_FLAGS, CommonOptions
-from .parser import build_parser
+from .parser import RUN_BACKENDS, build_parser
 
 __all__ = ["build_parser", "main", "verb_function"]
 
@@ -54,7 +53,7 @@ def _normalise_argv(argv: Sequence[str]) -> list[str]:
 
 
 _VALUE_FLAGS = frozenset({"--cache", "--mirror", "--cert-file", "-v", "--verbose"})
-RUN_BACKENDS = frozenset({"qemu"})
+_BACKENDS = frozenset(name for name, *_ in RUN_BACKENDS)
 
 
 def _default_run_backend(argv: list[str]) -> list[str]:
@@ -69,7 +68,7 @@ def _default_run_backend(argv: list[str]) -> list[str]:
             return argv
         rest = argv[i + 1 :]
         has_path = any(not a.startswith("-") for a in rest)
-        if has_path and not any(a in RUN_BACKENDS for a in rest) and "-h" not in rest and "--help" not in rest:
+        if has_path and not any(a in _BACKENDS for a in rest) and "-h" not in rest and "--help" not in rest:
             return [*argv[: i + 1], "qemu", *rest]
         return argv
     return argv
@@ -108,11 +107,12 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def install_signal_handlers() -> None:
     """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (a signal ignored when we
     started, e.g. SIGHUP under ``nohup``, stays ignored)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
     for sig in TERMINATING:
         if signal.getsignal(sig) is not signal.SIG_IGN:
-            signal.signal(sig, _terminate)
+            try:
+                signal.signal(sig, _terminate)
+            except ValueError:  # not the main thread (main() called from a test's thread): leave them
+                return
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,6 @@ prints them as ``null``/``0``; we keep and print the values given.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import IO, Any, Literal
 
 from .. import log
@@ -145,14 +144,14 @@ def with_expanded_images(moby: s.Moby) -> s.Moby:
 
     update: dict[str, Any] = {}
     if moby.kernel is not None and moby.kernel.image:
-        update["kernel"] = replace(moby.kernel, image=full(moby.kernel.image))
+        update["kernel"] = s.replace(moby.kernel, image=full(moby.kernel.image))
     if moby.init is not None:
         update["init"] = [full(r) for r in moby.init]
     for section in ("onboot", "onshutdown", "services"):
         images: list[s.Image] | None = getattr(moby, section)
         if images is not None:
-            update[section] = [replace(i, image=full(i.image)) for i in images]
-    return replace(moby, **update)
+            update[section] = [s.replace(i, image=full(i.image)) for i in images]
+    return s.replace(moby, **update)
 
 
 def dry_run(configs: Sequence[str], out: IO[bytes]) -> None:

@@ -1,6 +1,6 @@
 """The LinuxKit YAML schema, declared once: what a config may hold and how upstream's Go prints it.
 
-Each object of the YAML is one dataclass below; its fields are the YAML keys, in the order of
+Each object of the YAML is one :class:`Model` class below; its fields are the YAML keys, in the order of
 upstream's Go struct. From this one declaration come:
 
 * validation (:func:`check`): every object forbids unknown keys, scalars are strictly typed (no
@@ -17,8 +17,8 @@ upstream's Go struct. From this one declaration come:
 It mirrors upstream's JSON schema (``moby/schema.go``) key for key. Python names are snake_case;
 the YAML key is ``f(key=...)`` when it differs. ``packages.buildyml`` declares ``build.yml`` the same way.
 
-Why plain dataclasses and a small table-driven checker: measured with ``benchmarks/bench_schema.py
---old-rev bb0f600`` on a 2-CPU machine (medians of 20 fresh interpreters, after the modules the CLI
+Why plain classes and a small table-driven checker: measured with ``benchmarks/bench_schema.py
+--old-rev REV`` on a 2-CPU machine (medians of 20 fresh interpreters, after the modules the CLI
 has loaded anyway; the machine was shared, so +-10 %):
 
 ==============================================  ==========  =========================================
@@ -28,27 +28,37 @@ pydantic 2.14 models (bb0f600)                  120 ms      0.12 ms first, 0.03 
 msgspec 0.23 ``Struct`` (prototype, same keys)  14 ms       stops at the first error ("Object
                                                             contains unknown field"): one diagnostic
                                                             per run instead of all of them
-these dataclasses + :func:`check`               29 ms       0.9 ms first (reads the declaration),
-                                                            0.08 ms then
+``@dataclass`` + :func:`check` (22262e6)        17.5 ms     0.8 ms first (reads the declaration),
+                                                            0.13 ms then
+:class:`Model` + :func:`check` (now)            7.6 ms      the same (same run as the line above)
 ==============================================  ==========  =========================================
 
-(pydantic's ``defer_build`` was not kept: every verb that loads the schema validates a config at
-once, so the 95 ms of model building would only move.) Of the 29 ms, building the dataclasses'
-``__eq__`` and ``__repr__`` is 6 ms. End to end, ``linuxkit build --dry-run`` (median of 20, with
-its ``@pkg:`` tags hashed by git): examples/linuxkit.yml 473 → 420 ms, examples/poweroff.yml
-367 → 272 ms. pydantic is no longer a dependency.
+``@dataclass`` generates and compiles three methods per class at import; :class:`Model` has one
+generic ``__init__``/``__eq__``/``__repr__`` and reads each class's fields in
+``__init_subclass__``. pydantic's ``defer_build`` was not kept: every verb that loads the schema
+validates a config at once, so the 95 ms of model building would only move. pydantic is no longer
+a dependency.
 """
 
-import dataclasses
 import types
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from collections.abc import Callable
+from typing import (
+    Any,
+    ClassVar,
+    Literal,
+    NamedTuple,
+    TypeVar,
+    Union,
+    dataclass_transform,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 # ---------------------------------------------------------------------------- the declaration kit
 
 
-@dataclass(frozen=True)
-class Go:
+class Go(NamedTuple):
     """How upstream's Go struct prints one field.
 
     ``key``: the Go JSON key (default: the YAML key); ``lower``: a runtime-spec struct, which
@@ -74,8 +84,7 @@ OCIP = Go(lower=True, omit="json", ptr=True)  # runtime-spec pointer, omitempty 
 OCIV = Go(lower=True)  # runtime-spec value, always printed
 
 
-@dataclass(frozen=True)
-class GoOnly:
+class GoOnly(NamedTuple):
     """A field of upstream's Go struct that the YAML cannot set: always nil (a nil map with ``nil_map``)."""
 
     key: str
@@ -84,16 +93,45 @@ class GoOnly:
     nil_map: bool = False
 
 
-def f(key: str | None = None, go: Go = V, *, default_factory: Any = None) -> Any:
+class _Declared(NamedTuple):
+    """What ``f()`` returns: a field's YAML key, Go printing and default (read by :class:`Model`)."""
+
+    key: str | None
+    go: Go
+    default_factory: Callable[[], Any] | None
+
+
+def f(key: str | None = None, go: Go = V, *, default_factory: Callable[[], Any] | None = None) -> Any:
     """A field: its YAML key (default: the Python name) and Go printing; default ``None``."""
-    meta = {"key": key, "go": go}
-    if default_factory is not None:
-        return dataclasses.field(default_factory=default_factory, metadata=meta)
-    return dataclasses.field(default=None, metadata=meta)
+    return _Declared(key, go, default_factory)
 
 
+class _Slot(NamedTuple):
+    """One field of a :class:`Model` class, in declaration order (base class fields first)."""
+
+    name: str
+    default: Any  # _REQUIRED when the field has none
+    default_factory: Callable[[], Any] | None
+    key: str
+    go: Go
+
+
+_REQUIRED: Any = object()
+M = TypeVar("M", bound="Model")
+
+
+@dataclass_transform(kw_only_default=True)
 class Model:
-    """Base of the schema classes (each a ``@dataclass(kw_only=True)``)."""
+    """Base of the schema classes: each subclass's annotated attributes are its fields, set by
+    keyword (``Kernel(image="...")``), with ``= f(...)`` (default ``None``), a plain default, or no
+    default (required). Equality and ``repr`` as a dataclass's.
+
+    Why not ``@dataclass``: it generates and compiles each class's ``__init__``, ``__eq__`` and
+    ``__repr__`` at import, 10 ms for the ~30 classes here and in ``build.yml``, paid by every
+    ``build --dry-run`` and ``pkg show-tag``; these generic methods cost nothing at import, and a
+    config has tens of objects, not thousands. Type checkers see dataclass semantics
+    (``dataclass_transform``).
+    """
 
     #: Go fields that the YAML cannot set
     GO_ONLY: ClassVar[tuple[GoOnly, ...]] = ()
@@ -101,19 +139,73 @@ class Model:
     GO_EMBED: ClassVar[tuple[str, tuple[str, ...]] | None] = None
     #: the Go struct is this class's own fields, then the base class's inlined (``Image``)
     GO_BASE_LAST: ClassVar[bool] = False
+    #: the fields, base class's first
+    SLOTS: ClassVar[tuple[_Slot, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        slots = {slot.name: slot for slot in cls.SLOTS}
+        for name, annotation in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063 (inspect costs 6 ms of start-up)
+            if _is_class_var(annotation):
+                continue
+            value = cls.__dict__.get(name, _REQUIRED)
+            if isinstance(value, _Declared):
+                default = None if value.default_factory is None else _REQUIRED
+                slots[name] = _Slot(name, default, value.default_factory, value.key or name, value.go)
+            else:
+                slots[name] = _Slot(name, value, None, name, V)
+            if name in cls.__dict__:
+                delattr(cls, name)  # instances hold every field
+        cls.SLOTS = tuple(slots.values())
+
+    def __init__(self, **values: Any) -> None:
+        for slot in self.SLOTS:
+            if slot.name in values:
+                value = values.pop(slot.name)
+            elif slot.default_factory is not None:
+                value = slot.default_factory()
+            elif slot.default is _REQUIRED:
+                raise TypeError(f"{type(self).__name__}() missing required keyword argument: {slot.name!r}")
+            else:
+                value = slot.default
+            setattr(self, slot.name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(values)}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, s.name) == getattr(other, s.name) for s in self.SLOTS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: as a dataclass
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{s.name}={getattr(self, s.name)!r}" for s in self.SLOTS)
+        return f"{type(self).__qualname__}({fields})"
+
+
+def _is_class_var(annotation: Any) -> bool:
+    if isinstance(annotation, str):  # ``from __future__ import annotations``
+        return annotation.startswith(("ClassVar", "typing.ClassVar"))
+    return annotation is ClassVar or get_origin(annotation) is ClassVar
+
+
+def replace(obj: M, **changes: Any) -> M:
+    """A copy of ``obj`` with ``changes`` (as ``dataclasses.replace``)."""
+    values = {slot.name: getattr(obj, slot.name) for slot in obj.SLOTS}
+    values.update(changes)
+    return type(obj)(**values)
 
 
 # ---------------------------------------------------------------------------- OCI pieces
 
 
-@dataclass(kw_only=True)
 class IDMapping(Model):
     container_id: int | None = f("containerID", OCIV)
     host_id: int | None = f("hostID", OCIV)
     size: int | None = f(go=OCIV)
 
 
-@dataclass(kw_only=True)
 class Mount(Model):
     destination: str | None = f(go=OCIV)
     type: str | None = f(go=OCI)
@@ -123,7 +215,6 @@ class Mount(Model):
     gid_mappings: list[IDMapping] | None = f("gidmappings", Go(key="gidMappings", lower=True, omit="json"))
 
 
-@dataclass(kw_only=True)
 class Device(Model):
     path: str | None = f()
     type: str | None = f()
@@ -132,7 +223,6 @@ class Device(Model):
     mode: str | None = f(go=VO)
 
 
-@dataclass(kw_only=True)
 class DeviceCgroup(Model):
     allow: bool | None = f()
     type: str | None = f(go=OCI)
@@ -141,7 +231,6 @@ class DeviceCgroup(Model):
     access: str | None = f(go=OCI)
 
 
-@dataclass(kw_only=True)
 class Memory(Model):
     limit: int | None = f(go=OCIP)
     reservation: int | None = f(go=OCIP)
@@ -153,7 +242,6 @@ class Memory(Model):
     GO_ONLY = (GoOnly("useHierarchy", None, OCIP), GoOnly("checkBeforeUpdate", None, OCIP))
 
 
-@dataclass(kw_only=True)
 class CPU(Model):
     shares: int | None = f(go=OCIP)
     quota: int | None = f(go=OCIP)
@@ -165,12 +253,10 @@ class CPU(Model):
     GO_ONLY = (GoOnly("burst", "quota", OCIP), GoOnly("idle", None, OCIP))
 
 
-@dataclass(kw_only=True)
 class Pids(Model):
     limit: int | None = f()
 
 
-@dataclass(kw_only=True)
 class WeightDevice(Model):
     major: int | None = f()
     minor: int | None = f()
@@ -179,7 +265,6 @@ class WeightDevice(Model):
     GO_EMBED = ("linuxblockiodevice", ("major", "minor"))
 
 
-@dataclass(kw_only=True)
 class ThrottleDevice(Model):
     major: int | None = f()
     minor: int | None = f()
@@ -187,7 +272,6 @@ class ThrottleDevice(Model):
     GO_EMBED = ("linuxblockiodevice", ("major", "minor"))
 
 
-@dataclass(kw_only=True)
 class BlockIO(Model):
     weight: int | None = f(go=OCIP)
     leaf_weight: int | None = f("leafWeight", OCIP)
@@ -198,25 +282,21 @@ class BlockIO(Model):
     throttle_write_iops_device: list[ThrottleDevice] | None = f("throttleWriteIOPSDevice", OCI)
 
 
-@dataclass(kw_only=True)
 class HugepageLimit(Model):
     page_size: int | None = f("pageSize", Go(lower=True, string=True))
     limit: int | None = f()
 
 
-@dataclass(kw_only=True)
 class InterfacePriority(Model):
     name: str | None = f()
     priority: int | None = f()
 
 
-@dataclass(kw_only=True)
 class Network(Model):
     class_id: int | None = f("classID", OCIP)
     priorities: list[InterfacePriority] | None = f(go=OCI)
 
 
-@dataclass(kw_only=True)
 class Resources(Model):
     devices: list[DeviceCgroup] | None = f(go=OCI)
     memory: Memory | None = f(go=OCIP)
@@ -231,7 +311,6 @@ class Resources(Model):
 # ---------------------------------------------------------------------------- LinuxKit runtime
 
 
-@dataclass(kw_only=True)
 class Interface(Model):
     name: str | None = f(go=VO)
     add: str | None = f(go=VO)
@@ -239,7 +318,6 @@ class Interface(Model):
     create_in_root: bool | None = f("createInRoot")
 
 
-@dataclass(kw_only=True)
 class Namespaces(Model):
     cgroup: str | None = f(go=P)
     ipc: str | None = f(go=P)
@@ -250,7 +328,6 @@ class Namespaces(Model):
     uts: str | None = f(go=P)
 
 
-@dataclass(kw_only=True)
 class Runtime(Model):
     cgroups: list[str] | None = f(go=P)
     mounts: list[Mount] | None = f(go=P)
@@ -265,7 +342,6 @@ class Runtime(Model):
 IntOrStr = int | str
 
 
-@dataclass(kw_only=True)
 class ImageConfig(Model):
     """The part of an image entry that may also come from the ``org.mobyproject.config`` label."""
 
@@ -305,7 +381,6 @@ class ImageConfig(Model):
     runtime: Runtime | None = f(go=P)
 
 
-@dataclass(kw_only=True)
 class Image(ImageConfig):
     """One ``onboot``/``onshutdown``/``services`` entry."""
 
@@ -317,7 +392,6 @@ class Image(ImageConfig):
 # ---------------------------------------------------------------------------- top level
 
 
-@dataclass(kw_only=True)
 class Kernel(Model):
     """The kernel image and its command line."""
 
@@ -328,7 +402,6 @@ class Kernel(Model):
     ucode: str | None = f(go=P)
 
 
-@dataclass(kw_only=True)
 class File(Model):
     """A file, directory or symlink added to the image."""
 
@@ -344,7 +417,6 @@ class File(Model):
     gid: IntOrStr | None = f(go=P)
 
 
-@dataclass(kw_only=True)
 class Volume(Model):
     """A volume made from an image, shared by containers through ``binds``."""
 
@@ -355,13 +427,11 @@ class Volume(Model):
     platforms: list[str] | None = f(go=VO)
 
 
-@dataclass(kw_only=True)
 class Trust(Model):
     image: list[str] | None = f()
     org: list[str] | None = f()
 
 
-@dataclass(kw_only=True)
 class Moby(Model):
     """A whole LinuxKit config (one file, or several merged)."""
 
@@ -378,8 +448,7 @@ class Moby(Model):
 # ---------------------------------------------------------------------------- reading the declaration
 
 
-@dataclass(frozen=True)
-class Type:
+class Type(NamedTuple):
     """A field's type: ``kind`` is str, int, bool, enum (``values``), union (``members``), list
     (``item``), map (string keys, ``item`` values) or object (``cls``)."""
 
@@ -390,8 +459,7 @@ class Type:
     cls: type[Model] | None = None
 
 
-@dataclass(frozen=True)
-class FieldSpec:
+class FieldSpec(NamedTuple):
     """One YAML key of a schema class."""
 
     attr: str
@@ -439,12 +507,10 @@ def fields_of(cls: type[Model]) -> tuple[FieldSpec, ...]:
         return cached
     out = []
     hints = get_type_hints(cls)  # annotations may be strings (``from __future__ import annotations``)
-    for fl in dataclasses.fields(cls):  # type: ignore[arg-type]
-        tp, nullable = _type(hints[fl.name])
-        required = fl.default is dataclasses.MISSING and fl.default_factory is dataclasses.MISSING
-        factory = None if fl.default_factory is dataclasses.MISSING else fl.default_factory
-        key = fl.metadata.get("key") or fl.name
-        out.append(FieldSpec(fl.name, key, tp, nullable, required, fl.metadata.get("go", V), factory))
+    for slot in cls.SLOTS:
+        tp, nullable = _type(hints[slot.name])
+        required = slot.default is _REQUIRED and slot.default_factory is None
+        out.append(FieldSpec(slot.name, slot.key, tp, nullable, required, slot.go, slot.default_factory))
     _FIELDS[cls] = done = tuple(out)
     _ALLOWED[cls] = tuple(spec.key for spec in done)
     return done
@@ -453,8 +519,7 @@ def fields_of(cls: type[Model]) -> tuple[FieldSpec, ...]:
 # ---------------------------------------------------------------------------- checking
 
 
-@dataclass(frozen=True)
-class Issue:
+class Issue(NamedTuple):
     """One schema problem: at ``path``, an ``unknown`` key (``allowed``: the keys there), a
     ``missing`` required key, a value of the wrong ``type`` (``expected``: "a string", ...) or not
     one of the ``enum`` values (``expected``)."""
@@ -475,7 +540,6 @@ class SchemaError(ValueError):
 
 _NAMES = {"str": "a string", "int": "an integer", "bool": "true or false", "list": "a list", "map": "a mapping"}
 _INVALID = object()
-M = TypeVar("M", bound=Model)
 
 
 def _expected(t: Type) -> tuple[str, ...]:

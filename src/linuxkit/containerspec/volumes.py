@@ -7,7 +7,6 @@ Only the YAML entry is rewritten (as upstream does): names in an image label sta
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -75,7 +74,7 @@ def _rewrite_mounts(mounts: Sequence[schema.Mount]) -> list[schema.Mount]:
         if mount.type != "bind" or source.startswith("/"):
             out.append(mount)
         else:
-            out.append(dataclasses.replace(mount, source=merged_dir(source)))
+            out.append(schema.replace(mount, source=merged_dir(source)))
     return out
 
 
@@ -92,4 +91,4 @@ def with_volume_paths(image: schema.Image, volumes: Mapping[str, schema.Volume])
         update["binds"] = _rewrite_binds(image.binds)
     if image.binds_add is not None:
         update["binds_add"] = _rewrite_binds(image.binds_add)
-    return dataclasses.replace(image, **update) if update else image
+    return schema.replace(image, **update) if update else image

@@ -17,3 +17,8 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     if value:
         return Path(value).expanduser()
     return Path.home() / ".linuxkit" / "cache"
+
+
+def cache_dir(flag: str | None, env: Mapping[str, str] | None = None) -> Path:
+    """``--cache`` when given, else :func:`default_cache_dir`."""
+    return Path(flag) if flag else default_cache_dir(env)

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import platform as _platform
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from ..arch import normalize_arch
+
 MOBY_CONFIG_LABEL = "org.mobyproject.config"
-
-_GOARCH = {
-    "x86_64": "amd64",
-    "amd64": "amd64",
-    "aarch64": "arm64",
-    "arm64": "arm64",
-    "riscv64": "riscv64",
-    "s390x": "s390x",
-    "ppc64le": "ppc64le",
-}
-
-
-def host_arch() -> str:
-    """The host architecture in Go/OCI spelling (amd64, arm64, ...)."""
-    machine = _platform.machine().lower()
-    return _GOARCH.get(machine, machine)
-
-
-def normalize_arch(arch: str) -> str:
-    """Accept ``x86_64``/``aarch64`` spellings as well as Go's."""
-    return _GOARCH.get(arch.lower(), arch.lower())
 
 
 @dataclass(frozen=True)

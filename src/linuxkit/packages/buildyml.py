@@ -22,7 +22,6 @@ DEFAULT_GITREPO = "https://github.com/linuxkit/linuxkit"
 BUILD_YML = "build.yml"
 
 
-@dataclass(kw_only=True)
 class DockerImages(schema.Model):
     target_dir: str | None = schema.f("target-dir")
     target: str | None = None
@@ -30,12 +29,10 @@ class DockerImages(schema.Model):
     images: list[str] | None = schema.f("list")
 
 
-@dataclass(kw_only=True)
 class Depends(schema.Model):
     docker_images: DockerImages | None = schema.f("docker-images")
 
 
-@dataclass(kw_only=True)
 class DebianCopy(schema.Model):
     """A file or directory of the package directory copied into the image."""
 
@@ -44,14 +41,12 @@ class DebianCopy(schema.Model):
     mode: str | None = None  # octal string, e.g. "0755" (files only)
 
 
-@dataclass(kw_only=True)
 class DebianKernel(schema.Model):
     """Turn a Debian kernel package into a LinuxKit kernel image (``/kernel`` + ``/kernel.tar``)."""
 
     modules: list[str] = schema.f(default_factory=list)  # module names; their dependencies are added
 
 
-@dataclass(kw_only=True)
 class DebianSection(schema.Model):
     """Our extension: build the image from Debian packages instead of a Dockerfile (see docs/packages.md)."""
 
@@ -70,7 +65,6 @@ class DebianSection(schema.Model):
     workdir: str | None = None
 
 
-@dataclass(kw_only=True)
 class BuildYml(schema.Model):
     """The keys ``build.yml`` may hold; ``None`` means "absent" (defaults are applied in :class:`PkgInfo`)."""
 

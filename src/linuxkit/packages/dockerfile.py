@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import log, runner
+from ..arch import host_arch
 from ..config.dump import image_config_label
 from ..errors import BuildError, UserError
 from ..oci import reference
 from ..oci.archive import import_archive, write_oci_tar
 from ..oci.descriptor import Descriptor
-from ..oci.image import Platform, host_arch
+from ..oci.image import Platform
 from .tag import PackageTag
 
 if TYPE_CHECKING:

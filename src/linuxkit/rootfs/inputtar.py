@@ -17,7 +17,6 @@ Upstream's rules (``moby/build/build.go Build``), reproduced as they are:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ def same_image(new: schema.Image, old: schema.Image) -> bool:
     """Upstream's ``Image.Equal``: both as go-yaml renders them, image names expanded."""
 
     def rendered(image: schema.Image) -> bytes:
-        expanded = dataclasses.replace(image, image=_full(image.image))
+        expanded = schema.replace(image, image=_full(image.image))
         return marshal_yaml(to_go(schema.Moby(onboot=[expanded])), v3=True)
 
     return rendered(new) == rendered(old)
