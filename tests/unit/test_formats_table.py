@@ -265,3 +265,20 @@ def test_every_format_is_known_once_in_upstream_order_and_help_lists_them() -> N
     with pytest.raises(UserError, match="unknown format 'nope'") as err:
         validate_formats(["nope"])
     assert err.value.hint == "known formats: " + ", ".join(names)
+
+
+@pytest.mark.parametrize(
+    ("config", "name"),
+    [
+        ("sys.yml", "sys"),
+        ("dir/sys.tar.yml", "sys.tar"),
+        ("-", "moby"),
+        ("https://example.test/a/sshd.yml", "sshd"),
+        ("https://example.test/a/sshd.yml?x=1", "sshd"),  # Go's Ext: from the last dot
+        ("dir/", "dir"),
+        ("noext", "noext"),
+    ],
+)
+def test_output_name_is_the_last_config_without_its_extension_as_upstream(config: str, name: str) -> None:
+    # upstream: strings.TrimSuffix(filepath.Base(conf), filepath.Ext(conf))
+    assert _options(config)[1] == name

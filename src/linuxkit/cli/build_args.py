@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from typing import NamedTuple
 
 from ..arch import normalize_arch
 from ..errors import UserError
-from ..formats import registry  # the format table: no writer is imported
+from ..formats import registry
+from ..gocompat.path import go_base, go_ext  # the format table: no writer is imported
 from ..sizes import parse_size_mb
 
 DEFAULT_NAME_FOR_STDIN = "moby"
 
 
-@dataclass(frozen=True)
-class BuildArgs:
+class BuildArgs(NamedTuple):
     formats: list[str]
     name: str
     out_dir: str
@@ -34,13 +33,8 @@ def resolve(args: argparse.Namespace) -> BuildArgs:
     configs: list[str] = args.configs
     if not name and not output_file:
         last = configs[-1]
-        name = (
-            DEFAULT_NAME_FOR_STDIN
-            if last == "-"
-            else Path(last).stem
-            if "://" not in last
-            else Path(last.rstrip("/").rsplit("/", 1)[-1]).stem
-        )
+        # upstream: strings.TrimSuffix(filepath.Base(conf), filepath.Ext(conf)), URLs included
+        name = DEFAULT_NAME_FOR_STDIN if last == "-" else go_base(last).removesuffix(go_ext(last))
     formats = registry.split_formats(args.format) or (["tar"] if output_file else ["kernel+initrd"])
     registry.check_alone(formats)
     first = registry.find(formats[0])

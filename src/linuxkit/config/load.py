@@ -16,15 +16,14 @@ import os
 import posixpath
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from .. import log
 from ..containerspec.volumes import volume_problems
 from ..errors import ConfigError, Diagnostic, LinuxKitError, Location, UserError
 from . import schema
 from .validate import IMAGE_SECTIONS, Reporter, dotted, schema_diagnostics, semantic_diagnostics, walk_strings
-from .yamlload import MAX_BYTES, Document, load_yaml
+from .yamlload import EMPTY, MAX_BYTES, Document, load_yaml
 
 PackageResolver = Callable[[str], str]
 """Maps a package directory (the YAML's directory joined with the ``@pkg:`` path) to its canonical tag."""
@@ -35,8 +34,7 @@ PKG_PREFIX = "@pkg:"
 LISTS = ("init", "onboot", "onshutdown", "services", "files", "volumes")
 
 
-@dataclass(frozen=True)
-class SourceFile:
+class SourceFile(NamedTuple):
     """One loaded config source."""
 
     name: str  # the path or URL as given, or ``<stdin>``
@@ -45,15 +43,14 @@ class SourceFile:
     moby: schema.Moby
 
 
-@dataclass(frozen=True)
-class LoadedConfig:
+class LoadedConfig(NamedTuple):
     """The merged config plus what is needed to point back into the files."""
 
     moby: schema.Moby
     sources: Sequence[SourceFile]
     # (section, merged index) → (source index, index within that source)
-    origins: Mapping[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
-    kernel_origins: Mapping[str, int] = field(default_factory=dict)
+    origins: Mapping[tuple[str, int], tuple[int, int]] = EMPTY
+    kernel_origins: Mapping[str, int] = EMPTY
     default_name: str = STDIN_DEFAULT_NAME
 
     def locate(self, section: str, index: int | None = None, *fields: str | int) -> Location | None:

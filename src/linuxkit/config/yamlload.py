@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -152,8 +152,11 @@ def excessive_aliasing(decoded: int, aliased: int) -> bool:
     return aliased > 100 and decoded > 1000 and aliased / decoded > allowed_alias_ratio(decoded)
 
 
-@dataclass(frozen=True)
-class Document:
+#: the default of a read-only mapping field of a NamedTuple (one shared, immutable empty mapping)
+EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
+class Document(NamedTuple):
     """A loaded YAML document: its value and the location of every value and mapping key.
 
     ``texts`` holds the source text of the scalars that did not resolve to a string (``0666``,
@@ -161,9 +164,9 @@ class Document:
 
     file: str
     value: Any
-    positions: Mapping[Path, Location] = field(default_factory=dict)
-    key_positions: Mapping[Path, Location] = field(default_factory=dict)
-    texts: Mapping[Path, str] = field(default_factory=dict)
+    positions: Mapping[Path, Location] = EMPTY
+    key_positions: Mapping[Path, Location] = EMPTY
+    texts: Mapping[Path, str] = EMPTY
 
     def locate(self, path: Path, *, key: bool = False) -> Location:
         """The location of ``path`` (its key with ``key``), or of its nearest located ancestor."""

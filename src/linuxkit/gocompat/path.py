@@ -33,6 +33,16 @@ def go_base(name: str) -> str:
     return stripped[stripped.rfind("/") + 1 :]
 
 
+def go_ext(name: str) -> str:
+    """Go's ``path.Ext``: from the last dot of the last element (``""`` when it has none)."""
+    for i in range(len(name) - 1, -1, -1):
+        if name[i] == "/":
+            break
+        if name[i] == ".":
+            return name[i:]
+    return ""
+
+
 def go_join(*parts: str) -> str:
     """Go's ``path.Join``: empty elements ignored, result cleaned (``""`` when all are empty)."""
     kept = [p for p in parts if p]

@@ -9,36 +9,50 @@ dicts, lists and scalars the printers take, with map keys in the order each enco
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
+
+# NamedTuples and plain classes, not dataclasses: these modules are on ``build --dry-run``'s path,
+# where ``dataclasses`` (import and generated methods) cost 10-20 ms of each start.
 
 
-@dataclass(frozen=True)
-class Ptr:
+class Ptr(NamedTuple):
     """A non-nil Go pointer or interface: never "empty" for ``omitempty``."""
 
     value: GoValue
 
 
-@dataclass(frozen=True)
-class NilSlice:
+class _Nil:
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class NilSlice(_Nil):
     """A nil slice: ``[]`` in YAML, ``null`` in JSON."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class NilMap:
+
+class NilMap(_Nil):
     """A nil map: ``{}`` in YAML, ``null`` in JSON."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Field:
+
+class Field(NamedTuple):
     key: str
     value: GoValue
     omitempty: bool = False
 
 
-@dataclass(frozen=True)
-class Struct:
+class Struct(NamedTuple):
     fields: Sequence[Field]
 
 

@@ -12,7 +12,7 @@ invalid UTF-8 (``!!binary``), flow-style collections other than ``[]``/``{}``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..config.yamlload import is_plain_string
 from .values import GoValue, to_plain
@@ -26,8 +26,7 @@ def _printable(c: str) -> bool:
 _BREAKS = "\r\n\x85\u2028\u2029"
 
 
-@dataclass
-class _Analysis:
+class _Analysis(NamedTuple):
     multiline: bool
     block_plain: bool
     single_quoted: bool

@@ -7,7 +7,7 @@ a first component with ``.`` or ``:`` or equal to ``localhost`` is a registry ho
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import UserError
 
@@ -41,8 +41,7 @@ def expand(ref: str, *, with_tag: bool = False) -> str:
     return out
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """A fully qualified image reference: ``domain/path[:tag][@digest]``."""
 
     domain: str

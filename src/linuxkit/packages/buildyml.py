@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import schema
 from ..config.validate import Reporter, schema_diagnostics
@@ -83,8 +82,7 @@ class BuildYml(schema.Model):
     debian: DebianSection | None = None
 
 
-@dataclass(frozen=True)
-class PkgInfo:
+class PkgInfo(NamedTuple):
     """A package's build settings with upstream's defaults filled in."""
 
     image: str
@@ -103,7 +101,7 @@ class PkgInfo:
     depends_target_dir: str = ""
     depends_from_file: str = ""
     debian: DebianSection | None = None
-    path: str = field(default="", compare=False)
+    path: str = ""  # where build.yml was read (:func:`with_path`)
 
 
 def context_path(pkg_dir: Path, info: PkgInfo, src: str) -> Path:
@@ -252,4 +250,4 @@ def read_build_yml(pkg_dir: str, build_yml: str = BUILD_YML) -> PkgInfo:
             f"cannot read {path}: {exc.strerror or exc}", hint="a package directory needs a build.yml"
         ) from exc
     info = parse_build_yml(data, path)
-    return PkgInfo(**{**info.__dict__, "path": os.path.abspath(pkg_dir)})
+    return info._replace(path=os.path.abspath(pkg_dir))

@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import runner
 from ..errors import BuildError, UserError
@@ -28,8 +28,7 @@ _TREE_LINE = re.compile(r"^[0-7]{6} [^ ]+ ([0-9a-f]{40})\t.+\n$")
 _ACTION = re.compile(r"\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}", re.DOTALL)
 
 
-@dataclass(frozen=True)
-class TagOptions:
+class TagOptions(NamedTuple):
     """The ``pkg`` flags that change a tag (``--build-yml``, ``--hash``, ``--hash-commit``…)."""
 
     build_yml: str = BUILD_YML
@@ -42,8 +41,7 @@ class TagOptions:
     tag_template: str = ""
 
 
-@dataclass(frozen=True)
-class PackageTag:
+class PackageTag(NamedTuple):
     """The result: ``org/image:tag``, its canonical ``docker.io/…`` form and how it was made."""
 
     org: str
