@@ -3,7 +3,11 @@
 A local ``docker-registry`` (Debian package) on a free loopback port serves one image with
 ~50 MB of incompressible layers; each round pulls it into an empty cache / an empty directory,
 both tools fresh processes, alternating. Prints the medians and the ratio (goal: ours >= 2x),
-and, as the floor no client can beat, ``curl`` fetching the same blobs in parallel to /dev/null.
+and, as the floor no client can beat, ``curl`` fetching the same blobs in parallel to /dev/null,
+with the ratio of ours to it (goal for ~500 MB in 10 layers: <= 1.2x end to end). A verifying
+baseline adds what every client that checks and keeps the blobs must do: each blob piped through
+``tee FILE`` (written) and ``openssl dgst -sha256`` (hashed), 6 at a time (its pipes copy the bytes
+twice more than a client in one process has to, so it is no floor).
 
 Our fresh processes run as an installed linuxkit does: with compiled bytecode. When the
 environment sets ``PYTHONDONTWRITEBYTECODE`` (CI images do) every run would compile every module
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -104,16 +109,33 @@ def in_process(cache: Path, ref: str) -> float:
     return float(out.stdout)
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(
+    cmd: list[str], env: dict[str, str] | None = None, cpu: list[tuple[float, float]] | None = None, registry: int = 0
+) -> float:
+    """Wall seconds of ``cmd``; with ``cpu``, also appends the CPU seconds of the command (its
+    processes) and of the registry (process ``registry``) while it ran."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    served = process_cpu(registry) if cpu is not None else 0.0
     start = time.monotonic()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    return time.monotonic() - start
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    took = time.monotonic() - start
+    if cpu is not None:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        cpu.append((used, process_cpu(registry) - served))
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
+    return took
 
 
-def curl_config(work: Path, ref: str) -> Path | None:
-    """A curl config fetching every blob of ``ref``'s manifest (to /dev/null); None without curl."""
-    if shutil.which("curl") is None:
-        return None
+def blob_urls(ref: str) -> list[str]:
+    """The URL of every blob (config and layers) of ``ref``'s manifest."""
     host, _, rest = ref.partition("/")
     repo, _, tag = rest.rpartition(":")
     request = urllib.request.Request(
@@ -121,12 +143,35 @@ def curl_config(work: Path, ref: str) -> Path | None:
     )
     with urllib.request.urlopen(request, timeout=10) as resp:
         manifest = json.loads(resp.read())
+    return [f"http://{host}/v2/{repo}/blobs/{blob['digest']}" for blob in [manifest["config"], *manifest["layers"]]]
+
+
+def curl_config(work: Path, ref: str) -> Path | None:
+    """A curl config fetching every blob of ``ref``'s manifest (to /dev/null); None without curl."""
+    if shutil.which("curl") is None:
+        return None
     lines = []
-    for blob in [manifest["config"], *manifest["layers"]]:
-        lines += [f"url = http://{host}/v2/{repo}/blobs/{blob['digest']}", "output = /dev/null"]
+    for url in blob_urls(ref):
+        lines += [f"url = {url}", "output = /dev/null"]
     config = work / "curl.cfg"
     config.write_text("\n".join(lines) + "\n")
     return config
+
+
+#: The same blobs, 6 at a time, each ``curl | tee FILE | openssl dgst -sha256``: the work of any client
+#: that verifies and keeps them, plus two pipes (``sha256sum`` is not used: it has no SHA-NI, 3x slower).
+VERIFY = 'curl -sf "$1" | tee "$2" | openssl dgst -sha256 >/dev/null'
+
+
+def verify_command(ref: str, out: Path) -> list[str] | None:
+    """A command fetching every blob to a file in ``out`` while hashing it; None without curl/openssl."""
+    if shutil.which("curl") is None or shutil.which("openssl") is None:
+        return None
+    args = []
+    for url in blob_urls(ref):
+        args += [url, str(out / url.rsplit(":", 1)[1])]
+    script = 'printf "%s\\n" "$@" | xargs -P 6 -n 2 sh -c \'' + VERIFY + "' _"
+    return ["sh", "-c", script, "_", *args]
 
 
 def main() -> None:
@@ -145,10 +190,13 @@ def main() -> None:
         try:
             ref = publish(work, host, args.mb, args.layers)
             curl = curl_config(work, ref)
+            verify = verify_command(ref, work / "verify")
+            verifying: list[float] = []
             ours: list[float] = []
             inner: list[float] = []
             theirs: list[float] = []
             floor: list[float] = []
+            cpu: dict[str, list[tuple[float, float]]] = {"ours": [], "curl": [], "verifying": []}
             command = [sys.executable, "-m", "linuxkit.cli.main", "--cache", "CACHE", "cache", "pull", ref]
             timed([c.replace("CACHE", str(work / "warm-up")) for c in command], env)
             shutil.rmtree(work / "warm-up")
@@ -157,7 +205,7 @@ def main() -> None:
                 shutil.rmtree(work / "warm-up")
             for i in range(args.repeat):
                 cache = work / f"cache{i}"
-                ours.append(timed([c.replace("CACHE", str(cache)) for c in command], env))
+                ours.append(timed([c.replace("CACHE", str(cache)) for c in command], env, cpu["ours"], proc.pid))
                 shutil.rmtree(cache)
                 inner.append(in_process(cache, ref))
                 shutil.rmtree(cache)
@@ -166,7 +214,12 @@ def main() -> None:
                     theirs.append(timed([skopeo, "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{out}:x"]))
                     shutil.rmtree(out)
                 if curl:
-                    floor.append(timed(["curl", "-sf", "--parallel", "--parallel-max", "6", "-K", str(curl)]))
+                    fetch = ["curl", "-sf", "--parallel", "--parallel-max", "6", "-K", str(curl)]
+                    floor.append(timed(fetch, None, cpu["curl"], proc.pid))
+                if verify:
+                    (work / "verify").mkdir()
+                    verifying.append(timed(verify, None, cpu["verifying"], proc.pid))
+                    shutil.rmtree(work / "verify")
         finally:
             proc.terminate()
             proc.wait()
@@ -193,6 +246,30 @@ def main() -> None:
             f"floor (curl, the same blobs in parallel to /dev/null, no hashing or writing):"
             f" median {statistics.median(floor):.3f}s, min {min(floor):.3f}s"
         )
+        floor_median = statistics.median(floor)
+        print(f"ratio ours/floor: {ours_median / floor_median:.2f}x end to end (goal <= 1.2x),")
+        print(f"  {inner_median / floor_median:.2f}x for the pull itself")
+    if verifying:
+        verify_median = statistics.median(verifying)
+        print(
+            f"verifying baseline (curl | tee FILE | openssl dgst -sha256, 6 at a time):"
+            f" median {verify_median:.3f}s, min {min(verifying):.3f}s"
+        )
+        print(
+            f"ratio ours/verifying baseline: {ours_median / verify_median:.2f}x end to end,"
+            f" {inner_median / verify_median:.2f}x for the pull itself"
+        )
+
+    print("CPU seconds (medians; user + system) of the client and of the registry while it ran:")
+    for name, used in cpu.items():
+        if used:
+            client = statistics.median(u[0] for u in used)
+            served = statistics.median(u[1] for u in used)
+            cores = os.cpu_count() or 1
+            print(
+                f"  {name:<10} client {client:.2f} + registry {served:.2f} = {client + served:.2f}"
+                f" (no less than {(client + served) / cores:.2f}s of wall time on {cores} cores)"
+            )
 
 
 if __name__ == "__main__":

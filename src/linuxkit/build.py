@@ -17,7 +17,6 @@ from .config import schema
 from .config.dump import metadata_file
 from .config.load import default_package_resolver, load_configs
 from .errors import LinuxKitError, Location, UserError
-from .formats.loaders import boot_files_tree
 from .formats.registry import Format, FormatContext, validate_formats
 from .formats.tarfmt import write_tar
 from .images import ImageFinder, PackageBuilder, image_refs
@@ -25,7 +24,6 @@ from .oci import reference
 from .oci.cache import Cache
 from .oci.image import Platform
 from .outputs import OutputSet, check_writable, full_disk_is_an_error
-from .packages.debian_image import DebianSettings, default_debian_cache
 from .rootfs.assemble import Addition, RootfsSettings, assemble_to_sink, images_read, oci_volumes
 from .rootfs.inputtar import InputTar
 from .rootfs.ocivolume import ensure_index, layout_entries
@@ -35,9 +33,12 @@ from .tar.reader import Entry
 from .tar.writer import TarSink
 
 # ``linuxkit build --dry-run`` does not import this module (see linuxkit.cli.parser): what is here
-# is imported for a build, which uses it.
+# is imported for a build, which uses it. The boot loaders (formats.loaders), and with them the
+# package builder and the Debian client (~85 ms of imports), are imported at the one step that uses
+# them, for the formats that need them: most builds (tar, kernel+initrd, ...) never do.
 if TYPE_CHECKING:
     from .oci.registry import RegistryOptions
+    from .packages.debian_image import DebianSettings
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,6 @@ def _write_streamable(opts: BuildOptions, write: Callable[[IO[bytes]], None]) ->
 
 _OUT_HINT = "free some space there, or write elsewhere with --dir"
 _TMP_HINT = "free some space there, or point TMPDIR at a directory with more room"
-
-
-def _debian(opts: BuildOptions) -> DebianSettings:
-    if opts.debian is None:
-        return DebianSettings(cache_dir=default_debian_cache())
-    return opts.debian() if callable(opts.debian) else opts.debian
 
 
 def source_date_epoch() -> int:
@@ -242,9 +237,11 @@ def _write_from_rootfs_tar(
             write_tar(moby, finder, fh, settings)
         boot_files = None
         if any(f.boot_loaders for f in formats):
+            from .formats.loaders import boot_files_tree  # see the imports at the top
+
             with log.step("Preparing boot loaders"):
                 boot_files = boot_files_tree(
-                    cache, Platform("linux", opts.arch), Path(tmp) / "loaders", debian=_debian(opts)
+                    cache, Platform("linux", opts.arch), Path(tmp) / "loaders", debian=opts.debian
                 )
         ctx = context(outputs, boot_files)
         for fmt in formats:

@@ -2,7 +2,8 @@
 ``linuxkit.cli.parser``), so each verb loads what it uses. ``version``, ``build --dry-run FILE`` and
 ``pkg show-tag DIR`` are held to allow-lists of linuxkit modules: a new import on their path fails
 here (add it to the list only if that verb really uses it, and measure its cost with
-``python -X importtime``)."""
+``python -X importtime``). A build from cached images (``tar``, ``kernel+initrd``) imports none of
+the boot loaders, the package builder and the Debian client."""
 
 from __future__ import annotations
 
@@ -199,6 +200,40 @@ def test_show_tag_imports_build_yml_the_tag_and_git_only() -> None:
     assert sorted(linuxkit_modules(modules) - ALLOWED["pkg show-tag"]) == []
     assert {"rich", "ssl", "http", "tarfile", "linuxkit.config.load"}.isdisjoint(modules)
     assert {"dataclasses", "inspect"}.isdisjoint(modules)
+
+
+#: the boot loaders, the package builder and the Debian client (~85 ms of imports): a build loads
+#: them only for a format with boot loaders or a ``@pkg:`` image to build
+PACKAGE_BUILDER = (
+    "linuxkit.formats.loaders",
+    "linuxkit.cli.pkg_cmd",
+    "linuxkit.packages.pkgbuild",
+    "linuxkit.packages.debian_image",
+    "linuxkit.debian",
+    "elftools",
+)
+
+
+@pytest.mark.parametrize("fmt", ["tar", "kernel+initrd"])
+def test_a_build_from_cached_images_imports_no_boot_loader_or_package_builder(tmp_path: Path, fmt: str) -> None:
+    from tests.imagefactory import Entry, ImageSpec, file, write_layout_tar
+
+    from linuxkit.oci.archive import import_archive
+    from linuxkit.oci.cache import Cache
+
+    kernel = ImageSpec("example.org/t/kernel:1", [[Entry("kernel", size=4096), file("kernel.tar", b"")]])
+    init = ImageSpec("example.org/t/init:1", [[file("etc/hostname", "t")]])
+    layout = tmp_path / "images.tar"
+    write_layout_tar(layout, [kernel, init])
+    with layout.open("rb") as stream:
+        import_archive(Cache(tmp_path / "cache"), stream)
+    yml = tmp_path / "t.yml"
+    yml.write_text("kernel:\n  image: example.org/t/kernel:1\ninit:\n  - example.org/t/init:1\n")
+    argv = ["--cache", str(tmp_path / "cache"), "build", "-f", fmt, "--dir", str(tmp_path / "out"), str(yml)]
+    modules = modules_after(f"from linuxkit.cli.main import main; main({argv!r})")
+    assert "linuxkit.build" in modules
+    assert list((tmp_path / "out").iterdir())  # it did build
+    assert sorted(m for m in modules if m.startswith(PACKAGE_BUILDER)) == []
 
 
 def _targets(parser: argparse.ArgumentParser) -> list[str]:

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..build import BuildOptions, run_build
-from ..images import PackageBuilder
-from ..oci.cache import Cache
-from ..oci.image import Platform
-from ..packages.pkgbuild import PkgBuildOptions, build_package
-from ..packages.tag import TagOptions
 from .build_args import resolve
 from .common import CommonOptions
-from .pkg_cmd import debian_settings
 from .registries import registry_options
+
+if TYPE_CHECKING:
+    from ..oci.image import Platform
+    from ..packages.debian_image import DebianSettings
 
 
 def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildOptions:
     """The build's options: the flags by upstream's rules, the registries, the package builder."""
     resolved = resolve(args)
+    packages = Packages(args, common)
     return BuildOptions(
         configs=args.configs,
         formats=resolved.formats,
@@ -37,25 +37,30 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
         sbom=None if args.no_sbom else args.sbom_output,
         sbom_current_time=args.sbom_current_time,
         registry=registry_options(common),
-        pkg_builder=package_builder(args, common),
-        debian=lambda: debian_settings(args),
+        pkg_builder=packages.build,
+        debian=packages.debian,
     )
 
 
-def package_builder(args: argparse.Namespace, common: CommonOptions) -> PackageBuilder:
-    """Builds a missing ``@pkg:`` package for one platform, as ``pkg build`` would (tag ``{{.Hash}}``)."""
+class Packages:
+    """What a build may need of ``pkg build``: a ``@pkg:`` image missing from the cache built (as
+    ``pkg build`` would, tag ``{{.Hash}}``), and the Debian settings of the flags (for those and the
+    boot loaders). The package builder and the Debian client cost ~85 ms to import and most builds
+    use neither, so :mod:`.pkg_cmd` is imported here, when one of these is first called."""
 
-    def build(directory: str, platform: Platform, name: str) -> None:
-        opts = PkgBuildOptions(
-            cache=Cache(common.cache_dir),
-            debian=debian_settings(args),
-            tag=TagOptions(tag_template="{{.Hash}}"),
-            platforms=(platform,),
-            also_name=name,
-        )
-        build_package(directory, opts)
+    def __init__(self, args: argparse.Namespace, common: CommonOptions) -> None:
+        self.args = args
+        self.common = common
 
-    return build
+    def build(self, directory: str, platform: Platform, name: str) -> None:
+        from .pkg_cmd import build_for_image
+
+        build_for_image(self.args, self.common, directory, platform, name)
+
+    def debian(self) -> DebianSettings:
+        from .pkg_cmd import debian_settings
+
+        return debian_settings(self.args)
 
 
 def run(args: argparse.Namespace, common: CommonOptions) -> int:

@@ -16,7 +16,7 @@ from ..oci.registry import RegistryOptions
 from ..packages.buildyml import read_build_yml
 from ..packages.debian_image import DebianSettings, default_debian_cache, locked_packages
 from ..packages.pkgbuild import PkgBuildOptions, PkgBuildResult, build_package, head_release_tags, require_dirs
-from ..packages.tag import package_tag
+from ..packages.tag import TagOptions, package_tag
 from .common import CommonOptions
 from .pkg_tag_cmd import tag_options
 from .registries import registry_options
@@ -37,6 +37,22 @@ def debian_settings(args: argparse.Namespace, *, update: bool = False, locked: b
         epoch=mtime,
         allow_expired=bool(getattr(args, "debian_allow_expired", False)),
     )
+
+
+def build_for_image(
+    args: argparse.Namespace, common: CommonOptions, directory: str, platform: Platform, name: str
+) -> None:
+    """Build the ``@pkg:`` package in ``directory`` for one platform, as ``pkg build`` would (tag
+    ``{{.Hash}}``), also named ``name``: what ``linuxkit build`` does for such an image missing from
+    the cache (see :class:`linuxkit.cli.build_cmd.Packages`)."""
+    opts = PkgBuildOptions(
+        cache=Cache(common.cache_dir),
+        debian=debian_settings(args),
+        tag=TagOptions(tag_template="{{.Hash}}"),
+        platforms=(platform,),
+        also_name=name,
+    )
+    build_package(directory, opts)
 
 
 def parse_platforms(text: str) -> tuple[Platform, ...]:

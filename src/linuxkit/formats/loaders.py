@@ -18,13 +18,14 @@ from .. import log
 from ..errors import BuildError
 from ..oci.cache import Cache
 from ..oci.image import Platform
+from ..packages.debian_image import DebianSettings, default_debian_cache
 from ..packages.pkgbuild import PkgBuildOptions, build_package
 from ..packages.tag import TagOptions
 from ..rootfs.flatten import flatten
 from ..safetree import SafeTree
 
 if TYPE_CHECKING:
-    from ..packages.debian_image import DebianSettings
+    from collections.abc import Callable
 
 MKIMAGE_DIR = Path(__file__).with_name("mkimage")
 
@@ -36,8 +37,21 @@ def mkimage_hash() -> str:
     return digest.hexdigest()
 
 
-def boot_files_tree(cache: Cache, platform: Platform, dest: Path, *, debian: DebianSettings) -> Path:
-    """Unpack the boot-loader image for ``platform`` into ``dest`` (building it first when missing)."""
+def boot_files_tree(
+    cache: Cache,
+    platform: Platform,
+    dest: Path,
+    *,
+    debian: DebianSettings | Callable[[], DebianSettings] | None = None,
+) -> Path:
+    """Unpack the boot-loader image for ``platform`` into ``dest`` (building it first when missing).
+
+    ``debian``: the Debian settings for that build, or a function making them (called here: making
+    them may load more of the package builder), or ``None`` for the defaults."""
+    if debian is None:
+        debian = DebianSettings(cache_dir=default_debian_cache())
+    elif callable(debian):
+        debian = debian()
     opts = PkgBuildOptions(
         cache=cache, debian=debian, tag=TagOptions(hash=mkimage_hash(), tag_template="{{.Hash}}"), platforms=(platform,)
     )
