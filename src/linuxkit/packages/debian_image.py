@@ -140,7 +140,8 @@ def build_layer(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSetting
         else:
             image = tree
             chosen = select(tree, arch=arch, include=deb.include, exclude=[*DEFAULT_EXCLUDES, *(deb.exclude or ())])
-        before = set(image.nodes)
+        # what copy, symlinks and directories add or replace is shipped, also where a package had that path
+        before = dict(image.nodes)
         for item in deb.copy_ or []:
             source = context_path(pkg_dir, info, item.src)
             copy_tree(image, source, item.dst, int(item.mode, 8) if item.mode else None)
@@ -148,8 +149,8 @@ def build_layer(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSetting
             image.add_symlink(link.strip("/"), target)
         for directory in deb.directories or []:
             image.add_dir(directory.strip("/"))
-        chosen |= set(image.nodes) - before
-        for path in deb.symlinks or {}:
+        chosen |= {path for path, node in image.nodes.items() if before.get(path) is not node}
+        for path in [*(deb.symlinks or {}), *(deb.directories or [])]:
             chosen.add(path.strip("/"))
         layer = Path(tmp) / "layer.tar"
         with open(layer, "wb") as out:
