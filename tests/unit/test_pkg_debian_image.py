@@ -16,6 +16,7 @@ from linuxkit.debian.model import DebRef
 from linuxkit.errors import BuildError, ConfigError, UserError
 from linuxkit.packages import kmod
 from linuxkit.packages.buildyml import PkgInfo, context_path, parse_build_yml
+from linuxkit.packages.debian_image import concatenated
 from linuxkit.packages.fstree import DIR, REG, SYM, Matcher, Tree, clean_path, copy_tree, select, write_layer
 from linuxkit.packages.lockfile import Lock, inputs_digest, read_lock, render_lock, write_lock
 
@@ -297,3 +298,18 @@ def test_label_is_go_json_of_the_image_config() -> None:
     assert image_config_label(cfg) == (
         '{"capabilities":["CAP_SYS_BOOT"],"binds":["/run:/run"],"pid":"host","readonly":false}'
     )
+
+
+def test_concat_joins_package_files_in_path_order_each_ending_with_a_newline(tmp_path: Path) -> None:
+    tree = Tree(tmp_path / "stage")
+    tree.root.mkdir()
+    tree.add_bytes("usr/share/ca/b.crt", b"B\n")
+    tree.add_bytes("usr/share/ca/a.crt", b"A")  # no final newline: one is added, as update-ca-certificates does
+    tree.add_bytes("usr/share/ca/sub/c.crt", b"C\n")  # `*` does not cross `/`
+    tree.add_symlink("usr/share/ca/link.crt", "b.crt")  # only regular files
+    assert concatenated(tree, ["usr/share/ca/*.crt"], "/etc/bundle") == b"A\nB\n"
+    with pytest.raises(BuildError, match="no file of the packages matches x/\\*"):
+        concatenated(tree, ["x/*"], "/etc/bundle")
+    with pytest.raises(ConfigError) as err:
+        parse_build_yml(b"image: x\ndebian:\n  packages: [a]\n  concat: {etc/rel: [x], /etc/none: []}\n", "b.yml")
+    assert "debian.concat" in str(err.value) and "lists no file" in str(err.value)

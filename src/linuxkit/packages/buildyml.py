@@ -57,6 +57,8 @@ class DebianSection(schema.Model):
     copy_: list[DebianCopy] | None = schema.f("copy")
     symlinks: dict[str, str] | None = None
     directories: list[str] | None = None
+    # file → globs of packages' files, concatenated in path order (a postinst's bundle, e.g. CA certificates)
+    concat: dict[str, list[str]] | None = None
     kernel: DebianKernel | None = None
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
@@ -225,6 +227,13 @@ def _check_debian(deb: DebianSection, rep: Reporter) -> None:
             rep.add(
                 (*base, "symlinks", link), f"{link!r} must be an absolute path in the image, without '..'", key=True
             )
+    for target, patterns in (deb.concat or {}).items():
+        if not target.startswith("/") or ".." in target.split("/"):
+            rep.add(
+                (*base, "concat", target), f"{target!r} must be an absolute path in the image, without '..'", key=True
+            )
+        if not patterns:
+            rep.add((*base, "concat", target), f"{target!r} lists no file to concatenate")
     for i, directory in enumerate(deb.directories or []):
         if ".." in directory.split("/"):
             rep.add((*base, "directories", i), f"{directory!r} must be a path in the image, without '..'")

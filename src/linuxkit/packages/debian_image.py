@@ -23,10 +23,10 @@ from ..debian.index import Archive
 from ..debian.model import DebRef
 from ..debian.resolver import resolve
 from ..debian.sources import DEFAULT_SUITES, debian_sources
-from ..errors import UserError
+from ..errors import BuildError, UserError
 from . import kmod
 from .buildyml import DebianSection, PkgInfo, context_path
-from .fstree import Tree, copy_tree, select, write_layer
+from .fstree import REG, Matcher, Tree, copy_tree, select, write_layer
 from .lockfile import LOCK_NAME, Lock, inputs_digest, read_lock, write_lock
 
 #: Never shipped unless a package asks for them by ``include``: documentation and translations.
@@ -149,6 +149,8 @@ def build_layer(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSetting
             image.add_symlink(link.strip("/"), target)
         for directory in deb.directories or []:
             image.add_dir(directory.strip("/"))
+        for target, patterns in sorted((deb.concat or {}).items()):
+            image.add_bytes(target.strip("/"), concatenated(tree, patterns, target), origin="concat")
         chosen |= {path for path, node in image.nodes.items() if before.get(path) is not node}
         for path in [*(deb.symlinks or {}), *(deb.directories or [])]:
             chosen.add(path.strip("/"))
@@ -156,6 +158,19 @@ def build_layer(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSetting
         with open(layer, "wb") as out:
             write_layer(image, _with_parents(chosen), out, mtime=settings.epoch)
         yield BuiltLayer(image_config(info, arch), layer, tuple(refs))
+
+
+def concatenated(tree: Tree, patterns: Sequence[str], target: str) -> bytes:
+    """The regular files of the unpacked packages matching ``patterns``, in path order, each ending with a
+    newline (as ``update-ca-certificates`` writes its bundle)."""
+    match = Matcher(patterns)
+    parts = []
+    for path in sorted(p for p, node in tree.nodes.items() if node.kind == REG and match(p)):
+        data = tree.staged(path).read_bytes()
+        parts.append(data if data.endswith(b"\n") or not data else data + b"\n")
+    if not parts:
+        raise BuildError(f"debian.concat {target}: no file of the packages matches {', '.join(patterns)}")
+    return b"".join(parts)
 
 
 def _with_parents(paths: set[str]) -> set[str]:
