@@ -307,6 +307,16 @@ def _run_qemu(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cmdline", default="", help="extra kernel command line")
     p.add_argument("--usb", action="store_true", help="enable a USB controller")
     p.add_argument("--device", action="append", default=[], help="extra qemu -device (repeatable)")
+    p.add_argument(
+        "--metadata",
+        default="",
+        metavar="PROVIDER",
+        help="serve an emulated cloud metadata service to the guest at 169.254.169.254:80 (aws, aws-v2, aws-v1, "
+        "gcp, azure, openstack, hetzner, digitalocean, vultr, scaleway), or attach one as a CD "
+        "(openstack-configdrive, cdrom/nocloud), answering --data/--data-file as the user data",
+    )
+    p.add_argument("--ssh-key", action="append", default=[], help="SSH public key file for --metadata (repeatable)")
+    p.add_argument("--hostname", default="", help="the host name --metadata gives (default: the image's name)")
     p.set_defaults(run="run_cmd:run_qemu_cmd")
 
 

@@ -33,5 +33,8 @@ def run_qemu_cmd(args: argparse.Namespace, common: CommonOptions) -> int:
         cmdline=args.cmdline,
         usb=args.usb,
         devices=tuple(args.device),
+        metadata=args.metadata,
+        ssh_keys=tuple(args.ssh_key),
+        hostname=args.hostname,
     )
     return run_qemu(opts)

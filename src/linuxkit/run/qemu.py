@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import shlex
 import shutil
 import socket
 import sys
@@ -22,10 +24,11 @@ from pathlib import Path
 
 from .. import log
 from ..errors import UserError
-from ..metadata.iso import write_metadata_iso
+from ..metadata.iso import write_files_iso, write_metadata_iso
 from ..runner import DEVNULL, STDOUT, find_tool, run, start
 from .accel import choose_accel, host_arch
 from .disks import DiskSpec, create_missing, qemu_file, qemu_opt, resolve_disks
+from .metaserver import NETWORK, PROVIDER_HINT, PROVIDERS, Instance, MetadataServer, guest_addresses, iso_files
 
 ARCHES = ("x86_64", "aarch64", "s390x", "riscv64")
 OVMF_PATHS = (
@@ -188,6 +191,27 @@ class QemuConfig:
     usb: bool = False
     devices: list[str] = field(default_factory=list)
     vm_uuid: str = ""
+    # --metadata PROVIDER served over HTTP: the server's Unix socket, the guest addresses (port 80) forwarded
+    # to it through the relay run by this Python, and what the server answers
+    metadata_socket: str = ""
+    metadata_addresses: tuple[str, ...] = ()
+    python: str = sys.executable
+    provider: str = ""
+    instance: Instance | None = None
+
+
+#: the relay qemu runs for each guest connection to the metadata service (see metaserver)
+RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mdrelay.py")
+
+
+def metadata_netdev(cfg: QemuConfig) -> str:
+    """The ``-netdev user`` options of a metadata boot: the link-local network and one ``guestfwd`` per
+    metadata address, whose command (split by slirp as a shell would, without a shell) is the relay."""
+    if not cfg.metadata_socket:
+        return ""
+    command = shlex.join([cfg.python, "-I", "-S", RELAY, cfg.metadata_socket])
+    forwards = "".join(f",guestfwd=tcp:{addr}:80-cmd:{qemu_opt(command)}" for addr in cfg.metadata_addresses)
+    return f",net={NETWORK}{forwards}"
 
 
 def netdev_for(networking: str, publish: list[PublishedPort]) -> str:
@@ -270,7 +294,7 @@ def qemu_argv(qemu: str, cfg: QemuConfig) -> list[str]:
         nic = "virtio-net-ccw" if cfg.arch == "s390x" else "virtio-net-pci"
         args += ["-device", f"{nic},netdev=t0,mac={qemu_opt(cfg.mac)}"]
         forwards = "".join(f",hostfwd={p.protocol}::{p.host}-:{p.guest}" for p in cfg.publish)
-        args += ["-netdev", cfg.netdev + forwards]
+        args += ["-netdev", cfg.netdev + forwards + metadata_netdev(cfg)]
     if not cfg.gui:
         args += ["-nographic"]
     if cfg.usb:
@@ -324,6 +348,9 @@ class RunOptions:
     cmdline: str = ""
     usb: bool = False
     devices: tuple[str, ...] = ()
+    metadata: str = ""
+    ssh_keys: tuple[str, ...] = ()
+    hostname: str = ""
 
 
 def _check_boot_files(boot: Boot) -> str | None:
@@ -342,10 +369,59 @@ def _check_boot_files(boot: Boot) -> str | None:
     return None
 
 
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+
+
+def _hostname(opts: RunOptions, boot: Boot) -> str:
+    """``--hostname``, else the image's name made a host name (``linuxkit`` when nothing is left)."""
+    if opts.hostname:
+        if not HOSTNAME.fullmatch(opts.hostname):
+            raise UserError(f"--hostname {opts.hostname!r} is not a valid host name", hint="letters, digits, - and .")
+        return opts.hostname
+    name = re.sub(r"[^a-z0-9-]+", "-", os.path.basename(boot.prefix).lower()).strip("-")[:63].strip("-")
+    return name or "linuxkit"
+
+
+def _ssh_keys(files: tuple[str, ...]) -> tuple[str, ...]:
+    """The public keys of ``--ssh-key`` files (one a line; blank lines and comments skipped)."""
+    keys: list[str] = []
+    for path in files:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read SSH public key {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+        found = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        if not found or any(" " not in k for k in found):
+            raise UserError(
+                f"{path} does not hold SSH public keys", hint="give a .pub file, e.g. ~/.ssh/id_ed25519.pub"
+            )
+        keys += found
+    return tuple(keys)
+
+
+def state_instance_id(state: Path) -> str:
+    """The VM's instance id (32 hex digits), kept in ``STATE/instance-id`` like its MAC address."""
+    path = state / "instance-id"
+    if path.exists():
+        text = path.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{32}", text):
+            return text
+        raise UserError(f"{path} does not hold an instance id: {text!r}", hint="remove it to get a new one")
+    value = uuid.uuid4().hex
+    path.write_text(value)
+    return value
+
+
 def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
     """Check everything and prepare the state directory; return the qemu binary and the config."""
     if opts.data is not None and opts.data_file is not None:
         raise UserError("cannot specify both --data and --data-file")
+    if opts.metadata and opts.metadata not in PROVIDERS:
+        raise UserError(f"unknown metadata provider {opts.metadata!r}", hint=PROVIDER_HINT)
+    if (opts.ssh_keys or opts.hostname) and not opts.metadata:
+        raise UserError("--ssh-key and --hostname are answered by --metadata PROVIDER", hint=PROVIDER_HINT)
+    served = PROVIDERS.get(opts.metadata) == "http"
     arch = opts.arch or host_arch()
     if arch not in ARCHES:
         raise UserError(f"{arch} is an unsupported architecture", hint="use one of: " + ", ".join(ARCHES))
@@ -353,6 +429,14 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         raise UserError("--cpus and --mem must be positive")
     publish = [parse_publish(p) for p in opts.publish]
     netdev = netdev_for(opts.networking, publish)
+    if served and not netdev.startswith("user"):
+        raise UserError(f"--metadata {opts.metadata} is served on qemu's user network", hint="use --networking user")
+    if served and opts.detached:
+        raise UserError(
+            f"--metadata {opts.metadata} is served by run qemu itself: it cannot run --detached",
+            hint="run it in the foreground, or give the data on a CD (--metadata openstack-configdrive or cdrom)",
+        )
+    ssh_keys = _ssh_keys(opts.ssh_keys)
     boot = detect_boot(opts.path, kernel=opts.kernel, iso=opts.iso, squashfs=opts.squashfs, uefi=opts.uefi)
     cmdline = _check_boot_files(boot)
     firmware = find_ovmf(opts.fw) if boot.uefi else ""
@@ -370,6 +454,7 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         firmware = _firmware_copy(firmware, state)
     # a kernel+iso root image is the first CD on virtio-scsi (/dev/sr0), before any metadata CD
     isos = [boot.path] if boot.kind == "iso" else [boot.path + ".iso"] if boot.kind == "kernel-iso" else []
+    data: bytes | None = None
     if opts.data is not None or opts.data_file is not None:
         if opts.data_file is not None:
             try:
@@ -378,6 +463,15 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
                 raise UserError(f"cannot read user data from path {opts.data_file}: {exc.strerror}") from exc
         else:
             data = (opts.data or "").encode()
+    mac = state_mac(state) if netdev else ""
+    instance = None
+    if opts.metadata:
+        instance = Instance(_hostname(opts, boot), state_instance_id(state), data, ssh_keys, mac or Instance.mac)
+        if not served:  # a config drive / NoCloud CD instead of the data CD
+            label, files = iso_files(opts.metadata, instance)
+            write_files_iso(state / "metadata.iso", files, label)
+            isos.append(str(state / "metadata.iso"))
+    elif data is not None:
         write_metadata_iso(state / "data.iso", data)
         isos.append(str(state / "data.iso"))
     disks = resolve_disks(list(opts.disks), state)
@@ -398,12 +492,15 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         cmdline=cmdline,
         extra_cmdline=opts.cmdline,
         netdev=netdev,
-        mac=state_mac(state) if netdev else "",
+        mac=mac,
         publish=publish,
         gui=opts.gui,
         usb=opts.usb,
         devices=list(opts.devices),
         vm_uuid=str(uuid.uuid4()),
+        metadata_addresses=guest_addresses(opts.metadata) if served else (),
+        provider=opts.metadata if served else "",
+        instance=instance,
     )
     return qemu, cfg
 
@@ -412,7 +509,17 @@ def run_qemu(opts: RunOptions) -> int:
     """Boot the image; return qemu's exit code (detached: 0 once qemu started)."""
     qemu, cfg = prepare(opts)
     create_missing(cfg.disks)
-    argv = qemu_argv(qemu, cfg)
+    if cfg.provider and cfg.instance is not None:
+        server = MetadataServer(cfg.provider, cfg.instance, cfg.state / "metadata.log")
+        cfg.metadata_socket = server.socket_path
+        addresses = ", ".join(f"{a}:80" for a in cfg.metadata_addresses)
+        log.info(f"Serving {cfg.provider} metadata at {addresses} (requests in {cfg.state / 'metadata.log'})")
+        with server:
+            return _run(qemu_argv(qemu, cfg), cfg, opts)
+    return _run(qemu_argv(qemu, cfg), cfg, opts)
+
+
+def _run(argv: list[str], cfg: QemuConfig, opts: RunOptions) -> int:
     log.info(f"Running qemu ({cfg.boot.kind} boot, accelerator {cfg.accel})")
     if opts.detached:
         console = cfg.state / "console.log"
