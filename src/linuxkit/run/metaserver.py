@@ -189,8 +189,10 @@ def ec2_meta_data(inst: Instance) -> dict[str, Any]:
 
 def _ec2_public_keys(inst: Instance, rest: str) -> Answer | None:
     """``public-keys/0/openssh-key``: the listing says ``0=name`` but the path uses the index."""
-    if not rest.startswith("public-keys/") or not inst.ssh_keys:
+    if not rest.startswith("public-keys") or not inst.ssh_keys:
         return None
+    if rest in ("public-keys", "public-keys/"):
+        return text("\n".join(f"{i}={'linuxkit' if i == 0 else f'linuxkit-{i}'}" for i in range(len(inst.ssh_keys))))
     parts = rest.split("/")
     if len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < len(inst.ssh_keys):
         return tree_get({"openssh-key": inst.ssh_keys[int(parts[1])]}, "/".join(parts[2:]) or "/")
@@ -820,7 +822,9 @@ class MetadataServer:
         self._dir = tempfile.mkdtemp(prefix="linuxkit-md-")  # 0700: only we reach the socket
         self.socket_path = os.path.join(self._dir, "http.sock")
         self._server = _UnixHTTPServer(self.socket_path, make_answerer(provider, inst), log_path)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metadata", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="metadata", daemon=True
+        )
 
     def start(self) -> MetadataServer:
         self._thread.start()

@@ -383,6 +383,9 @@ def _hostname(opts: RunOptions, boot: Boot) -> str:
     return name or "linuxkit"
 
 
+_PUBLIC_KEY = re.compile(r"(^|\s)(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*(\s|$)")
+
+
 def _ssh_keys(files: tuple[str, ...]) -> tuple[str, ...]:
     """The public keys of ``--ssh-key`` files (one a line; blank lines and comments skipped)."""
     keys: list[str] = []
@@ -392,7 +395,7 @@ def _ssh_keys(files: tuple[str, ...]) -> tuple[str, ...]:
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot read SSH public key {path}: {getattr(exc, 'strerror', None) or exc}") from exc
         found = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-        if not found or any(" " not in k for k in found):
+        if not found or not all(_PUBLIC_KEY.search(k) for k in found):
             raise UserError(
                 f"{path} does not hold SSH public keys", hint="give a .pub file, e.g. ~/.ssh/id_ed25519.pub"
             )
