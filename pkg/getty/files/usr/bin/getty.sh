@@ -11,7 +11,15 @@ done
 [ -n "$consoles" ] || consoles="tty0"
 $bb mkdir -p /etc
 [ -f /etc/passwd ] || echo "root::0:0:root:/root:/bin/sh" > /etc/passwd
-[ -f /etc/shadow ] || echo "root::1::::::" > /etc/shadow
+# root's password: the system's /etc/getty.shadow (bound at /hostroot/etc) when there is one, else locked, as
+# upstream (INSECURE=true needs none)
+if [ -f /hostroot/etc/getty.shadow ]; then
+	$bb cp /hostroot/etc/getty.shadow /etc/shadow
+	echo >>/etc/shadow # in case the file lacks its final newline
+	$bb chmod 600 /etc/shadow
+elif [ ! -f /etc/shadow ]; then
+	echo "root:*::0:::::" >/etc/shadow
+fi
 # On TERM (service stop, shutdown) every loop hangs up its login (an interactive shell ignores TERM) and
 # ends; then this script ends. The container shares the host's PID namespace: its end does not take the
 # other processes with it.
