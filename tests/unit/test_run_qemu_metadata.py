@@ -3,13 +3,16 @@ metadata address running the relay) and what ``prepare`` checks and writes."""
 
 from __future__ import annotations
 
+import json
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from linuxkit.errors import UserError
+from linuxkit.run.metaserver import instance_from_json, instance_to_json, socket_directory
 from linuxkit.run.qemu import RELAY, Boot, QemuConfig, RunOptions, metadata_netdev, prepare, qemu_argv
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcGr8l2kvTU2wVTQc7kYhtRl0ZgIDDgCMM6Ac9kz2yD me@host"
@@ -60,12 +63,16 @@ def test_no_metadata_leaves_the_netdev_alone(tmp_path: Path) -> None:
     assert argv[argv.index("-netdev") + 1] == "user,id=t0"
 
 
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
+def _image(tmp_path: Path) -> Path:
     for suffix in ("-kernel", "-initrd.img"):
         (tmp_path / f"md-test{suffix}").write_bytes(b"x")
     (tmp_path / "md-test-cmdline").write_text("console=ttyS0")
     return tmp_path / "md-test"
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    return _image(tmp_path)
 
 
 def _opts(image: Path, **kw: object) -> RunOptions:
@@ -102,7 +109,6 @@ def test_prepare_cd_providers(image: Path) -> None:
         ({"metadata": "ec2"}, "unknown metadata provider"),
         ({"ssh_keys": ("k.pub",)}, "answered by --metadata"),
         ({"metadata": "aws", "networking": "none"}, "user network"),
-        ({"metadata": "gcp", "detached": True}, "cannot run --detached"),
         ({"metadata": "aws", "hostname": "bad_name"}, "not a valid host name"),
         ({"metadata": "aws", "ssh_keys": ("/nonexistent.pub",)}, "cannot read SSH public key"),
     ],
@@ -117,3 +123,37 @@ def test_prepare_refuses_a_private_key(image: Path, tmp_path: Path) -> None:
     key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n")
     with pytest.raises(UserError, match="does not hold SSH public keys"):
         prepare(_opts(image, metadata="aws", ssh_keys=(str(key),)))
+
+
+def test_mdhost_serves_while_its_child_runs(tmp_path: Path) -> None:
+    """The background half of ``--detached --metadata``: it serves the provider while the program it runs
+    (qemu; here a Python that connects through the relay as qemu would) lives, then cleans up."""
+    _, inst_cfg = prepare(_opts(_image(tmp_path), metadata="aws", data="ud", hostname="bg"))
+    assert inst_cfg.instance is not None
+    assert instance_from_json(instance_to_json(inst_cfg.instance)) == inst_cfg.instance
+    directory = socket_directory()
+    relay = [sys.executable, "-I", "-S", RELAY, f"{directory}/http.sock"]
+    child = (
+        "import subprocess, sys; "
+        f"p = subprocess.run({relay!r}, input=sys.argv[1].encode(), capture_output=True); "
+        "sys.stdout.buffer.write(p.stdout); sys.exit(7)"
+    )
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-c", child, "GET /latest/meta-data/hostname HTTP/1.0\r\n\r\n"],
+                "provider": "aws",
+                "instance": instance_to_json(inst_cfg.instance),
+                "log": str(tmp_path / "md.log"),
+                "directory": directory,
+            }
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "linuxkit.run.mdhost", str(spec)], capture_output=True, timeout=60, check=False
+    )
+    assert out.returncode == 7, out.stderr
+    assert out.stdout.startswith(b"HTTP/1.0 200") and out.stdout.endswith(b"\r\n\r\nbg")
+    assert (tmp_path / "md.log").read_text() == "GET /latest/meta-data/hostname 200\n"
+    assert not spec.exists() and not Path(directory).exists()

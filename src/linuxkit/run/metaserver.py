@@ -811,15 +811,46 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
             fh.write(line + "\n")
 
 
+def socket_directory() -> str:
+    """A new private directory (mode 0700: only this user reaches the socket) for the server's socket."""
+    return tempfile.mkdtemp(prefix="linuxkit-md-")
+
+
+def instance_to_json(inst: Instance) -> dict[str, Any]:
+    """``inst`` as JSON (the user data in base64), for :mod:`linuxkit.run.mdhost`."""
+    return {
+        "hostname": inst.hostname,
+        "uuid": inst.uuid,
+        "userdata": None if inst.userdata is None else base64.b64encode(inst.userdata).decode(),
+        "ssh_keys": list(inst.ssh_keys),
+        "mac": inst.mac,
+    }
+
+
+def instance_from_json(doc: Mapping[str, Any]) -> Instance:
+    userdata = doc["userdata"]
+    return Instance(
+        str(doc["hostname"]),
+        str(doc["uuid"]),
+        None if userdata is None else base64.b64decode(userdata),
+        tuple(str(k) for k in doc["ssh_keys"]),
+        str(doc["mac"]),
+    )
+
+
 class MetadataServer:
     """The HTTP metadata service of one provider on a Unix socket; :meth:`start` and :meth:`stop` (or a
     ``with`` block) bound its life."""
 
-    def __init__(self, provider: str, inst: Instance, log_path: Path | None = None) -> None:
+    def __init__(
+        self, provider: str, inst: Instance, log_path: Path | None = None, directory: str | None = None
+    ) -> None:
+        """``directory``: an empty private directory for the socket (made by :func:`socket_directory`),
+        removed by :meth:`stop`; default: a new one."""
         if PROVIDERS.get(provider) != "http":
             raise UserError(f"{provider} is not served over HTTP", hint=PROVIDER_HINT)
         self.provider = provider
-        self._dir = tempfile.mkdtemp(prefix="linuxkit-md-")  # 0700: only we reach the socket
+        self._dir = directory or socket_directory()
         self.socket_path = os.path.join(self._dir, "http.sock")
         self._server = _UnixHTTPServer(self.socket_path, make_answerer(provider, inst), log_path)
         self._thread = threading.Thread(

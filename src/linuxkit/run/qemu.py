@@ -12,6 +12,7 @@ boots under UEFI); a unified kernel image ``X.efi`` (booted by OVMF as ``-kernel
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shlex
@@ -28,7 +29,17 @@ from ..metadata.iso import write_files_iso, write_metadata_iso
 from ..runner import DEVNULL, STDOUT, find_tool, run, start
 from .accel import choose_accel, host_arch
 from .disks import DiskSpec, create_missing, qemu_file, qemu_opt, resolve_disks
-from .metaserver import NETWORK, PROVIDER_HINT, PROVIDERS, Instance, MetadataServer, guest_addresses, iso_files
+from .metaserver import (
+    NETWORK,
+    PROVIDER_HINT,
+    PROVIDERS,
+    Instance,
+    MetadataServer,
+    guest_addresses,
+    instance_to_json,
+    iso_files,
+    socket_directory,
+)
 
 ARCHES = ("x86_64", "aarch64", "s390x", "riscv64")
 OVMF_PATHS = (
@@ -434,11 +445,6 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
     netdev = netdev_for(opts.networking, publish)
     if served and not netdev.startswith("user"):
         raise UserError(f"--metadata {opts.metadata} is served on qemu's user network", hint="use --networking user")
-    if served and opts.detached:
-        raise UserError(
-            f"--metadata {opts.metadata} is served by run qemu itself: it cannot run --detached",
-            hint="run it in the foreground, or give the data on a CD (--metadata openstack-configdrive or cdrom)",
-        )
     ssh_keys = _ssh_keys(opts.ssh_keys)
     boot = detect_boot(opts.path, kernel=opts.kernel, iso=opts.iso, squashfs=opts.squashfs, uefi=opts.uefi)
     cmdline = _check_boot_files(boot)
@@ -513,13 +519,50 @@ def run_qemu(opts: RunOptions) -> int:
     qemu, cfg = prepare(opts)
     create_missing(cfg.disks)
     if cfg.provider and cfg.instance is not None:
-        server = MetadataServer(cfg.provider, cfg.instance, cfg.state / "metadata.log")
-        cfg.metadata_socket = server.socket_path
         addresses = ", ".join(f"{a}:80" for a in cfg.metadata_addresses)
         log.info(f"Serving {cfg.provider} metadata at {addresses} (requests in {cfg.state / 'metadata.log'})")
+        if opts.detached:
+            return _run_detached_with_metadata(qemu, cfg)
+        server = MetadataServer(cfg.provider, cfg.instance, cfg.state / "metadata.log")
+        cfg.metadata_socket = server.socket_path
         with server:
             return _run(qemu_argv(qemu, cfg), cfg, opts)
     return _run(qemu_argv(qemu, cfg), cfg, opts)
+
+
+def _run_detached_with_metadata(qemu: str, cfg: QemuConfig) -> int:
+    """``--detached`` with a served provider: a background ``python -m linuxkit.run.mdhost`` (its own session)
+    serves the metadata and runs qemu as its child, and ends with it. What it needs is handed over in a
+    file of the state directory (mode 0600: it holds the user data), which it removes on reading."""
+    assert cfg.instance is not None
+    directory = socket_directory()
+    cfg.metadata_socket = os.path.join(directory, "http.sock")
+    spec = {
+        "argv": qemu_argv(qemu, cfg),
+        "provider": cfg.provider,
+        "instance": instance_to_json(cfg.instance),
+        "log": str(cfg.state / "metadata.log"),
+        "directory": directory,
+    }
+    spec_path = cfg.state / "metadata-run.json"
+    fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(spec, fh)
+    console = cfg.state / "console.log"
+    log.info(f"Running qemu ({cfg.boot.kind} boot, accelerator {cfg.accel})")
+    with open(console, "wb") as out:
+        proc = start(
+            [cfg.python, "-m", "linuxkit.run.mdhost", str(spec_path)],
+            stdin=DEVNULL,
+            stdout=out,
+            stderr=STDOUT,
+            new_session=True,
+        )
+    log.info(
+        f"qemu and the metadata service run in the background (pid {proc.pid}; qemu's in {cfg.state / 'qemu.pid'}); "
+        f"console: {console}"
+    )
+    return 0
 
 
 def _run(argv: list[str], cfg: QemuConfig, opts: RunOptions) -> int:
