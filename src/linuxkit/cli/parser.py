@@ -315,7 +315,9 @@ def _run_qemu(p: argparse.ArgumentParser) -> None:
         "gcp, azure, openstack, hetzner, digitalocean, vultr, scaleway), or attach one as a CD "
         "(openstack-configdrive, cdrom/nocloud), answering --data/--data-file as the user data",
     )
-    p.add_argument("--ssh-key", action="append", default=[], help="SSH public key file for --metadata (repeatable)")
+    p.add_argument(
+        "--ssh-key", action="append", default=[], metavar="FILE", help="SSH public key file for --metadata (repeatable)"
+    )
     p.add_argument("--hostname", default="", help="the host name --metadata gives (default: the image's name)")
     p.set_defaults(run="run_cmd:run_qemu_cmd")
 
