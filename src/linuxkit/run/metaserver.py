@@ -140,7 +140,7 @@ METHOD_NOT_ALLOWED = Answer(405, b"Method Not Allowed\n")
 Tree = Mapping[str, Union["Tree", str, bytes]]
 
 
-def tree_get(tree: Tree, path: str, *, json_lists: bool = False) -> Answer:
+def tree_get(tree: Tree, path: str) -> Answer:
     """An EC2-style tree: a directory lists its entries one a line (directories with ``/``), a leaf is its
     value. ``path`` is relative to the tree ("" or ending in ``/``: the directory itself)."""
     node: Tree | str | bytes = tree
@@ -149,8 +149,6 @@ def tree_get(tree: Tree, path: str, *, json_lists: bool = False) -> Answer:
             return NOT_FOUND
         node = node[part]
     if isinstance(node, Mapping):
-        if json_lists:
-            return as_json(list(node))
         return text("\n".join(k + "/" if isinstance(v, Mapping) else k for k, v in node.items()))
     if path.endswith("/"):
         return NOT_FOUND
