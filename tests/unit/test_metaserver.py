@@ -321,6 +321,18 @@ def test_relay_carries_a_connection(tmp_path: Path) -> None:
     assert b"Metadata-Flavor: Google" in proc.stdout
 
 
+def test_relay_carries_a_bare_http10_put(tmp_path: Path) -> None:
+    """The least a guest may send (e.g. ``printf ... | nc``): HTTP/1.0, no Host, a body, then EOF."""
+    with MetadataServer("aws-v2", INST) as server:
+        request = f"PUT /latest/api/token HTTP/1.0\r\n{TTL}: 60\r\nContent-Length: 3\r\n\r\nabc".encode()
+        relay = [sys.executable, "-I", "-S", mdrelay.__file__, server.socket_path]
+        proc = subprocess.run(relay, input=request, capture_output=True, timeout=30, check=False)
+        token = proc.stdout.split(b"\r\n\r\n", 1)[1].decode()
+        got = Client(server)("/latest/meta-data/instance-id", {TOKEN: token})
+    assert proc.stdout.startswith(b"HTTP/1.0 200") and token.startswith("AQAEA")
+    assert got[0] == 200
+
+
 def test_relay_without_a_server_fails(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-I", "-S", mdrelay.__file__, str(tmp_path / "none.sock")], input=b"", timeout=30, check=False
