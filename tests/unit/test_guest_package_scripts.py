@@ -210,3 +210,36 @@ def test_trim_after_delete_runs_once_per_burst_of_docker_events(tmp_path: Path) 
     assert "(re-)connected to the Docker daemon" in out
     assert "image delete: will run the action at least once more" in out
     assert "container start" not in out
+
+
+@pytest.mark.parametrize(
+    ("package", "args"),
+    [
+        ("logwrite", ["-interval", "30"]),
+        ("trim-after-delete", ["--docker-socket=/nonexistent", "--", "true"]),
+        ("kmsg", []),
+    ],
+)
+def test_services_end_on_term_as_a_containers_pid_1(tmp_path: Path, package: str, args: list[str]) -> None:
+    """A container's PID 1 ignores signals it has no handler for: the service stop's TERM must end them."""
+    script = PKG / package / "files" / "usr" / "bin" / package
+    if package == "kmsg":  # a FIFO nobody writes to stands in for /dev/kmsg: the reader blocks
+        fifo = tmp_path / "kmsg"
+        os.mkfifo(fifo)
+        script = tmp_path / "kmsg.sh"
+        script.write_text((PKG / "kmsg" / "files" / "usr" / "bin" / "kmsg").read_text().replace("/dev/kmsg", str(fifo)))
+    try:
+        proc = subprocess.Popen(
+            [str(BUSYBOX), "unshare", "--pid", "--fork", str(BUSYBOX), "sh", str(script), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"PATH": "/nonexistent", "TMPDIR": str(tmp_path)},
+        )  # fmt: skip
+    except OSError as exc:
+        pytest.skip(f"busybox unshare: {exc}")
+    time.sleep(1)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    if proc.poll() is not None or not children:
+        pytest.skip("no PID namespace here: " + proc.communicate()[0].decode()[-300:])
+    start = time.monotonic()
+    os.kill(int(children[0]), 15)
+    proc.wait(timeout=10)
+    assert time.monotonic() - start < 3, proc.communicate()[0].decode()
