@@ -3,7 +3,7 @@
 and a host name; the console must show the file the user data made under /run/config, the key and the
 host name, and ``STATE/metadata.log`` how the guest asked (e.g. IMDSv2 tokens).
 
-A provider is added by listing it in ``BOOTS`` once the guest's pkg/metadata speaks it."""
+A provider is added by listing it in ``BOOTS``; ``NOT_YET`` says why one is not booted."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from tests.integration.test_guest_boot import _env, lk
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TEMPLATE = ROOT / "tests" / "data" / "guest" / "metadata.yml"
-GUEST_SCRIPT = ROOT / "pkg" / "metadata" / "files" / "usr" / "bin" / "metadata"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcGr8l2kvTU2wVTQc7kYhtRl0ZgIDDgCMM6Ac9kz2yD md-test"
 USERDATA = {"app": {"entries": {"greeting": {"content": "METADATA-OK"}}}}
 
@@ -33,35 +32,42 @@ class Boot(NamedTuple):
     guest: str  # the provider pkg/metadata is told to ask
     provider: str  # what the guest writes to /run/config/provider (case-insensitive, a part of it)
     log: tuple[str, ...] = ()  # lines STATE/metadata.log must hold
-    needs: str = ""  # text the guest script must contain (else: skipped, the guest cannot speak it yet)
     keys: bool = True  # the SSH key reaches /run/config/ssh/authorized_keys
     hostname_in_userdata: bool = False  # the provider has no host name field: the user data gives it
     detached: bool = False  # run qemu --detached (the service then runs in a background process)
 
 
+TOKEN = "X-aws-ec2-metadata-token"
 BOOTS = [
     # IMDSv2: tokens required, so every answer the guest got was with a token
     Boot(
         "aws-v2",
         "aws",
         "aws",
-        ("PUT /latest/api/token 200", "GET /latest/user-data 200 [X-aws-ec2-metadata-token]"),
-        needs="api/token",
+        (f"PUT /latest/api/token 200 [{TOKEN}-ttl-seconds]", f"GET /latest/user-data 200 [{TOKEN}]"),
     ),
     # IMDSv1: no token API (405), the guest falls back to plain GETs; --detached
     Boot("aws-v1", "aws", "aws", ("GET /latest/meta-data/hostname 200", "GET /latest/user-data 200"), detached=True),
+    Boot("gcp", "gcp", "gcp", ("GET /computeMetadata/v1/instance/attributes/user-data 200 [Metadata-Flavor]",)),
+    Boot(
+        "azure",
+        "azure",
+        "azure",
+        ("GET /metadata/instance/compute/userData?api-version=2021-01-01&format=text 200 [Metadata]",),
+    ),
+    Boot("openstack", "openstack", "openstack", ("GET /openstack/latest/user_data 200",)),
+    Boot("hetzner", "hetzner", "hetzner", ("GET /hetzner/v1/userdata 200",)),
+    Boot("digitalocean", "digitalocean", "digitalocean", ("GET /metadata/v1/user-data 200",)),
+    Boot("vultr", "vultr", "vultr", ("GET /latest/user-data 200",)),
+    Boot("scaleway", "scaleway", "scaleway", ("GET /user_data/cloud-init 200",)),
     # NoCloud CD (label cidata): user-data read from the CD; the host name from the user data's tree
     Boot("cdrom", "cdrom", "cdrom", keys=False, hostname_in_userdata=True),
-    # the providers pkg/metadata is being taught: each runs once its script has the provider's case arm
-    Boot("gcp", "gcp", "gcp", ("GET /computeMetadata/v1/instance/hostname 200 [Metadata-Flavor]",), needs="gcp)"),
-    Boot("azure", "azure", "azure", needs="azure)"),
-    Boot("openstack", "openstack", "openstack", needs="openstack)"),
-    Boot("openstack-configdrive", "openstack", "", keys=False, needs="config-2"),
-    Boot("hetzner", "hetzner", "hetzner", needs="hetzner)"),
-    Boot("digitalocean", "digitalocean", "digitalocean", needs="digitalocean)"),
-    Boot("vultr", "vultr", "vultr", needs="vultr)"),
-    Boot("scaleway", "scaleway", "scaleway", needs="scaleway)"),
 ]
+#: listed, not booted: why
+NOT_YET = {
+    "openstack-configdrive": "pkg/metadata finds a ConfigDrive by `busybox blkid`, an applet Debian's busybox-static "
+    "1.35 lacks; the CD itself mounts in the guest with openstack/latest/* (checked by hand)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +86,15 @@ def _build(cache: Path, work: Path, guest: str) -> Path:
     return work / f"md-{guest}"
 
 
-@pytest.mark.parametrize("boot", BOOTS, ids=[b.served for b in BOOTS])
+@pytest.mark.parametrize(
+    "boot",
+    [
+        *BOOTS,
+        *(pytest.param(Boot(p, "", ""), marks=pytest.mark.skip(reason=why)) for p, why in NOT_YET.items()),
+    ],
+    ids=[b.served for b in BOOTS] + list(NOT_YET),
+)
 def test_guest_reads_the_emulated_metadata_service(cache: Path, tmp_path: Path, boot: Boot) -> None:
-    if boot.needs and boot.needs not in GUEST_SCRIPT.read_text():
-        pytest.skip(f"pkg/metadata does not speak {boot.served} yet (no {boot.needs!r} in its script)")
     start = time.monotonic()
     image = _build(cache, tmp_path, boot.guest)
     built = time.monotonic() - start

@@ -58,6 +58,16 @@ def test_netdev_escapes_commas_and_quotes_spaces(tmp_path: Path) -> None:
     assert "guestfwd=tcp:169.254.42.42:80-cmd:" in netdev
 
 
+def test_other_metadata_addresses_lead_to_no_service(tmp_path: Path) -> None:
+    """Else slirp would take them out to the host's network (on a cloud VM: the host's own metadata)."""
+    cfg = _cfg(tmp_path, metadata_blocked=("169.254.169.254", "169.254.42.42"))
+    netdev = metadata_netdev(cfg)
+    assert netdev == (
+        f",net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:/usr/bin/python3 -I -S {RELAY} /dev/null"
+        f",guestfwd=tcp:169.254.42.42:80-cmd:/usr/bin/python3 -I -S {RELAY} /dev/null"
+    )
+
+
 def test_no_metadata_leaves_the_netdev_alone(tmp_path: Path) -> None:
     argv = qemu_argv("qemu", _cfg(tmp_path))
     assert argv[argv.index("-netdev") + 1] == "user,id=t0"
@@ -84,6 +94,7 @@ def test_prepare_http_provider(image: Path, tmp_path: Path) -> None:
     key.write_text(f"# my key\n{KEY}\n\n")
     _, cfg = prepare(_opts(image, metadata="aws", data='{"a": 1}', ssh_keys=(str(key),)))
     assert cfg.provider == "aws" and cfg.metadata_addresses == ("169.254.169.254",)
+    assert cfg.metadata_blocked == ("169.254.42.42",)
     assert cfg.instance is not None
     assert cfg.instance.hostname == "md-test" and cfg.instance.ssh_keys == (KEY,)
     assert cfg.instance.userdata == b'{"a": 1}' and cfg.instance.mac == cfg.mac
@@ -97,10 +108,12 @@ def test_prepare_http_provider(image: Path, tmp_path: Path) -> None:
 
 def test_prepare_cd_providers(image: Path) -> None:
     _, cfg = prepare(_opts(image, metadata="openstack-configdrive", data="hi", networking="none"))
+    assert cfg.metadata_blocked == ()
     assert cfg.provider == "" and cfg.isos == [str(cfg.state / "metadata.iso")]
     assert (cfg.state / "metadata.iso").read_bytes()[0x8028:0x8030] == b"config-2"
     _, cfg = prepare(_opts(image, metadata="cdrom", data="hi", detached=True))
     assert (cfg.state / "metadata.iso").read_bytes()[0x8028:0x802E] == b"cidata"
+    assert cfg.metadata_addresses == () and cfg.metadata_blocked == ("169.254.169.254", "169.254.42.42")
 
 
 @pytest.mark.parametrize(

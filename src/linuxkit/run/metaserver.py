@@ -47,6 +47,8 @@ GUEST_IPV4 = "169.254.2.15"
 GATEWAY_IPV4 = "169.254.2.2"
 METADATA_IPV4 = "169.254.169.254"
 SCALEWAY_IPV4 = "169.254.42.42"
+#: every address a provider's service answers at (port 80)
+METADATA_ADDRESSES = (METADATA_IPV4, SCALEWAY_IPV4)
 
 #: provider → how it is served (``http``: the server below; ``iso``: a CD), in the order of ``--help``
 PROVIDERS: dict[str, str] = {

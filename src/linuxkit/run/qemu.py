@@ -30,6 +30,7 @@ from ..runner import DEVNULL, STDOUT, find_tool, run, start
 from .accel import choose_accel, host_arch
 from .disks import DiskSpec, create_missing, qemu_file, qemu_opt, resolve_disks
 from .metaserver import (
+    METADATA_ADDRESSES,
     NETWORK,
     PROVIDER_HINT,
     PROVIDERS,
@@ -203,9 +204,11 @@ class QemuConfig:
     devices: list[str] = field(default_factory=list)
     vm_uuid: str = ""
     # --metadata PROVIDER served over HTTP: the server's Unix socket, the guest addresses (port 80) forwarded
-    # to it through the relay run by this Python, and what the server answers
+    # to it through the relay run by this Python, and what the server answers; the other metadata addresses
+    # (and all of them with a CD provider) lead to no service
     metadata_socket: str = ""
     metadata_addresses: tuple[str, ...] = ()
+    metadata_blocked: tuple[str, ...] = ()
     python: str = sys.executable
     provider: str = ""
     instance: Instance | None = None
@@ -213,15 +216,21 @@ class QemuConfig:
 
 #: the relay qemu runs for each guest connection to the metadata service (see metaserver)
 RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mdrelay.py")
+#: what the relay is pointed at for a blocked address: not a socket, so it closes the guest's connection
+NO_SERVICE = os.devnull
 
 
 def metadata_netdev(cfg: QemuConfig) -> str:
     """The ``-netdev user`` options of a metadata boot: the link-local network and one ``guestfwd`` per
-    metadata address, whose command (split by slirp as a shell would, without a shell) is the relay."""
-    if not cfg.metadata_socket:
+    metadata address, whose command (split by slirp as a shell would, without a shell) is the relay.
+    Without them slirp would take the guest's connections to 169.254.169.254 out to the host's network:
+    on a cloud VM, to the host's own metadata service."""
+    if not cfg.metadata_addresses and not cfg.metadata_blocked:
         return ""
-    command = shlex.join([cfg.python, "-I", "-S", RELAY, cfg.metadata_socket])
-    forwards = "".join(f",guestfwd=tcp:{addr}:80-cmd:{qemu_opt(command)}" for addr in cfg.metadata_addresses)
+    forwards = ""
+    for addresses, target in ((cfg.metadata_addresses, cfg.metadata_socket), (cfg.metadata_blocked, NO_SERVICE)):
+        command = shlex.join([cfg.python, "-I", "-S", RELAY, target])
+        forwards += "".join(f",guestfwd=tcp:{addr}:80-cmd:{qemu_opt(command)}" for addr in addresses)
     return f",net={NETWORK}{forwards}"
 
 
@@ -446,6 +455,8 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
     if served and not netdev.startswith("user"):
         raise UserError(f"--metadata {opts.metadata} is served on qemu's user network", hint="use --networking user")
     ssh_keys = _ssh_keys(opts.ssh_keys)
+    netdev_user = netdev.startswith("user")
+    served_at = guest_addresses(opts.metadata) if served else ()
     boot = detect_boot(opts.path, kernel=opts.kernel, iso=opts.iso, squashfs=opts.squashfs, uefi=opts.uefi)
     cmdline = _check_boot_files(boot)
     firmware = find_ovmf(opts.fw) if boot.uefi else ""
@@ -507,7 +518,10 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         usb=opts.usb,
         devices=list(opts.devices),
         vm_uuid=str(uuid.uuid4()),
-        metadata_addresses=guest_addresses(opts.metadata) if served else (),
+        metadata_addresses=served_at,
+        metadata_blocked=tuple(a for a in METADATA_ADDRESSES if a not in served_at)
+        if opts.metadata and netdev_user
+        else (),
         provider=opts.metadata if served else "",
         instance=instance,
     )
