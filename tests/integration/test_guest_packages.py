@@ -66,9 +66,13 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Booted:
     systems = [EXAMPLES / "dm-crypt-loop.yml", DATA / "packages.yml", extra]
     lk(cache, "build", "--name", "packages", "--dir", work, *systems)
     _disk_with_small_partition(work / "small.img")
+    with open(work / "whole.img", "wb") as fh:
+        fh.truncate(16 << 20)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(work / "whole.img")], check=True)
     argv = [
         sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--networking", "user",
-        "--disk", "size=256M", "--disk", f"file={work / 'small.img'},format=raw", work / "packages",
+        "--disk", "size=256M", "--disk", f"file={work / 'small.img'},format=raw",
+        "--disk", f"file={work / 'whole.img'},format=raw", work / "packages",
     ]  # fmt: skip
     start = time.monotonic()
     proc = subprocess.run(list(map(str, argv)), capture_output=True, env=_env(cache), timeout=600, check=False)
@@ -100,7 +104,7 @@ def test_encrypted_swap_is_active_and_an_unmet_condition_skips(booted: Booted) -
     assert "swap: condition part:/var/nowhere not met: no swap file" in c, _tail(booted)
 
 
-def test_sysfs_binfmt_ip_extend_and_certificates(booted: Booted) -> None:
+def test_sysfs_binfmt_ip_extend_format_and_certificates(booted: Booted) -> None:
     c = booted.console
     assert "sysfs: kernel/mm/transparent_hugepage/enabled = madvise" in c, _tail(booted)
     assert "SYSFS always [madvise] never" in c, _tail(booted)
@@ -110,6 +114,8 @@ def test_sysfs_binfmt_ip_extend_and_certificates(booted: Booted) -> None:
     assert "IP 192.0.2.1/32" in c, _tail(booted)
     assert "extend: successfully resized /dev/vdb1 on /dev/vdb" in c, _tail(booted)
     assert "EXTEND vdb1 63 MiB" in c, _tail(booted)
+    assert 'format: /dev/vdc has content: /dev/vdc: UUID="' in c, _tail(booted)
+    assert "creating a dos partition table on /dev/vdc" not in c, _tail(booted)
     count = int(c.split("CA ", 1)[1].split()[0])
     assert count > 100, _tail(booted)
 

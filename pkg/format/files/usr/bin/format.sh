@@ -61,10 +61,10 @@ dos | gpt) ;;
 esac
 
 has_partitions() { /sbin/sfdisk -d "$1" >/dev/null 2>&1; }
-has_filesystem() { [ -n "$($bb blkid "$1" 2>/dev/null)" ]; }
+has_filesystem() { [ -n "$(/sbin/blkid "$1" 2>/dev/null)" ]; }
 is_empty() {
 	if has_partitions "$1"; then vlog "$1 has a partition table"; return 1; fi
-	if has_filesystem "$1"; then vlog "$1 has content: $($bb blkid "$1")"; return 1; fi
+	if has_filesystem "$1"; then vlog "$1 has content: $(/sbin/blkid "$1")"; return 1; fi
 	return 0
 }
 
