@@ -230,7 +230,8 @@ def run_metadata(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
     setter.chmod(0o755)
     hooks = {"METADATA_CONFIG": str(config), "METADATA_TMP": str(tmp), "METADATA_HOSTNAME": str(setter)}
     # no disk of this host is looked at (cdrom)
-    hooks |= {"METADATA_BLKID": "/bin/true", "METADATA_DEV": str(tmp), "METADATA_CD_TRIES": "1"}
+    hooks |= {"METADATA_FINDFS": "/bin/false", "METADATA_SYSBLOCK": str(tmp), "METADATA_DEV": str(tmp)}
+    hooks["METADATA_CD_TRIES"] = "1"
     proc = subprocess.run(
         ["/bin/busybox", "sh", str(METADATA), *args],
         capture_output=True,

@@ -90,12 +90,15 @@ class FakeService:
                     time.sleep(4)
                 answer = service.routes.get(self.path, (404, b"not found\n"))
                 status, body = answer(req) if callable(answer) else answer
-                self.send_response(status)
-                for k, v in service.extra_headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for k, v in service.extra_headers:
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the client gave up (a timeout test)
+                    pass
 
             do_GET = do_PUT = do_POST = handle_any
 
@@ -148,18 +151,21 @@ class Env:
         self.services: dict[str, FakeService] = {}
         self.dead = closed_port()
         (tmp / "dev").mkdir()
-        self.blkid_lines: list[str] = []
+        (tmp / "sys").mkdir()  # stands for /sys/class/block
+        self.labels: dict[str, str] = {}  # file system label → device, for the fake findfs
         self.disks = tmp / "disks"  # disks/<device name>/ holds what the fake mount shows
         self.disks.mkdir()
         self.rpctool: Path | None = None
         self.equinix_url = f"https://127.0.0.1:{self.dead}"
         self._stub("sethostname", 'echo "$1" >>"$STUB_DIR/hostnames"\n')
-        self._stub("blkid", 'cat "$STUB_DIR/blkid.txt" 2>/dev/null\n')
-        # mount -t TYPE -o ro DEV DIR: shows disks/<basename DEV>/ at DIR (a copy)
+        # findfs LABEL=L: the device, as busybox's (the image's busybox has no blkid)
+        self._stub("findfs", 'grep "^$1 " "$STUB_DIR/labels.txt" | cut -d" " -f2 | grep . || exit 1\n')
+        # mount -t TYPE -o ro DEV DIR: shows disks/<basename DEV>/ at DIR (a copy) when TYPE is the disk's
         self._stub(
             "mount",
             'echo "mount $*" >>"$STUB_DIR/mounts"\n'
-            'd=$STUB_DIR/../disks/$(basename "$5")\n[ -d "$d" ] || exit 32\ncp -r "$d/." "$6/"\n',
+            'd=$STUB_DIR/../disks/$(basename "$5")\n[ -d "$d" ] || exit 32\n'
+            '[ "$(cat "$d.type")" = "$2" ] || exit 32\ncp -r "$d/." "$6/"\n',
         )
         self._stub("umount", 'rm -rf "$1"/* "$1"/.[!.]*\n')
 
@@ -175,12 +181,21 @@ class Env:
         self.services[host] = service.start()
         return service
 
-    def disk(self, device: str, files: dict[str, str | bytes]) -> None:
+    def disk(self, device: str, files: dict[str, str | bytes], fstype: str = "iso9660") -> None:
         root = self.disks / Path(device).name
+        root.mkdir(parents=True, exist_ok=True)
+        (self.disks / f"{root.name}.type").write_text(fstype)
         for name, content in files.items():
             p = root / name
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(content.encode() if isinstance(content, str) else content)
+
+    def block(self, name: str, iso9660: bool) -> Path:
+        """A block device in the fake /sys/class/block and /dev: ISO9660's "CD001" at byte 32769, or zeros."""
+        (self.tmp / "sys" / name).mkdir()
+        dev = self.tmp / "dev" / name
+        dev.write_bytes(bytes(32769) + (b"CD001" if iso9660 else bytes(5)) + bytes(100))
+        return dev
 
     def fake_rpctool(self, values: dict[str, str]) -> None:
         lines = "".join(f'"info-get {k}") printf "%s\\n" {json.dumps(v)} ;;\n' for k, v in values.items())
@@ -193,7 +208,7 @@ class Env:
         for s in self.services.values():
             assert s.port
         hosts = " ".join(f"{h}=127.0.0.1:{self.services[h].port if h in self.services else self.dead}" for h in HOSTS)
-        (self.tmp / "stubs" / "blkid.txt").write_text("".join(line + "\n" for line in self.blkid_lines))
+        (self.tmp / "stubs" / "labels.txt").write_text("".join(f"LABEL={k} {v}\n" for k, v in self.labels.items()))
         config = self.tmp / "config"
         stubs = self.tmp / "stubs"
         full = {
@@ -206,7 +221,8 @@ class Env:
             "METADATA_TIMEOUT": timeout_s,
             "METADATA_NC": str(NC),
             "METADATA_RPCTOOL": str(self.rpctool or self.tmp / "no-rpctool"),
-            "METADATA_BLKID": str(stubs / "blkid"),
+            "METADATA_FINDFS": str(stubs / "findfs"),
+            "METADATA_SYSBLOCK": str(self.tmp / "sys"),
             "METADATA_MOUNT": str(stubs / "mount"),
             "METADATA_UMOUNT": str(stubs / "umount"),
             "METADATA_DEV": str(self.tmp / "dev"),
@@ -474,18 +490,23 @@ def test_openstack_metadata_service(env: Env) -> None:
 
 
 def test_openstack_config_drive(env: Env) -> None:
-    env.blkid_lines = ['/dev/vda1: UUID="1234" TYPE="ext4"', '/dev/vdb: LABEL="config-2" TYPE="vfat"']
+    env.labels = {"config-2": "/dev/vdb"}
     env.disk(
         "/dev/vdb",
         {
             "openstack/latest/meta_data.json": json.dumps(OPENSTACK_META),
             "openstack/latest/user_data": json.dumps(TREE),
         },
+        fstype="vfat",
     )
     run = env.run("openstack")
     assert run.proc.returncode == 0, run.proc.stdout + run.proc.stderr
     assert run.read("provider") == "ConfigDrive /dev/vdb"
-    assert (env.tmp / "stubs" / "mounts").read_text().split()[:5] == ["mount", "-t", "vfat", "-o", "ro"]
+    mounts = (env.tmp / "stubs" / "mounts").read_text().splitlines()
+    assert [m.split()[:6] for m in mounts] == [
+        ["mount", "-t", "iso9660", "-o", "ro", "/dev/vdb"],
+        ["mount", "-t", "vfat", "-o", "ro", "/dev/vdb"],
+    ]
     assert run.read("instance_id") == OPENSTACK_META["uuid"]
     assert run.read("ssh/authorized_keys") == KEY + "\n"
     assert_tree(run)
@@ -711,23 +732,27 @@ def test_vmware_without_guestinfo_is_skipped(env: Env) -> None:
 # --- cdrom ----------------------------------------------------------------------------------------------------
 def test_cdrom_nocloud_label_first_then_sr_devices(env: Env) -> None:
     # cloud-init NoCloud: a vfat or iso9660 file system labelled cidata with user-data and meta-data
-    env.blkid_lines = ['/dev/sr0: TYPE="iso9660"', '/dev/vdc: LABEL="cidata" TYPE="vfat"']
+    env.labels = {"cidata": "/dev/vdc"}
     (env.tmp / "dev" / "sr0").write_text("")
-    env.disk("/dev/vdc", {"user-data": json.dumps(TREE), "meta-data": "instance-id: x\n"})
+    env.disk("/dev/vdc", {"user-data": json.dumps(TREE), "meta-data": "instance-id: x\n"}, fstype="vfat")
     env.disk(f"{env.tmp}/dev/sr0", {"config": "from sr0"})
     run = env.run("cdrom")
     assert run.proc.returncode == 0, run.proc.stdout + run.proc.stderr
     assert run.read("provider") == "CDROM /dev/vdc"
-    assert (env.tmp / "stubs" / "mounts").read_text().splitlines()[0].startswith("mount -t vfat -o ro /dev/vdc ")
+    assert (env.tmp / "stubs" / "mounts").read_text().splitlines()[1].startswith("mount -t vfat -o ro /dev/vdc ")
     assert run.read("metadata") == "instance-id: x\n"
     assert_tree(run)
 
 
 def test_cdrom_falls_back_to_config_on_any_iso9660(env: Env) -> None:
-    env.blkid_lines = ['/dev/vdb: TYPE="iso9660"']
-    env.disk("/dev/vdb", {"config": "plain"})
+    env.block("vda", iso9660=False)
+    env.block("loop0", iso9660=True)  # loop and ram devices are not looked at
+    env.disk("loop0", {"config": "loop"})
+    vdb = env.block("vdb", iso9660=True)
+    env.disk("vdb", {"config": "plain"})
     run = env.run("cdrom")
-    assert run.read("provider") == "CDROM /dev/vdb" and run.read("userdata") == "plain"
+    assert run.read("provider") == f"CDROM {vdb}" and run.read("userdata") == "plain"
+    assert [m.split()[5] for m in (env.tmp / "stubs" / "mounts").read_text().splitlines()] == [str(vdb)]
 
 
 # --- order, defaults, timeouts --------------------------------------------------------------------------------
@@ -741,14 +766,14 @@ def test_network_before_disks_before_files_whatever_the_order(env: Env, tmp_path
     env.serve("169.254.169.254", aws_service(token_required=False))
     f = tmp_path / "ud.json"
     f.write_text(json.dumps(TREE))
-    env.blkid_lines = ['/dev/vdb: TYPE="iso9660"']
+    env.labels = {"cidata": "/dev/vdb"}
     env.disk("/dev/vdb", {"config": "from cd"})
     assert env.run(f"file={f}", "cdrom", "aws").read("provider") == "AWS"
     env.stop()
     env.services.clear()
     run = env.run(f"file={f}", "cdrom", "aws")
     assert run.read("provider") == "CDROM /dev/vdb"
-    env.blkid_lines = []
+    env.labels = {}
     (run.config / "provider").unlink()
     run = env.run(f"file={f}", "cdrom", "aws")
     assert run.read("provider") == str(f)  # upstream names a file provider by its path
