@@ -1,13 +1,17 @@
 """Boot upstream's application examples built from our packages under qemu (TCG), one boot each:
-examples/docker.yml (with tests/data/guest/docker-check.yml: the system's containerd answers `ctr version`, dockerd
-in its service container answers `docker info`, imports an image from a tar and runs a container of it, then the
-check powers the system off) and examples/redis-os.yml (the host talks to redis through --publish)."""
+
+* examples/docker.yml with tests/data/guest/docker-check.yml: the system's containerd answers `ctr version`; dockerd
+  in its service container answers `docker info`, imports an image from a tar and runs a container of it; then
+  the check powers the system off;
+* examples/redis-os.yml: the host talks to redis through --publish;
+* examples/node_exporter.yml: the host scrapes its metrics through --publish."""
 
 from __future__ import annotations
 
 import re
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -77,3 +81,30 @@ def test_redis_example_answers_from_the_host(tmp_path: Path) -> None:
     assert b"redis_version:7.0." in answer, answer
     assert "service redis: starting" in console, console[-3000:]
     assert "dhcpcd: eth0: leased" in console, console[-3000:]
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        return str(resp.read().decode(errors="replace"))
+
+
+def test_node_exporter_example_serves_the_hosts_metrics(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    lk(cache, "build", "--dir", tmp_path, EXAMPLES / "node_exporter.yml")
+    port = free_port()
+    state = tmp_path / "node_exporter-state"
+    prefix = tmp_path / "node_exporter"
+    lk(cache, "run", "qemu", "--detached", "--networking", "user", "--publish", f"{port}:9100", prefix)
+    try:
+        took = poll("node_exporter metrics from the host", lambda: "node_exporter_build_info" in _metrics(port), 240)
+        print(f"node_exporter answered {took:.0f}s after qemu started")
+        metrics = _metrics(port)
+    finally:
+        _stop_qemu(state)
+    # the host's /proc and /sys through upstream's binds: the system's uname, its network interface, its memory
+    assert re.search(r'node_uname_info\{[^}]*release="6\.1\.', metrics), metrics[:2000]
+    assert 'node_network_up{device="eth0"} 1' in metrics, metrics[:2000]
+    assert re.search(r"^node_memory_MemTotal_bytes \d", metrics, re.M), metrics[:2000]
+    # the root file system through the / bind (the mount-point filter leaves /, drops /sys, /proc, /dev)
+    assert 'node_filesystem_size_bytes{device="rootfs"' in metrics or 'mountpoint="/"' in metrics, metrics[:2000]
+    assert 'mountpoint="/sys' not in metrics, metrics[:2000]
