@@ -4,7 +4,8 @@
   in its service container answers `docker info`, imports an image from a tar and runs a container of it; then
   the check powers the system off;
 * examples/redis-os.yml: the host talks to redis through --publish;
-* examples/node_exporter.yml: the host scrapes its metrics through --publish."""
+* examples/node_exporter.yml with tests/data/guest/apps-check.yml: the host scrapes its metrics through
+  --publish; bpftrace compiles and runs a program; auditd runs with upstream's rules."""
 
 from __future__ import annotations
 
@@ -88,19 +89,27 @@ def _metrics(port: int) -> str:
         return str(resp.read().decode(errors="replace"))
 
 
-def test_node_exporter_example_serves_the_hosts_metrics(tmp_path: Path) -> None:
+def test_node_exporter_example_serves_the_hosts_metrics_with_bpftrace_and_auditd(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    lk(cache, "build", "--dir", tmp_path, EXAMPLES / "node_exporter.yml")
+    files = (EXAMPLES / "node_exporter.yml", DATA / "apps-check.yml")
+    lk(cache, "build", "--name", "node_exporter", "--dir", tmp_path, *files)
     port = free_port()
     state = tmp_path / "node_exporter-state"
     prefix = tmp_path / "node_exporter"
-    lk(cache, "run", "qemu", "--detached", "--networking", "user", "--publish", f"{port}:9100", prefix)
+    lk(cache, "run", "qemu", "--detached", "--mem", "2048", "--networking", "user", "--publish", f"{port}:9100", prefix)
     try:
         took = poll("node_exporter metrics from the host", lambda: "node_exporter_build_info" in _metrics(port), 240)
         print(f"node_exporter answered {took:.0f}s after qemu started")
         metrics = _metrics(port)
+        poll("auditcheck", lambda: "AUDIT-RULES" in (state / "console.log").read_text(errors="replace"), 60)
     finally:
         _stop_qemu(state)
+    console = (state / "console.log").read_text(errors="replace")
+    # bpftrace (onboot): LLVM compiled the program, the kernel ran it
+    assert "BPFTRACE-OK 42" in console, console[-3000:]
+    # auditd: the kernel's audit is on, with auditd as its daemon and upstream's backlog limit from audit.rules
+    audit = re.search(r"AUDIT enabled 1 failure 1 pid (\d+) rate_limit 0 backlog_limit 8192 ", console)
+    assert audit and int(audit.group(1)) > 0, console[-3000:]
     # the host's /proc and /sys through upstream's binds: the system's uname, its network interface, its memory
     assert re.search(r'node_uname_info\{[^}]*release="6\.1\.', metrics), metrics[:2000]
     assert 'node_network_up{device="eth0"} 1' in metrics, metrics[:2000]
