@@ -93,6 +93,10 @@ def test_dm_crypt_loop_example_mounts_the_encrypted_file(booted: Booted) -> None
     # the backing file as the kernel names it from the check container (the disk's root is its mount point)
     assert "LOOP /storage_file" in c, _tail(booted)
     assert "CRYPT /dev/mapper/crypt_loop_dev ext4 secret things" in c, _tail(booted)
+    # LUKS (upstream's --luks): formatted the first time, then opened; ext4 made on the mapped device
+    assert "Device /dev/loop7 doesn't seem to have a valid LUKS setup so one will be created." in c, _tail(booted)
+    assert "Device /dev/mapper/crypt_luks doesn't seem to contain a filesystem, creating one." in c, _tail(booted)
+    assert re.search(r"onboot \d+-dm-crypt-luks: exit status 0", c), _tail(booted)
 
 
 def test_encrypted_swap_is_active_and_an_unmet_condition_skips(booted: Booted) -> None:
