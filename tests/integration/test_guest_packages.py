@@ -132,6 +132,9 @@ def test_logging_services_and_daemons(booted: Booted) -> None:
     assert re.search(r"PROBE memlog kmsg: \(\d+\) - [0-9T:.-]+Z: ", c), _tail(booted)
     assert "PROBE ntpd ntp engine ready running" in c, _tail(booted)
     assert "PROBE acpid running" in c, _tail(booted)
+    # the power button (its events written to its evdev node): acpid runs /etc/acpi/PWRF/00000080, init powers off
+    assert "PROBE pressed the power button" in c, _tail(booted)
+    assert "PROBE acpid did not power off" not in c, _tail(booted)
     assert "PROBE-DONE" in c and "Power down" in c, _tail(booted)
     # every service ended on the stop's TERM (as its container's PID 1, a shell needs a handler for that)
     assert "did not stop within" not in c, _tail(booted)
