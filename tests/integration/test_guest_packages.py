@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from tests.conftest import ROOT
 from tests.integration.test_guest_boot import _env, lk
 
@@ -138,3 +139,22 @@ def test_logging_services_and_daemons(booted: Booted) -> None:
     assert "PROBE-DONE" in c and "Power down" in c, _tail(booted)
     # every service ended on the stop's TERM (as its container's PID 1, a shell needs a handler for that)
     assert "did not stop within" not in c, _tail(booted)
+
+
+def test_the_booted_swap_step_is_swap_yml_s() -> None:
+    """swap.yml is not booted as a whole (its 1 GiB file would take long under emulation): its format, mount and
+    modprobe steps are dm-crypt-loop.yml's, and its swap step is the one booted, with a smaller size."""
+    swap = yaml.safe_load((EXAMPLES / "swap.yml").read_text())
+    booted_system = yaml.safe_load((DATA / "packages.yml").read_text())
+    loop = yaml.safe_load((EXAMPLES / "dm-crypt-loop.yml").read_text())
+    ours = next(c for c in booted_system["onboot"] if c["name"] == "swap")
+    theirs = next(c for c in swap["onboot"] if c["name"] == "swap")
+    assert ours["image"] == theirs["image"].replace("@pkg:../", "@pkg:../../../")
+    assert [a if a != "32M" else "1G" for a in ours["command"]] == theirs["command"]
+    for name in ("modprobe", "format", "mount"):
+        step = next(c for c in swap["onboot"] if c["name"] == name)
+        assert any(c["image"] == step["image"] for c in loop["onboot"] if c["name"] == name)
+    # the swap file's directory is the disk dm-crypt-loop.yml mounts
+    assert theirs["command"][2].startswith("/var/external/") and ["/usr/bin/mountie", "/dev/vda1", "/var/external"] in [
+        c.get("command") for c in loop["onboot"]
+    ]
