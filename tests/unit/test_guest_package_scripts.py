@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import shutil
 import socketserver
 import subprocess
 import threading
@@ -19,6 +18,7 @@ import pytest
 from tests.conftest import ROOT
 
 BUSYBOX = Path("/bin/busybox")
+NC = Path("/bin/nc.openbsd")
 PKG = ROOT / "pkg"
 pytestmark = pytest.mark.skipif(not BUSYBOX.exists(), reason="needs /bin/busybox (Debian package busybox-static)")
 
@@ -155,7 +155,7 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
     daemon_threads = True
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl (Debian package curl)")
+@pytest.mark.skipif(not NC.exists(), reason="needs /bin/nc.openbsd (Debian package netcat-openbsd)")
 def test_trim_after_delete_runs_once_per_burst_of_docker_events(tmp_path: Path) -> None:
     events = [
         {"Type": "container", "Action": "start"},
@@ -165,21 +165,16 @@ def test_trim_after_delete_runs_once_per_burst_of_docker_events(tmp_path: Path) 
     ]
 
     class Docker(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
         def do_GET(self) -> None:
-            assert self.path == "/v1.24/events"
-            self.send_response(200)
+            assert self.path == "/v1.24/events" and self.request_version == "HTTP/1.0"
+            self.send_response_only(200)
             self.send_header("Server", "Docker/24.0.7 (linux)")
             self.send_header("Content-Type", "application/json")
-            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for event in events:
-                data = json.dumps(event).encode() + b"\n"
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            for event in events:  # Go's encoder: no spaces, one object per line
+                self.wfile.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
                 self.wfile.flush()
             time.sleep(3)  # then the stream ends: the script connects again
-            self.wfile.write(b"0\r\n\r\n")
 
         def log_message(self, *args: object) -> None:
             pass
@@ -193,7 +188,7 @@ def test_trim_after_delete_runs_once_per_burst_of_docker_events(tmp_path: Path) 
         [str(BUSYBOX), "sh", str(script), f"--docker-socket={sock}", "--delay", "500ms", "--",
          str(BUSYBOX), "sh", "-c", f"echo run >>{ran}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={"PATH": f"{os.path.dirname(shutil.which('curl') or '')}:/nonexistent"}, start_new_session=True,
+        env={"PATH": "/nonexistent", "TRIM_AFTER_DELETE_NC": str(NC)}, start_new_session=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 2.5
@@ -243,3 +238,27 @@ def test_services_end_on_term_as_a_containers_pid_1(tmp_path: Path, package: str
     os.kill(int(children[0]), 15)
     proc.wait(timeout=10)
     assert time.monotonic() - start < 3, proc.communicate()[0].decode()
+
+
+@pytest.mark.skipif(not NC.exists(), reason="needs /bin/nc.openbsd (Debian package netcat-openbsd)")
+def test_trim_after_delete_refuses_a_server_that_is_not_docker(tmp_path: Path) -> None:
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response_only(200)
+            self.send_header("Server", "nginx")
+            self.end_headers()
+            self.wfile.write(b"{}\n")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    sock = tmp_path / "other.sock"
+    server = _UnixHTTPServer(str(sock), Other)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = PKG / "trim-after-delete" / "files" / "usr" / "bin" / "trim-after-delete"
+        rc, out = run(script, f"--docker-socket={sock}", "--", "true", env={"TRIM_AFTER_DELETE_NC": str(NC)})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert rc == 1 and f"the server at {sock} is not Docker" in out, out
