@@ -117,8 +117,10 @@ def test_kmsg_prints_records_with_their_sequence_and_time(tmp_path: Path) -> Non
     script = PKG / "kmsg" / "files" / "usr" / "bin" / "kmsg"
     fake = tmp_path / "kmsg"
     fake.write_text("6,0,0,-;Linux version 6.1\n SUBSYSTEM=x\n4,7,2500000,c;a; b\n")
+    uptime = tmp_path / "uptime"
+    uptime.write_text("12.08 20.00\n")  # a leading zero in the fraction is not octal
     copy = tmp_path / "kmsg.sh"
-    copy.write_text(script.read_text().replace("/dev/kmsg", str(fake)))
+    copy.write_text(script.read_text().replace("/dev/kmsg", str(fake)).replace("/proc/uptime", str(uptime)))
     rc, out = run(copy)
     assert rc == 0, out
     lines = out.splitlines()
