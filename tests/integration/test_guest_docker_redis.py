@@ -3,7 +3,8 @@
 * examples/docker.yml with tests/data/guest/docker-check.yml: the system's containerd answers `ctr version`; dockerd
   in its service container answers `docker info`, imports an image from a tar and runs a container of it; then
   the check powers the system off;
-* examples/redis-os.yml: the host talks to redis through --publish;
+* examples/redis-os.yml with tests/data/guest/influxdb-check.yml: the host talks to redis and to influxdb through
+  --publish;
 * examples/node_exporter.yml with tests/data/guest/apps-check.yml: the host scrapes its metrics through
   --publish; bpftrace compiles and runs a program; auditd runs with upstream's rules."""
 
@@ -65,16 +66,30 @@ def _redis(port: int, *commands: str) -> bytes:
         return data
 
 
-def test_redis_example_answers_from_the_host(tmp_path: Path) -> None:
+def _influx(port: int, path: str, data: bytes | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST" if data else "GET")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status, resp.read().decode(errors="replace")
+
+
+def test_redis_example_answers_from_the_host_with_influxdb(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    lk(cache, "build", "--dir", tmp_path, EXAMPLES / "redis-os.yml")
-    port = free_port()
+    files = (EXAMPLES / "redis-os.yml", DATA / "influxdb-check.yml")
+    lk(cache, "build", "--name", "redis-os", "--dir", tmp_path, *files)
+    port, influx = free_port(), free_port()
     state = tmp_path / "redis-os-state"
-    lk(cache, "run", "qemu", "--detached", "--networking", "user", "--publish", f"{port}:6379", tmp_path / "redis-os")
+    prefix = tmp_path / "redis-os"
+    publish = ["--publish", f"{port}:6379", "--publish", f"{influx}:8086"]
+    lk(cache, "run", "qemu", "--detached", "--networking", "user", *publish, prefix)
     try:
         took = poll("redis PING from the host", lambda: _redis(port, "PING").startswith(b"+PONG"), 240)
         print(f"redis answered PING {took:.0f}s after qemu started")
         answer = _redis(port, "SET linuxkit redis-os", "GET linuxkit", "INFO server")
+        took = poll("influxdb ping from the host", lambda: _influx(influx, "/ping")[0] == 204, 120)
+        print(f"influxdb answered /ping {took:.0f}s after redis")
+        created = _influx(influx, "/query", b"q=CREATE+DATABASE+lk")
+        written = _influx(influx, "/write?db=lk", b"load,host=linuxkit value=0.42")
+        queried = _influx(influx, "/query?db=lk&q=SELECT+value+FROM+load")
     finally:
         _stop_qemu(state)
     console = (state / "console.log").read_text(errors="replace")
@@ -82,6 +97,8 @@ def test_redis_example_answers_from_the_host(tmp_path: Path) -> None:
     assert b"redis_version:7.0." in answer, answer
     assert "service redis: starting" in console, console[-3000:]
     assert "dhcpcd: eth0: leased" in console, console[-3000:]
+    assert created[0] == 200 and written[0] == 204, (created, written)
+    assert queried[0] == 200 and '"columns":["time","value"]' in queried[1] and "0.42" in queried[1], queried
 
 
 def _metrics(port: int) -> str:
