@@ -592,6 +592,51 @@ def test_rc_init_scans_again_for_devices_a_new_driver_brought(guest: Guest) -> N
     ]
 
 
+def test_rc_init_hotplug_listener_then_one_more_scan(guest: Guest) -> None:
+    # Debian's kernels have no hotplug helper: `uevent mdev` listens on netlink; once its socket shows in
+    # /proc/net/netlink (protocol 15, port = its pid), a scan catches a device that came before it listened
+    modprobe = guest.fake / "modprobe"
+    modprobe.write_text('#!/bin/busybox sh\necho "modprobe $*" >>"$STUB_LOG"\n')
+    modprobe.chmod(0o755)
+    uevent = guest.fake / "uevent"
+    uevent.write_text(
+        '#!/bin/busybox sh\necho "uevent $*" >>"$STUB_LOG"\n'
+        f"d={guest.root}/sys/devices/pci0000:00/0000:00:06.0\n"
+        f'mkdir -p "$d" {guest.root}/sys/bus/pci/devices\necho pci:v00008086d000010D3 >"$d/modalias"\n'
+        f'ln -s "$d" {guest.root}/sys/bus/pci/devices/0000:00:06.0\n'
+        f'echo "0000000000000000 15 $$ 00000001 0 0 0 2 0 1234" >>{guest.root}/proc/net/netlink\nsleep 1\n'
+    )
+    uevent.chmod(0o755)
+    (guest.root / "proc/net").mkdir(parents=True)
+    (guest.root / "proc/net/netlink").write_text(
+        "sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode\n"
+        "0000000000000000 0   0          00000000 0        0        0     2        0        1\n"
+    )
+    add_device(guest.root, "pci", "pci0000:00/0000:00:04.0", "pci:v000015ADd000007B0")
+    (guest.root / "lib/modules" / os.uname().release).mkdir(parents=True)
+    proc = guest.sh(RC_INIT, "hotplug", MODPROBE=str(modprobe), UEVENT=str(uevent))
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
+    assert guest.stub_calls() == [
+        "modprobe -a -q pci:v000015ADd000007B0",
+        "uevent mdev",
+        "modprobe -a -q pci:v00008086d000010D3",
+    ]
+
+
+def test_rc_init_hotplug_without_a_listener_still_scans(guest: Guest) -> None:
+    modprobe = guest.fake / "modprobe"
+    modprobe.write_text('#!/bin/busybox sh\necho "modprobe $*" >>"$STUB_LOG"\n')
+    modprobe.chmod(0o755)
+    (guest.root / "proc/net").mkdir(parents=True)
+    (guest.root / "proc/net/netlink").write_text("sk Eth Pid Groups\n")
+    add_device(guest.root, "pci", "pci0000:00/0000:00:04.0", "pci:v000015ADd000007B0")
+    (guest.root / "lib/modules" / os.uname().release).mkdir(parents=True)
+    proc = guest.sh(RC_INIT, "hotplug", MODPROBE=str(modprobe), UEVENT="/nonexistent/uevent")
+    assert proc.returncode == 0
+    assert "rc.init: no hotplug: the uevent listener did not start" in proc.stdout
+    assert guest.stub_calls() == ["modprobe -a -q pci:v000015ADd000007B0"]
+
+
 def can_unshare() -> bool:
     if os.geteuid() != 0:
         return False
