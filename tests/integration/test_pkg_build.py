@@ -252,3 +252,24 @@ def test_arm64_image_from_the_arm64_archive_and_assembled(linuxkit: RunLinuxkit,
     assert "dirty" in name  # the lock was written into the checkout
     out = linuxkit("cache", "ls").stderr.decode()
     assert f"{name}-amd64" in out
+
+
+def test_copied_file_over_a_packaged_path_is_shipped(linuxkit: RunLinuxkit, tmp_path: Path, lock_text: str) -> None:
+    # busybox-static ships usr/share/initramfs-tools/hooks/zz-busybox, which include: leaves out; a file copied
+    # to that path (as pkg/containerd's config.toml over Debian's) must be in the image, with the copy's bytes
+    hook = "/usr/share/initramfs-tools/hooks/zz-busybox"
+    yml = BUILD_YML.replace(
+        "    - {src: files, dst: /}\n",
+        f"    - {{src: files, dst: /}}\n    - {{src: files/bin/hello.sh, dst: {hook}}}\n",
+    )
+    repo = make_repo(tmp_path / "c", build_yml=yml, lock=lock_text)
+    cache = tmp_path / "cache"
+    linuxkit("--cache", cache, "pkg", "build", repo, env={"LINUXKIT_DEBIAN_CACHE": str(shared_debian_cache())})
+    name = linuxkit("pkg", "show-tag", "--canonical", repo).stdout.decode().strip()
+    out = tmp_path / "fs.tar"
+    linuxkit("--cache", cache, "cache", "export", "--format", "filesystem", "--outfile", out, name)
+    with tarfile.open(out) as tf:
+        member = tf.extractfile("usr/share/initramfs-tools/hooks/zz-busybox")
+        assert member is not None and member.read() == b"#!/bin/sh\necho hello\n"
+        names = {m.name.rstrip("/") for m in tf.getmembers()}
+    assert "usr/share/initramfs-tools/conf-hooks.d/busybox" not in names  # the package's other files stay out
