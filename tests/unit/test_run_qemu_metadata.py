@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from linuxkit.errors import UserError
-from linuxkit.run.metaserver import instance_from_json, instance_to_json, socket_directory
+from linuxkit.run.metaservice import instance_from_json, instance_to_json, socket_directory
 from linuxkit.run.qemu import RELAY, Boot, QemuConfig, RunOptions, metadata_netdev, prepare, qemu_argv
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcGr8l2kvTU2wVTQc7kYhtRl0ZgIDDgCMM6Ac9kz2yD me@host"

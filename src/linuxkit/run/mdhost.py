@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from ..runner import DEVNULL, start
-from .metaserver import MetadataServer, instance_from_json
+from .metaservice import MetadataServer, instance_from_json
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:

@@ -29,7 +29,7 @@ from ..metadata.iso import write_files_iso, write_metadata_iso
 from ..runner import DEVNULL, STDOUT, find_tool, run, start
 from .accel import choose_accel, host_arch
 from .disks import DiskSpec, create_missing, qemu_file, qemu_opt, resolve_disks
-from .metaserver import (
+from .metaservice import (
     METADATA_ADDRESSES,
     NETWORK,
     PROVIDER_HINT,
@@ -214,7 +214,7 @@ class QemuConfig:
     instance: Instance | None = None
 
 
-#: the relay qemu runs for each guest connection to the metadata service (see metaserver)
+#: the relay qemu runs for each guest connection to the metadata service (see metaservice)
 RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mdrelay.py")
 #: what the relay is pointed at for a blocked address: not a socket, so it closes the guest's connection
 NO_SERVICE = os.devnull

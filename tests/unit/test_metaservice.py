@@ -20,7 +20,7 @@ import pytest
 from linuxkit.errors import UserError
 from linuxkit.metadata.iso import files_iso_bytes
 from linuxkit.run import mdrelay
-from linuxkit.run.metaserver import GUEST_IPV4, Instance, MetadataServer, iso_files
+from linuxkit.run.metaservice import GUEST_IPV4, Instance, MetadataServer, iso_files
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcGr8l2kvTU2wVTQc7kYhtRl0ZgIDDgCMM6Ac9kz2yD me@host"
 KEY2 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 other@host"
