@@ -389,3 +389,13 @@ def test_nocloud_iso_is_deterministic() -> None:
     meta = got["meta-data"].decode()
     assert 'local-hostname: "box1"' in meta and "instance-id: " in meta and KEY in meta
     assert got["user-data"] == USERDATA
+
+
+def test_gcp_headers_do_not_leak_into_other_providers_answers() -> None:
+    from linuxkit.run.metaservice import Request, make_answerer
+
+    gcp, aws = make_answerer("gcp", INST), make_answerer("aws", INST)
+    missing = Request("GET", "/computeMetadata/v1/no/such/key", {"metadata-flavor": "Google"})
+    assert gcp(missing).status == 404 and gcp(missing).headers["Metadata-Flavor"] == "Google"
+    other = aws(Request("GET", "/latest/meta-data/no-such-key", {}))
+    assert other.status == 404 and "Metadata-Flavor" not in other.headers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from .answers import METHOD_NOT_ALLOWED, NOT_FOUND, Answer, Request, as_json, text, tree_json, tree_node
@@ -43,9 +44,8 @@ def gcp_answer(req: Request, inst: Instance) -> Answer:
     """``/computeMetadata/v1/...`` (cloud.google.com "About VM metadata"): ``Metadata-Flavor: Google``
     required (403 without it, or with ``X-Forwarded-For``); ``?recursive=true`` and ``?alt=json`` give JSON;
     a directory named without its ``/`` is redirected; every answer carries ``Metadata-Flavor: Google``."""
-    answer = _gcp_answer(req, inst)
-    answer.headers["Metadata-Flavor"] = "Google"
-    return answer
+    answer = _gcp_answer(req, inst)  # may be a shared answer (NOT_FOUND): the headers are a new dict
+    return replace(answer, headers={**answer.headers, "Metadata-Flavor": "Google"})
 
 
 def _gcp_answer(req: Request, inst: Instance) -> Answer:
@@ -73,9 +73,7 @@ def _gcp_answer(req: Request, inst: Instance) -> Answer:
         if recursive:
             return as_json(tree_json(node))
         if not req.path.endswith("/"):
-            answer = Answer(301, b"")
-            answer.headers["Location"] = req.path + "/"
-            return answer
+            return Answer(301, b"", headers={"Location": req.path + "/"})
         return text("".join(k + "/\n" if isinstance(v, Mapping) else k + "\n" for k, v in node.items()))
     if req.query.get("alt") == "json":
         return as_json(node.decode(errors="replace") if isinstance(node, bytes) else node)
