@@ -1,24 +1,31 @@
 """Boot a system with pkg/kernel-cloud under qemu (TCG) on the hardware of a cloud/bare-metal machine that qemu
 emulates (an NVMe disk, an e1000e and a vmxnet3 NIC, no virtio device), then hot-plug a virtio disk, and check
-what the serial console shows: the drivers are modules loaded by modalias at boot and on hotplug."""
+what the serial console shows: the drivers are modules loaded by modalias at boot and on hotplug.
+
+And boot examples/platform-aws.yml, unchanged, on ``run qemu --metadata aws`` (with tests/data/guest/aws-check.yml):
+its metadata container writes the user data, the SSH key and the host name, dhcpcd gets a lease, sshd answers."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from tests.conftest import ROOT
-from tests.integration.test_guest_boot import lk
+from tests.integration.test_guest_boot import _env, lk
 from tests.integration.test_guest_services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DATA = ROOT / "tests" / "data" / "guest"
+EXAMPLES = ROOT / "examples"
 
 
 class Console:
@@ -110,3 +117,37 @@ def test_cloud_kernel_loads_nvme_e1000e_vmxnet3_and_hotplugged_virtio(tmp_path_f
     assert not modules & {"ena", "gve", "hv_vmbus", "vmw_pvscsi", "xen_netfront", "igb", "ixgbe", "i40e", "mpt3sas",
                           "virtio_pci", "virtio_blk"}, modules  # fmt: skip
     assert hotplug.endswith(f"vda={8 << 11} virtio_pci=1 virtio_blk=1"), (hotplug, out)
+
+
+def test_platform_aws_example_boots_on_the_emulated_metadata_service(tmp_path: Path) -> None:
+    for tool in ("qemu-system-x86_64", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian packages qemu-system-x86, openssh-client)")
+    cache = tmp_path / "cache"
+    start = time.monotonic()
+    lk(cache, "build", "--dir", tmp_path, "--name", "aws", EXAMPLES / "platform-aws.yml", DATA / "aws-check.yml")
+    built = time.monotonic() - start
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aws-test", "-f", str(key)], check=True)
+    public = key.with_suffix(".pub").read_text().strip()
+    state = tmp_path / "state"
+    userdata = {"app": {"entries": {"greeting": {"content": "AWS-USERDATA-OK"}}}}
+    argv = [
+        sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--accel", "tcg", "--mem", "1024",
+        "--state", str(state), "--metadata", "aws", "--hostname", "aws-example", "--ssh-key", f"{key}.pub",
+        "--data", json.dumps(userdata), str(tmp_path / "aws"),
+    ]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, env=_env(cache), timeout=900, check=False)
+    booted = time.monotonic() - start - built
+    console = proc.stdout.decode(errors="replace")
+    log = (state / "metadata.log").read_text() if (state / "metadata.log").exists() else ""
+    said = f"{console[-5000:]}\n--- stderr\n{proc.stderr.decode(errors='replace')[-2000:]}\n--- metadata.log\n{log}"
+    print(f"platform-aws: build {built:.1f}s, boot to power-off {booted:.1f}s")
+    # the service powered the guest off once sshd answered
+    assert "AWSCHECK done" in console, said
+    assert proc.returncode == 0, said
+    assert re.search(r"dhcpcd: eth0: leased 169\.254\.2\.15/16 via 169\.254\.2\.2", console), said
+    assert re.search(r"AWSCHECK provider=aws greeting=AWS-USERDATA-OK", console, re.IGNORECASE), said
+    assert f"AWSCHECK hostname=aws-example keys={public}" in console, said
+    assert re.search(r"AWSCHECK sshd=SSH-2\.0-dropbear", console), said
+    assert "GET /latest/user-data 200" in " ".join(log.splitlines()), said
