@@ -80,14 +80,7 @@ def metadata_iso_bytes(data: bytes, *, epoch: int | None = None) -> bytes:
 
 def write_metadata_iso(path: Path, data: bytes, *, epoch: int | None = None) -> None:
     """Write the metadata ISO to ``path`` atomically (temp file + rename)."""
-    image = metadata_iso_bytes(data, epoch=epoch)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(image)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {exc.strerror}") from exc
+    _write(path, metadata_iso_bytes(data, epoch=epoch))
 
 
 def files_iso_bytes(files: dict[str, bytes], volume_id: str, *, epoch: int | None = None) -> bytes:
@@ -116,7 +109,12 @@ def files_iso_bytes(files: dict[str, bytes], volume_id: str, *, epoch: int | Non
 
 def write_files_iso(path: Path, files: dict[str, bytes], volume_id: str, *, epoch: int | None = None) -> None:
     """Write :func:`files_iso_bytes` to ``path`` atomically (temp file + rename)."""
-    image = files_iso_bytes(files, volume_id, epoch=epoch)
+    _write(path, files_iso_bytes(files, volume_id, epoch=epoch))
+
+
+def _write(path: Path, image: bytes) -> None:
+    """``image`` to ``path`` atomically (temp file + rename); a missing directory is an error, as
+    upstream's ``os.Create`` (:class:`~linuxkit.outputs.OutputSet` would make it)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_bytes(image)
