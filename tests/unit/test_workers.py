@@ -127,13 +127,16 @@ def test_stop_all_copes_with_a_start_cut_short_by_a_signal(monkeypatch: pytest.M
 
     monkeypatch.setattr(threading.Thread, "start", interrupted)
     blob = gzip.compress(bytes(12 * READ_CHUNK), mtime=0)
-    with pytest.raises(KeyboardInterrupt):
+    # the tracebacks are kept, as an error on its way out keeps them: they hold the half-made owners,
+    # which the registry only references weakly (dropped, a garbage collection could take them first)
+    with pytest.raises(KeyboardInterrupt) as writer_error:
         ThreadedWriter(io.BytesIO(), name="test-writer")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as layer_error:
         UncompressedLayer(VerifyingReader(io.BytesIO(blob), of_bytes(blob), len(blob), "layer"))
     monkeypatch.undo()
     assert workers.running() == 2
     assert workers.stop_all() == 2
+    del writer_error, layer_error
     assert workers.running() == 0
     for t in threading.enumerate():
         if t.name in ("layer-read-ahead", "test-writer"):
