@@ -92,17 +92,21 @@ def _leftover(directory: Path, name: str) -> Path:
     return _old(path)
 
 
-def test_the_sweep_before_pulls_runs_once_per_directory_and_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sweeps: list[Path] = []
+@pytest.fixture
+def sweeps(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The cache roots of every sweep (``Layout.remove_stale_temps``) made during the test."""
+    roots: list[Path] = []
     real = Layout.remove_stale_temps
 
     def counting(self: Layout, min_age: float = STALE_AFTER) -> list[Path]:
-        sweeps.append(self.root)
+        roots.append(self.root)
         return real(self, min_age)
 
     monkeypatch.setattr(Layout, "remove_stale_temps", counting)
+    return roots
+
+
+def test_the_sweep_before_pulls_runs_once_per_directory_and_process(tmp_path: Path, sweeps: list[Path]) -> None:
     layout = Layout(tmp_path / "cache")
     layout.ensure()
     layout.blobs_dir.mkdir(parents=True)
@@ -129,7 +133,7 @@ def test_an_explicit_sweep_spares_the_pulls_theirs(tmp_path: Path) -> None:
     assert layout.remove_stale_temps_once() == [] and stale.exists()
 
 
-def test_pulls_into_one_cache_sweep_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pulls_into_one_cache_sweep_it_once(tmp_path: Path, sweeps: list[Path]) -> None:
     config, layer = b"{}", b"layer"
     manifest = json.dumps(
         {
@@ -149,14 +153,6 @@ def test_pulls_into_one_cache_sweep_it_once(tmp_path: Path, monkeypatch: pytest.
             return 200, {}, blobs[path.rsplit("/", 1)[1]]
         return 200, {}, b""
 
-    sweeps: list[Path] = []
-    real = Layout.remove_stale_temps
-
-    def counting(self: Layout, min_age: float = STALE_AFTER) -> list[Path]:
-        sweeps.append(self.root)
-        return real(self, min_age)
-
-    monkeypatch.setattr(Layout, "remove_stale_temps", counting)
     options = RegistryOptions(transport=FakeTransport(handler), use_docker_config=False, sleep=lambda _s: None)
     pull(Cache(tmp_path), "registry.example/x:1", options=options)
     stale = _leftover(Layout(tmp_path).blobs_dir, "blob-dead")
