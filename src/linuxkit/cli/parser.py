@@ -322,7 +322,36 @@ def _run_qemu(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run="run_cmd:run_qemu_cmd")
 
 
-RUN_BACKENDS: VerbTable = (("qemu", "launch a VM using qemu", _run_qemu, ()),)
+def _flags_of(target: str) -> Fill:
+    """The fill function ``"module:function"`` of :mod:`linuxkit.cli`, imported when its verb is selected: each
+    cloud keeps its flags next to the code that runs it (``cloud_aws_cmd``...), and no cloud's module is
+    imported on another verb's path."""
+
+    def fill(p: argparse.ArgumentParser) -> None:
+        import importlib
+
+        module, _, name = target.partition(":")
+        getattr(importlib.import_module(f"{__package__}.{module}"), name)(p)
+
+    return fill
+
+
+#: the clouds ``push`` and ``run`` know: (name, what it is)
+CLOUDS = (
+    ("aws", "Amazon Web Services"),
+    ("azure", "Microsoft Azure"),
+    ("gcp", "Google Cloud Platform"),
+    ("openstack", "OpenStack"),
+)
+
+RUN_BACKENDS: VerbTable = (
+    ("qemu", "launch a VM using qemu", _run_qemu, ()),
+    *((name, f"launch an instance on {what}", _flags_of(f"cloud_{name}_cmd:run_flags"), ()) for name, what in CLOUDS),
+)
+
+PUSH_VERBS: VerbTable = tuple(
+    (name, f"push an image to {what}", _flags_of(f"cloud_{name}_cmd:push_flags"), ()) for name, what in CLOUDS
+)
 
 
 def _metadata_create(p: argparse.ArgumentParser) -> None:
@@ -352,6 +381,8 @@ VERBS: VerbTable = (
     ("pkg", "package building", lambda p: _sub_verbs(p, "pkg_verb", "COMMAND", PKG_VERBS), ()),
     ("run", "run a VM image", lambda p: _sub_verbs(p, "run_backend", "BACKEND", RUN_BACKENDS), ()),
     ("metadata", "manage ISO metadata", lambda p: _sub_verbs(p, "metadata_verb", "COMMAND", METADATA_VERBS), ()),
+    ("push", "push a VM image to a cloud", lambda p: _sub_verbs(p, "push_target", "PROVIDER", PUSH_VERBS), ()),
+    ("serve", "serve a directory over HTTP (e.g. kernel+initrd for iPXE)", _flags_of("serve_cmd:flags"), ()),
     ("schema", "print the JSON Schema (draft 2020-12) of a LinuxKit YAML", _schema, ()),
     ("version", "report the version of linuxkit", _version, ()),
 )
