@@ -182,14 +182,23 @@ def hooked_ebs(fail: Any) -> Any:
     return ebs
 
 
-def error_response(status: int, code: str) -> Any:
+def error_response(status: int, code: str, *, xml: bool = False) -> Any:
+    """An error answer as the service would send it: JSON with ``x-amzn-ErrorType`` (EBS), or EC2's XML."""
     from botocore.awsrequest import AWSResponse
+
+    body = (
+        f"<Response><Errors><Error><Code>{code}</Code><Message>refused by the test</Message></Error></Errors>"
+        "<RequestID>test</RequestID></Response>".encode()
+        if xml
+        else b""
+    )
 
     class Raw:
         def stream(self, **_: Any) -> Iterator[bytes]:
-            yield b""
+            yield body
 
-    return AWSResponse("", status, {"x-amzn-ErrorType": code, "Content-Type": "application/json"}, Raw())
+    headers = {"Content-Type": "text/xml"} if xml else {"x-amzn-ErrorType": code, "Content-Type": "application/json"}
+    return AWSResponse("", status, headers, Raw())
 
 
 def test_a_block_failing_for_good_deletes_the_snapshot(aws_env: dict[str, str], tmp_path: Path) -> None:
@@ -397,3 +406,24 @@ def test_run_names_a_missing_image(aws_env: dict[str, str]) -> None:
     done = lk("run", "aws", "no-such-image", env=aws_env)
     assert done.returncode == 2
     assert "unable to find image with name no-such-image" in done.stderr
+
+
+def test_a_refused_registration_deletes_the_snapshot(aws_env: dict[str, str], tmp_path: Path) -> None:
+    from linuxkit.cloud import aws
+    from linuxkit.cloud.ebs_upload import Deadline, upload_snapshot
+
+    image = bios_image(tmp_path / "refused.raw", 8 * MIB)
+    ec2 = client("ec2")
+    snapshot_id = upload_snapshot(client("ebs"), ec2, image, description="r", tags={}, deadline=Deadline(60))
+    assert snapshot_id in snapshots()
+    ec2.meta.events.register(
+        "before-send.ec2.RegisterImage", lambda request, **_: error_response(400, "InvalidParameterValue", xml=True)
+    )
+    opts = aws.PushOptions(
+        path=image, name="refused", bucket="", timeout=60, ena=False, sriov="", uefi=False, tpm=False, arch="x86_64"
+    )
+    with pytest.raises(
+        LinuxKitError, match="registering the image refused: InvalidParameterValue: refused by the test"
+    ):
+        aws.register(ec2, opts, snapshot_id, mode="legacy-bios", arch="x86_64")
+    assert snapshot_id not in snapshots()

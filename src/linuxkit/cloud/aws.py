@@ -11,6 +11,8 @@ boto3 is imported here only, through :func:`linuxkit.cloud.extras.require`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,18 @@ class Aws:
         return self.session.client(service, config=self._config)
 
 
+@contextmanager
+def sdk_errors(verb: str) -> Iterator[None]:
+    """botocore's errors (an API error, no connection to the endpoint, a bad answer) as a
+    :class:`LinuxKitError` naming the verb, instead of an internal error."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("botocore", "boto3", "s3transfer"):
+            raise
+        raise LinuxKitError(f"{verb}: {client_error_text(exc)}") from exc
+
+
 @dataclass(frozen=True)
 class PushOptions:
     path: Path
@@ -96,6 +110,11 @@ def check_options(opts: PushOptions) -> tuple[str, str]:
 def push(opts: PushOptions) -> str:
     """Push ``opts.path`` and register it; returns the AMI id."""
     mode, arch = check_options(opts)
+    with sdk_errors("push aws"):
+        return _push(opts, mode, arch)
+
+
+def _push(opts: PushOptions, mode: str, arch: str) -> str:
     aws = Aws("push aws")
     ec2 = aws.client("ec2")
     deadline = Deadline(opts.timeout, what="push aws")
@@ -131,10 +150,11 @@ def register(ec2: Any, opts: PushOptions, snapshot_id: str, *, mode: str, arch: 
     )
     try:
         image_id: str = ec2.register_image(**params)["ImageId"]
+    except Exception as exc:  # botocore's errors (the SDK is not imported here)
+        delete_snapshot(ec2, snapshot_id, exc)
+        raise LinuxKitError(f"registering the image {opts.name}: {client_error_text(exc)}") from exc
     except BaseException as exc:
         delete_snapshot(ec2, snapshot_id, exc)
-        if isinstance(exc, Exception) and hasattr(exc, "response"):
-            raise LinuxKitError(f"registering the image {opts.name}: {client_error_text(exc)}") from exc
         raise
     log.info(f"Created AMI: {image_id}")
     return image_id
@@ -166,7 +186,7 @@ def _import_via_s3(s3: Any, ec2: Any, opts: PushOptions, deadline: Deadline, adv
             log.warn(f"s3://{opts.bucket}/{key} is left behind: deleting it failed ({client_error_text(cleanup)})")
         else:
             log.info(f"deleted s3://{opts.bucket}/{key}")
-        if isinstance(exc, Exception) and hasattr(exc, "response"):
+        if isinstance(exc, Exception) and not isinstance(exc, LinuxKitError):
             raise LinuxKitError(f"push aws --bucket {opts.bucket}: {client_error_text(exc)}") from exc
         raise
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import log
 from ..errors import LinuxKitError, UserError
-from .aws import Aws
+from .aws import Aws, sdk_errors
 from .ebs_upload import client_error_text, poll_delays
 
 #: the device upstream attaches ``--disk-size``'s volume as
@@ -88,16 +88,19 @@ def _volume_state(ec2: Any, volume_id: str) -> str:
 
 def run(opts: RunOptions, *, out: Any) -> int:
     """Run the instance until it stops; its console output goes to ``out``."""
+    with sdk_errors("run aws"):
+        return _run(opts, out)
+
+
+def _run(opts: RunOptions, out: Any) -> int:
     aws = Aws("run aws")
     ec2 = aws.client("ec2")
     zone = aws.region + opts.zone
     image_id = find_image(ec2, opts.name)
     try:
         instance_id: str = ec2.run_instances(**run_instances_params(opts, image_id, zone))["Instances"][0]["InstanceId"]
-    except Exception as exc:
-        if hasattr(exc, "response"):
-            raise LinuxKitError(f"unable to run instance: {client_error_text(exc)}") from exc
-        raise
+    except Exception as exc:  # botocore's errors (the SDK is not imported here)
+        raise LinuxKitError(f"unable to run instance: {client_error_text(exc)}") from exc
     log.info(f"Created instance {instance_id}")
     volume_id = ""
     try:
@@ -125,9 +128,9 @@ def run(opts: RunOptions, *, out: Any) -> int:
             log.warn("No Console Output found")
     except Exception as exc:
         _clean_up(ec2, instance_id, volume_id)
-        if hasattr(exc, "response"):
-            raise LinuxKitError(f"instance {instance_id}: {client_error_text(exc)}") from exc
-        raise
+        if isinstance(exc, LinuxKitError):
+            raise
+        raise LinuxKitError(f"instance {instance_id}: {client_error_text(exc)}") from exc
     except BaseException:
         _clean_up(ec2, instance_id, volume_id)
         raise
