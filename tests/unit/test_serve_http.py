@@ -130,11 +130,29 @@ def test_a_link_inside_is_served(server: FileServer) -> None:
     assert ask(server, "/inside-link")[0:3:2] == (200, b"hello\n")
 
 
-def test_missing_and_methods(server: FileServer) -> None:
+def test_missing_and_methods(server: FileServer, capsys: pytest.CaptureFixture[str]) -> None:
     assert ask(server, "/nothing")[0] == 404
     assert ask(server, "/hello.txt/x")[0] == 404
     status, headers, _ = ask(server, "/hello.txt", "POST")
     assert status == 405 and headers["allow"] == "GET, HEAD"
+    time.sleep(0.2)  # the log line follows the answer
+    err = capsys.readouterr().err
+    assert "POST /hello.txt 405" in err and "warning" not in err and "Error" not in err, err
+
+
+def test_a_request_body_is_not_read_so_the_connection_closes(server: FileServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nGET /")
+        got = b""
+        while chunk := client.recv(4096):
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 200") and b"Connection: close" in got and got.endswith(b"hello\n")
+
+
+def test_an_index_leading_outside_is_refused(server: FileServer, tree: Path) -> None:
+    (tree / "sub" / "index.html").symlink_to(tree.parent / "secret.txt")
+    status, _, body = ask(server, "/sub/")
+    assert status == 403 and b"SECRET" not in body
 
 
 def test_directories(server: FileServer, tree: Path) -> None:

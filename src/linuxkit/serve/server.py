@@ -70,10 +70,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version  # not the Python version
 
-    def setup(self) -> None:
-        super().setup()
+    def _begin(self, *, body: bool) -> None:
+        """Per-request state (a connection carries several requests)."""
+        self._started = time.monotonic()
         self._status = 0
         self._sent = 0
+        self._body = body
+        self._range: ByteRange | None = None
+        if self.headers.get("Content-Length", "0").strip() != "0" or "Transfer-Encoding" in self.headers:
+            self.close_connection = True  # a request body we do not read: the connection ends with this answer
 
     # -- request entry points ------------------------------------------------------------------
 
@@ -84,24 +89,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._answer(body=False)
 
     def _not_allowed(self) -> None:
-        self._started = time.monotonic()
-        self._sent = 0
+        self._begin(body=True)
         self._simple(405, "method not allowed\n", {"Allow": "GET, HEAD"})
         self._log_request()
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
 
     def _answer(self, *, body: bool) -> None:
-        self._started = time.monotonic()
-        self._sent = 0
-        self._body = body
-        self._range: ByteRange | None = None
+        self._begin(body=body)
         try:
             self._route()
         except Refused as exc:
             self._simple(exc.status, exc.reason + "\n")
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError as exc:  # the client went away, timed out, or the disk failed
             self.close_connection = True
+            if self._status == 0 and not isinstance(exc, ConnectionError):  # nothing sent yet: say why
+                with contextlib.suppress(OSError):
+                    self._simple(500, f"cannot read the file: {exc.strerror or exc}\n")
         self._log_request()
 
     # -- routing -------------------------------------------------------------------------------
@@ -116,8 +120,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif found == "dir":
             if parts and not urllib.parse.urlsplit(self.path).path.endswith("/"):
                 self._redirect_to_dir()
-            elif kind(os.path.join(path, "index.html")) == "file":
-                self._send_file(confine(root, [*parts, "index.html"]))
+            elif kind(index := confine(root, [*parts, "index.html"])) == "file":
+                self._send_file(index)
             else:
                 self._send_listing(path, parts)
         else:
