@@ -247,3 +247,64 @@ def test_a_dynamic_vhd_is_refused_with_the_way_to_a_fixed_one(azurite: str, tmp_
     assert done.returncode == 2, done.stderr
     assert "dynamic VHD" in done.stderr and "subformat=fixed" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_push_creates_the_image_from_the_blob(azurite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upload into Azurite, then the managed image through azure-mgmt-compute against tests/azure_fake.py
+    (a recording server answering as the Azure REST API reference's Images - Create Or Update does): one PUT of
+    the image with the blob's URL, a Linux generalized OS disk, generation 1 (our VHDs boot with BIOS)."""
+    from tests.azure_fake import TOKEN, FakeCredential, fake_arm
+
+    from linuxkit.cloud.azure import PushOptions, push
+    from linuxkit.cloud.azure_arm import Session
+
+    vhd = tmp_path / "small.vhd"
+    make_fixed_vhd(vhd, 16, {0: b"boot" * 128})
+    with fake_arm(tmp_path) as (fake, cert):
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        session = Session(FakeCredential(), "sub-1", fake.url)  # type: ignore[arg-type]
+        opts = PushOptions(path=vhd, resource_group="lk", location="westeurope", container="images")
+        pushed = push(opts, env={CONNECTION_VAR: azurite}, session=lambda verb: session)
+        image_path = "/subscriptions/sub-1/resourceGroups/lk/providers/Microsoft.Compute/images/small"
+        assert pushed.image_id == image_path
+        (call,) = fake.calls
+        assert (call.method, call.path, call.authorization) == ("PUT", image_path, f"Bearer {TOKEN}")
+        assert call.api_version[:10] >= "2016-04-30"
+        assert call.body == {
+            "location": "westeurope",
+            "properties": {
+                "hyperVGeneration": "V1",
+                "storageProfile": {
+                    "osDisk": {
+                        "osType": "Linux",
+                        "osState": "Generalized",
+                        "blobUri": pushed.blob_url,
+                        "storageAccountType": "Standard_LRS",
+                    }
+                },
+            },
+        }
+        assert pushed.blob_url.endswith("/images/small.vhd")
+        from azure.storage.blob import BlobServiceClient
+
+        blob = BlobServiceClient.from_connection_string(azurite).get_blob_client("images", "small.vhd")
+        assert blob.url == pushed.blob_url
+        assert blob.download_blob().readall() == vhd.read_bytes()
+
+        # a refused image: the error says the blob is left, and where
+        fake.fail[("PUT", "/images/small")] = 409
+        with pytest.raises(Exception, match=r"uploaded blob .*small\.vhd is left in place"):
+            push(opts, env={CONNECTION_VAR: azurite}, session=lambda verb: session)
+
+
+def test_missing_credentials_are_named_before_any_upload(azurite: str, tmp_path: Path) -> None:
+    vhd = tmp_path / "small.vhd"
+    make_fixed_vhd(vhd, 16, {})
+    env = {CONNECTION_VAR: azurite, "AZURE_SUBSCRIPTION_ID": "", "AZURE_CLIENT_SECRET": ""}
+    done = lk("push", "azure", "--resource-group", "lk", "--location", "x", "--container", "nocreds", str(vhd), env=env)
+    assert done.returncode == 2
+    for var in ("AZURE_SUBSCRIPTION_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):
+        assert var in done.stderr
+    from azure.storage.blob import BlobServiceClient
+
+    assert not BlobServiceClient.from_connection_string(azurite).get_container_client("nocreds").exists()

@@ -93,6 +93,7 @@ class Arm:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.subscription = session.subscription
+        self._endpoint = session.endpoint
         self._poll = poll_interval
         self._timeout = timeout
         self._sleep = sleep
@@ -110,7 +111,7 @@ class Arm:
         return f"/subscriptions/{self.subscription}/resourceGroups/{group}"
 
     def _send(self, method: str, path: str, api_version: str, body: Any = None) -> HttpResponse:
-        request = HttpRequest(method, path, params={"api-version": api_version}, json=body)
+        request = HttpRequest(method, f"{self._endpoint}{path}", params={"api-version": api_version}, json=body)
         response = self._client.send_request(request)
         response.read()
         if response.status_code >= 400:

@@ -1,0 +1,178 @@
+"""A recording stand-in for Azure Resource Manager in the ``push azure``/``run azure`` tests.
+
+There is no Resource Manager emulator (Azurite is storage only). This HTTPS server on loopback (a throw-away
+self-signed certificate: the Azure SDK sends bearer tokens over TLS only) records every request and answers as
+the Azure REST API reference describes (learn.microsoft.com/rest/api: resources/resource-groups,
+storagerp/storage-accounts (get, list, listKeys), virtualnetwork (virtual-networks, network-security-groups,
+public-ip-addresses, network-interfaces), compute (images, disks, virtual-machines,
+retrieveBootDiagnosticsData)): a ``PUT`` answers 201 with the resource, its ``id``, ``name`` and
+``properties.provisioningState`` ``Succeeded``, a ``GET`` the stored resource or 404 with
+``{"error": {"code": "ResourceNotFound", "message"}}``, a ``DELETE`` 200 and the resource gone.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import json
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+TOKEN = "eyJ0eXAiOiJKV1QifQ.fake.token"
+CONSOLE = "Welcome to LinuxKit\nlinuxkit login: "
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    api_version: str
+    body: Any
+    authorization: str
+
+
+@dataclass
+class FakeArm:
+    url: str = ""
+    calls: list[Call] = field(default_factory=list)
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: storage accounts the subscription lists, beyond those PUT
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    #: (method, path suffix) → HTTP status to answer instead (an injected failure)
+    fail: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def put_calls(self) -> list[Call]:
+        return [c for c in self.calls if c.method == "PUT"]
+
+    def _key(self, path: str) -> str:
+        return path.rstrip("/").lower()
+
+    def answer(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        """The status, JSON (or text) and headers of the answer."""
+        status, answer = self._answer(method, path, body)
+        if method == "PUT" and status == 201 and "/Microsoft.Compute/disks/" in path:
+            # Disks - Create Or Update answers 200 or 202 Accepted with an asynchronous operation to poll
+            operation = f"{self.url}/operations/{len(self.calls)}"
+            return 202, None, {"Azure-AsyncOperation": operation, "Location": operation}
+        return status, answer, {}
+
+    def _answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        for (m, suffix), status in self.fail.items():
+            if m == method and path.endswith(suffix):
+                return status, {"error": {"code": "InjectedFailure", "message": f"{method} {suffix} refused"}}
+        key = self._key(path)
+        if path.startswith("/console/"):
+            return 200, CONSOLE
+        if path.startswith("/operations/"):
+            return 200, {"status": "Succeeded"}
+        if method == "PUT":
+            resource = copy.deepcopy(body) if isinstance(body, dict) else {}
+            resource["id"] = path
+            resource["name"] = path.rstrip("/").rsplit("/", 1)[-1]
+            props = resource.setdefault("properties", {})
+            props["provisioningState"] = "Succeeded"
+            for subnet in props.get("subnets", []):
+                subnet["id"] = f"{path}/subnets/{subnet['name']}"
+            if "/publicIPAddresses/" in path:
+                props["ipAddress"] = "203.0.113.7"
+                label = props.get("dnsSettings", {}).get("domainNameLabel")
+                if label:
+                    props["dnsSettings"]["fqdn"] = f"{label}.{body.get('location')}.cloudapp.azure.com"
+            if "/storageAccounts/" in path:
+                props["primaryEndpoints"] = {"blob": f"https://{resource['name']}.blob.core.windows.net/"}
+            self.resources[key] = resource
+            return 201, resource
+        if method == "GET":
+            if path.endswith("/providers/Microsoft.Storage/storageAccounts"):
+                made = [r for k, r in self.resources.items() if "/storageaccounts/" in k]
+                return 200, {"value": made + self.accounts}
+            if key in self.resources:
+                return 200, self.resources[key]
+            return 404, {"error": {"code": "ResourceNotFound", "message": f"{path} was not found"}}
+        if method == "DELETE":
+            self.resources.pop(key, None)
+            return 200, None
+        if method == "POST" and path.endswith("/listKeys"):
+            return 200, {"keys": [{"keyName": "key1", "value": "a2V5MQ==", "permissions": "FULL"}]}
+        if method == "POST" and path.endswith("/retrieveBootDiagnosticsData"):
+            vm = path.split("/")[-2]
+            return 200, {
+                "consoleScreenshotBlobUri": f"{self.url}/console/{vm}.bmp?sig=x",
+                "serialConsoleLogBlobUri": f"{self.url}/console/{vm}.log?sig=x",
+            }
+        return 400, {"error": {"code": "Unexpected", "message": f"{method} {path}"}}
+
+
+def _handler(fake: FakeArm) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw) if raw else None
+            version = parse_qs(parts.query).get("api-version", [""])[0]
+            if not parts.path.startswith(("/console/", "/operations/")):
+                fake.calls.append(Call(self.command, parts.path, version, body, self.headers.get("Authorization", "")))
+            status, answer, headers = fake.answer(self.command, parts.path, body)
+            if isinstance(answer, str):
+                data, kind = answer.encode(), "text/plain"
+            else:
+                data, kind = (json.dumps(answer).encode() if answer is not None else b""), "application/json"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = do_DELETE = _serve
+
+    return Handler
+
+
+@contextmanager
+def fake_arm(workdir: Path) -> Iterator[tuple[FakeArm, Path]]:
+    """The fake on a free loopback port with TLS; yields it and its certificate (for REQUESTS_CA_BUNDLE)."""
+    cert, key = workdir / "arm.crt", workdir / "arm.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    fake = FakeArm()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    fake.url = f"https://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake, cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class FakeCredential:
+    """A TokenCredential that hands out a fixed token (the fake does not check it; the tests check it is sent)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        self.scopes = scopes
+        return AccessToken(TOKEN, 2**31)

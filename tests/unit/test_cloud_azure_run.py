@@ -1,0 +1,150 @@
+"""``run azure`` and ``push azure``'s management calls, checked request by request against the Azure REST API
+reference. There is no Resource Manager emulator: tests/azure_fake.py is a recording HTTPS server answering as
+the reference documents (resources, storage accounts, virtual networks, NSGs, public IPs, NICs, and
+azure-mgmt-compute's images, disks, virtual machines and retrieveBootDiagnosticsData), the real SDK and our
+REST client pointed at it through AZURE_RESOURCE_MANAGER_ENDPOINT's code path (the Session's endpoint)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("azure.mgmt.compute")
+
+from tests.azure_fake import CONSOLE, TOKEN, FakeArm, FakeCredential, fake_arm
+
+from linuxkit.cloud.azure import RunOptions, run
+from linuxkit.cloud.azure_arm import API_NETWORK, API_RESOURCES, Arm, Session
+from linuxkit.errors import LinuxKitError, UserError
+
+SUB = "00000000-1111-2222-3333-444444444444"
+GROUP = f"/subscriptions/{SUB}/resourceGroups/lk"
+BLOB = "https://lkstore.blob.core.windows.net/linuxkitcontainer/minimal.vhd"
+ACCOUNT_ID = f"{GROUP}/providers/Microsoft.Storage/storageAccounts/lkstore"
+
+
+@pytest.fixture
+def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeArm, Session]]:
+    with fake_arm(tmp_path) as (fake, cert):
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        fake.accounts.append({"id": ACCOUNT_ID, "name": "lkstore", "location": "westeurope"})
+        fake.resources[f"{GROUP}/providers/Microsoft.Compute/images/minimal".lower()] = {
+            "id": f"{GROUP}/providers/Microsoft.Compute/images/minimal",
+            "name": "minimal",
+            "location": "westeurope",
+            "properties": {
+                "provisioningState": "Succeeded",
+                "storageProfile": {"osDisk": {"osType": "Linux", "osState": "Generalized", "blobUri": BLOB}},
+            },
+        }
+        yield fake, Session(FakeCredential(), SUB, fake.url)  # type: ignore[arg-type]
+
+
+def _version_at_least(version: str, floor: str) -> bool:
+    return len(version) >= 10 and version[:10] >= floor
+
+
+def test_run_from_a_pushed_image(arm: tuple[FakeArm, Session], capsys: pytest.CaptureFixture[str]) -> None:
+    fake, session = arm
+    opts = RunOptions(
+        image="minimal", resource_group="lk", location="westeurope", name="lkvm", data=b"hello", timeout=0.01
+    )
+    assert run(opts, session, sleep=lambda s: None) == 0
+
+    assert all(c.authorization == f"Bearer {TOKEN}" for c in fake.calls)
+    puts = {c.path: c for c in fake.put_calls()}
+    net = f"{GROUP}/providers/Microsoft.Network"
+    assert list(puts) == [
+        GROUP,
+        f"{GROUP}/providers/Microsoft.Compute/disks/lkvm-osdisk",
+        f"{net}/virtualNetworks/lkvm-vnet",
+        f"{net}/networkSecurityGroups/lkvm-nsg",
+        f"{net}/publicIPAddresses/lkvm-ip",
+        f"{net}/networkInterfaces/lkvm-nic",
+        f"{GROUP}/providers/Microsoft.Compute/virtualMachines/lkvm",
+    ]
+    assert puts[GROUP].api_version == API_RESOURCES and puts[GROUP].body == {"location": "westeurope"}
+    # the OS disk is imported from the image's blob, with the storage account the import needs
+    disk = puts[f"{GROUP}/providers/Microsoft.Compute/disks/lkvm-osdisk"]
+    assert _version_at_least(disk.api_version, "2021-04-01")
+    assert disk.body["location"] == "westeurope"
+    assert disk.body["properties"]["osType"] == "Linux"
+    assert disk.body["properties"]["creationData"] == {
+        "createOption": "Import",
+        "sourceUri": BLOB,
+        "storageAccountId": ACCOUNT_ID,
+    }
+    vnet = puts[f"{net}/virtualNetworks/lkvm-vnet"]
+    assert vnet.api_version == API_NETWORK
+    assert vnet.body["properties"]["addressSpace"] == {"addressPrefixes": ["10.0.0.0/16"]}
+    assert vnet.body["properties"]["subnets"] == [{"name": "linuxkit", "properties": {"addressPrefix": "10.0.0.0/24"}}]
+    rule = puts[f"{net}/networkSecurityGroups/lkvm-nsg"].body["properties"]["securityRules"][0]["properties"]
+    assert (rule["direction"], rule["access"], rule["protocol"], rule["destinationPortRange"]) == (
+        "Inbound",
+        "Allow",
+        "Tcp",
+        "22",
+    )
+    ip = puts[f"{net}/publicIPAddresses/lkvm-ip"].body
+    assert ip["sku"] == {"name": "Standard"}
+    assert ip["properties"] == {"publicIPAllocationMethod": "Static", "dnsSettings": {"domainNameLabel": "lkvm"}}
+    nic = puts[f"{net}/networkInterfaces/lkvm-nic"].body["properties"]
+    assert nic["networkSecurityGroup"] == {"id": f"{net}/networkSecurityGroups/lkvm-nsg"}
+    ipconf = nic["ipConfigurations"][0]["properties"]
+    assert ipconf["subnet"] == {"id": f"{net}/virtualNetworks/lkvm-vnet/subnets/linuxkit"}
+    assert ipconf["publicIPAddress"] == {"id": f"{net}/publicIPAddresses/lkvm-ip"}
+    # the VM: the disk attached (no OS provisioning: LinuxKit has no Azure agent), user data, boot diagnostics
+    vm = puts[f"{GROUP}/providers/Microsoft.Compute/virtualMachines/lkvm"]
+    assert _version_at_least(vm.api_version, "2021-03-01")  # userData needs 2021-03-01
+    props = vm.body["properties"]
+    assert props["hardwareProfile"] == {"vmSize": "Standard_B1s"}
+    assert props["storageProfile"]["osDisk"] == {
+        "osType": "Linux",
+        "createOption": "Attach",
+        "managedDisk": {"id": f"{GROUP}/providers/Microsoft.Compute/disks/lkvm-osdisk"},
+        "deleteOption": "Delete",
+    }
+    assert "osProfile" not in props and "imageReference" not in props["storageProfile"]
+    assert props["networkProfile"]["networkInterfaces"][0]["id"] == f"{net}/networkInterfaces/lkvm-nic"
+    assert props["diagnosticsProfile"] == {"bootDiagnostics": {"enabled": True}}
+    assert base64.b64decode(props["userData"]) == b"hello"
+    # the serial console was fetched through retrieveBootDiagnosticsData's SAS URI and printed
+    assert any(c.method == "POST" and c.path.endswith("/lkvm/retrieveBootDiagnosticsData") for c in fake.calls)
+    assert CONSOLE in capsys.readouterr().out
+    # and everything made for the VM was deleted, newest first; the group and the image stay
+    deletes = [c.path for c in fake.calls if c.method == "DELETE"]
+    assert deletes == list(reversed(list(puts)[1:]))
+    assert set(fake.resources) == {GROUP.lower(), f"{GROUP}/providers/Microsoft.Compute/images/minimal".lower()}
+
+
+def test_keep_leaves_the_vm(arm: tuple[FakeArm, Session]) -> None:
+    fake, session = arm
+    run(RunOptions(image="minimal", resource_group="lk", name="kept", keep=True), session, sleep=lambda s: None)
+    assert not [c for c in fake.calls if c.method == "DELETE"]
+    assert f"{GROUP}/providers/Microsoft.Compute/virtualMachines/kept".lower() in fake.resources
+
+
+def test_a_failure_midway_deletes_what_was_made(arm: tuple[FakeArm, Session]) -> None:
+    fake, session = arm
+    fake.fail[("PUT", "/networkInterfaces/broken-nic")] = 409
+    with pytest.raises(LinuxKitError, match="InjectedFailure"):
+        run(RunOptions(image="minimal", resource_group="lk", name="broken"), session, sleep=lambda s: None)
+    made = [c.path for c in fake.put_calls()][1:-1]  # the group stays; the NIC was refused
+    assert [c.path for c in fake.calls if c.method == "DELETE"] == list(reversed(made))
+    assert not [k for k in fake.resources if "broken" in k]
+
+
+def test_a_missing_image_is_a_user_error(arm: tuple[FakeArm, Session]) -> None:
+    _fake, session = arm
+    with pytest.raises(UserError, match="neither a VHD file nor an image"):
+        run(RunOptions(image="nothere", resource_group="lk"), session, sleep=lambda s: None)
+
+
+def test_arm_errors_carry_the_service_message(arm: tuple[FakeArm, Session]) -> None:
+    fake, session = arm
+    fake.fail[("PUT", "/resourceGroups/bad")] = 403
+    with pytest.raises(LinuxKitError, match="403 InjectedFailure: PUT /resourceGroups/bad refused"):
+        Arm(session).put(f"/subscriptions/{SUB}/resourceGroups/bad", API_RESOURCES, {"location": "x"})
