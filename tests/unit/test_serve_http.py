@@ -239,3 +239,19 @@ def test_missing_directory_and_busy_port(tmp_path: Path, server: FileServer) -> 
     with pytest.raises(UserError, match=r"cannot listen on 127\.0\.0\.1:") as err:
         FileServer(str(tmp_path), ListenAddress("127.0.0.1", server.port))
     assert err.value.hint and "--port" in err.value.hint
+
+
+def test_every_interface_answers_ipv4_and_ipv6(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--port :N`` (upstream's form): one socket for IPv6 and IPv4 where the host has IPv6, as Go."""
+    with FileServer(str(tree), ListenAddress("", 0)).start() as srv:
+        assert ask(srv, "/hello.txt")[2] == b"hello\n"  # ask() goes to 127.0.0.1
+        time.sleep(0.2)
+        err = capsys.readouterr().err
+        assert "\n127.0.0.1 GET /hello.txt 200" in "\n" + err, err  # not ::ffff:127.0.0.1
+        if socket.has_ipv6 and srv.host == "::":
+            conn = http.client.HTTPConnection("::1", srv.port, timeout=10)
+            try:
+                conn.request("GET", "/hello.txt")
+                assert conn.getresponse().read() == b"hello\n"
+            finally:
+                conn.close()

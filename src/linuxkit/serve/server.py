@@ -240,14 +240,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         took = time.monotonic() - self._started
         shown = self.path if self.path.isprintable() else repr(self.path)
         extra = f" bytes={self._range.start}-{self._range.end}" if self._range is not None else ""
-        _log_line(f"{self.client_address[0]} {self.command} {shown} {self._status} {self._sent} B{extra} {took:.3f}s")
+        _log_line(f"{self._client()} {self.command} {shown} {self._status} {self._sent} B{extra} {took:.3f}s")
+
+    def _client(self) -> str:
+        """The client's address; an IPv4 client of the dual-stack socket as plain IPv4."""
+        host = str(self.client_address[0])
+        return host[len("::ffff:") :] if host.startswith("::ffff:") and "." in host else host
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # our own line, after the answer (see _log_request)
 
     def log_message(self, format: str, *args: Any) -> None:
         # what http.server reports by itself: malformed requests (send_error) and timeouts
-        _log_line(f"{self.client_address[0]} {format % args}")
+        _log_line(f"{self._client()} {format % args}")
 
 
 class _Server(http.server.ThreadingHTTPServer):
