@@ -36,6 +36,7 @@ def tree(tmp_path: Path) -> Path:
     (root / "escape").symlink_to(outside)
     (root / "escape-dir").symlink_to(tmp_path)
     (root / "dangling").symlink_to(tmp_path / "nothing-here")
+    (root / "loop").symlink_to("loop")
     os.mkfifo(root / "fifo")
     return root
 
@@ -118,12 +119,16 @@ def test_traversal_is_a_bad_request(server: FileServer, path: str) -> None:
     assert status == 400 and b"SECRET" not in body
 
 
-@pytest.mark.parametrize("path", ["/escape", "/escape-dir/", "/escape-dir/secret.txt", "/dangling", "/fifo"])
+@pytest.mark.parametrize("path", ["/escape", "/escape-dir/", "/escape-dir/secret.txt", "/dangling", "/fifo", "/loop"])
 def test_links_leading_outside_and_special_files_are_refused(server: FileServer, path: str) -> None:
     start = time.monotonic()
     status, _, body = ask(server, path)
     assert status == 403 and b"SECRET" not in body
     assert time.monotonic() - start < 5  # the FIFO was not opened (that would block)
+
+
+def test_a_name_too_long_for_the_file_system(server: FileServer) -> None:
+    assert ask(server, "/" + "x" * 300)[0] == 414
 
 
 def test_a_link_inside_is_served(server: FileServer) -> None:

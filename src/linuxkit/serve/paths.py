@@ -11,6 +11,7 @@ it is opened (opening a FIFO would block the request).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import urllib.parse
@@ -23,6 +24,19 @@ class Refused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+def _refusal(exc: OSError) -> Refused | None:
+    """The answer to a failed ``stat``/``open`` the client caused (None: the server's own failure)."""
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return Refused(404, "not found")
+    if isinstance(exc, PermissionError):
+        return Refused(403, "permission denied")
+    if exc.errno == errno.ELOOP:
+        return Refused(403, "a loop of symbolic links")
+    if exc.errno == errno.ENAMETOOLONG:
+        return Refused(414, "name too long")
+    return None
 
 
 def request_parts(target: str) -> list[str]:
@@ -57,13 +71,17 @@ def confine(root: str, parts: list[str]) -> str:
 
 def kind(path: str) -> str:
     """``"file"``, ``"dir"`` or ``"missing"`` for a resolved path; raises :class:`Refused` (403) for
-    anything else (FIFO, socket, device) or a path we may not look at."""
+    anything else (FIFO, socket, device), a path we may not look at or a loop of links; other errors
+    (an I/O error) are raised as they are."""
     try:
         st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return "missing"
-    except PermissionError as exc:
-        raise Refused(403, "permission denied") from exc
+    except OSError as exc:
+        refusal = _refusal(exc)
+        if refusal is None:
+            raise
+        if refusal.status == 404:
+            return "missing"
+        raise refusal from exc
     if stat.S_ISREG(st.st_mode):
         return "file"
     if stat.S_ISDIR(st.st_mode):
@@ -77,10 +95,11 @@ def open_file(root: str, path: str) -> tuple[int, os.stat_result]:
     open file turns out to be outside ``root``."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise Refused(404, "not found") from exc
-    except PermissionError as exc:
-        raise Refused(403, "permission denied") from exc
+    except OSError as exc:
+        refusal = _refusal(exc)
+        if refusal is None:
+            raise
+        raise refusal from exc
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
