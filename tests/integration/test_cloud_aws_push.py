@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -427,3 +428,38 @@ def test_a_refused_registration_deletes_the_snapshot(aws_env: dict[str, str], tm
     ):
         aws.register(ec2, opts, snapshot_id, mode="legacy-bios", arch="x86_64")
     assert snapshot_id not in snapshots()
+
+
+def test_sigterm_during_the_upload_deletes_the_snapshot(aws_env: dict[str, str], tmp_path: Path) -> None:
+    image = bios_image(tmp_path / "dense.raw", 320 * MIB)
+    with open(image, "r+b") as fh:  # mostly data: the upload takes a few seconds
+        fh.seek(4 * MIB)
+        for _ in range(300):
+            fh.write(os.urandom(MIB))
+    before = set(snapshots())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "linuxkit.cli.main", "push", "aws", str(image), "-v", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=aws_env,
+    )
+    try:
+        started: set[str] = set()
+        for _ in range(400):
+            started = set(snapshots()) - before
+            if started or proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        assert len(started) == 1 and proc.poll() is None, "the push ended before it could be interrupted"
+        time.sleep(0.3)  # some blocks are on their way
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    (snapshot_id,) = started
+    assert f"deleted snapshot {snapshot_id}" in err
+    assert set(snapshots()) == before
