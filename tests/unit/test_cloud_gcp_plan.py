@@ -199,3 +199,31 @@ def test_a_missing_sdk_names_the_extra(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'linuxkit[gcp]'" in proc.stderr
+
+
+def test_serial_output_is_followed_until_the_instance_stops() -> None:
+    """instances.getSerialPortOutput answers 400 until the instance is up; ``next`` is where to read from next;
+    an empty answer makes the client look at the instance's status (TERMINATED: read once more, stop)."""
+    err = {"error": {"code": 400, "message": "The resource is not ready"}}
+    http = Scripted(
+        [
+            (400, err),
+            (200, {"contents": "boot\n", "start": "0", "next": "5"}),
+            (200, {"contents": "", "start": "5", "next": "5"}),
+            (200, {"status": "RUNNING"}),
+            (200, {"contents": "bye\n", "start": "5", "next": "9"}),
+            (200, {"contents": "", "start": "9", "next": "9"}),
+            (200, {"status": "TERMINATED"}),
+            (200, {"contents": "", "start": "9", "next": "9"}),
+        ]
+    )
+    compute = Compute(http=http, project="p", base="http://x/", sleep=lambda s: None)
+    shown: list[str] = []
+    gcp.stream_serial(compute, "z", "vm", shown.append, 0)
+    assert "".join(shown) == "boot\nbye\n"
+    assert http.answers == []
+    compute.http = Scripted([(503, {"error": {"code": 503, "message": "gone"}})])
+    gcp.stream_serial(compute, "z", "vm", shown.append, 0)
+    compute.http = Scripted([(400, err)] * (gcp.NOT_READY_POLLS + 1))
+    with pytest.raises(ComputeError, match="not ready"):
+        gcp.stream_serial(compute, "z", "vm", shown.append, 0)

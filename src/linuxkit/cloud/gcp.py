@@ -247,6 +247,8 @@ def _stdout(text: str) -> None:
 
 
 STOPPED = frozenset({"STOPPING", "STOPPED", "SUSPENDED", "TERMINATED"})
+#: how many times the serial port may answer 400 (not ready) before that is an error
+NOT_READY_POLLS = 300
 
 
 def run(opts: RunOptions) -> int:
@@ -328,11 +330,13 @@ def stream_serial(compute: Compute, zone: str, name: str, write: Callable[[str],
     output came)."""
     start = 0
     last_round = False
+    not_ready = 0
     while True:
         try:
             out = compute.serial_output(zone, name, start)
         except ComputeError as exc:
-            if exc.status == 400:  # not ready yet
+            if exc.status == 400 and not_ready < NOT_READY_POLLS:  # not ready yet
+                not_ready += 1
                 compute.sleep(interval)
                 continue
             if exc.status == 503:  # the instance has gone
