@@ -142,8 +142,8 @@ def test_logging_services_and_daemons(booted: Booted) -> None:
 
 
 def test_the_booted_swap_step_is_swap_yml_s() -> None:
-    """swap.yml is not booted as a whole (its 1 GiB file would take long under emulation): its format, mount and
-    modprobe steps are dm-crypt-loop.yml's, and its swap step is the one booted, with a smaller size."""
+    """The swap step booted here (with the other packages) is swap.yml's, with a smaller size: its format, mount
+    and modprobe steps are dm-crypt-loop.yml's. swap.yml itself boots whole in test_guest_swap.py."""
     swap = yaml.safe_load((EXAMPLES / "swap.yml").read_text())
     booted_system = yaml.safe_load((DATA / "packages.yml").read_text())
     loop = yaml.safe_load((EXAMPLES / "dm-crypt-loop.yml").read_text())

@@ -81,20 +81,26 @@ class CpioWriter:
         size: int = 0,
         devmajor: int = 0,
         devminor: int = 0,
-    ) -> None:
-        """Start an entry named ``name`` (bytes, as stored); ``size`` data bytes must follow."""
+        nlink: int = 0,
+        ino: int = 0,
+    ) -> int:
+        """Start an entry named ``name`` (bytes, as stored); ``size`` data bytes must follow. ``nlink``
+        (default: 2 for a directory, else 1) and ``ino`` (default: the next inode number) are for hard
+        links: the kernel links an entry to an earlier one with the same ``ino`` whose ``nlink`` was at
+        least 2. Returns the entry's inode number."""
         if self._closed:
             raise BuildError("cpio writer already closed")
         if self._left:
             # gocpio zero-fills a short entry; we refuse it: a short copy is a bug upstream of us.
             raise BuildError(f"cpio entry is missing {self._left} bytes of data")
         self._pad(4)
+        inode = ino or self._inode
         fields = (
-            self._inode,
+            inode,
             (mode & 0xFFF) | ((kind & 0xF) << 12),
             uid,
             gid,
-            2 if kind == TYPE_DIR else 1,
+            nlink or (2 if kind == TYPE_DIR else 1),
             mtime,
             size,
             3,  # device of the archive itself: gocpio's constant
@@ -110,8 +116,10 @@ class CpioWriter:
             self._put(("070701" + "".join(go_hex8(v) for v in fields)).encode("ascii"))
         self._put(name + b"\x00")
         self._pad(4)
-        self._inode += 1
+        if not ino:
+            self._inode += 1
         self._left = size
+        return inode
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if len(data) > self._left:
