@@ -163,6 +163,12 @@ def test_an_index_leading_outside_is_refused(server: FileServer, tree: Path) -> 
 def test_directories(server: FileServer, tree: Path) -> None:
     status, headers, _ = ask(server, "/sub?a=b")
     assert (status, headers["location"]) == (301, "/sub/?a=b")
+    (tree / "evil.example").mkdir()
+    status, headers, _ = ask(server, "//evil.example")
+    assert (status, headers["location"]) == (301, "/evil.example/")  # not //evil.example/: another host
+    assert ask(server, "/sub%20dir")[0] == 404
+    (tree / "sub dir").mkdir()
+    assert ask(server, "/sub%20dir")[1]["location"] == "/sub%20dir/"
     status, headers, body = ask(server, "/sub/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     text = body.decode()

@@ -119,7 +119,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_file(path)
         elif found == "dir":
             if parts and not urllib.parse.urlsplit(self.path).path.endswith("/"):
-                self._redirect_to_dir()
+                self._redirect_to_dir(parts)
             elif kind(index := confine(root, [*parts, "index.html"])) == "file":
                 self._send_file(index)
             else:
@@ -202,10 +202,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         text = f"<!doctype html>\n<title>{title}</title>\n<h1>{title}</h1>\n<pre>\n{''.join(rows)}</pre>\n"
         self._send_bytes(200, text.encode(), "text/html; charset=utf-8")
 
-    def _redirect_to_dir(self) -> None:
-        split = urllib.parse.urlsplit(self.path)
-        location = split.path + "/" + (f"?{split.query}" if split.query else "")
-        self._simple(301, "moved\n", {"Location": location})
+    def _redirect_to_dir(self, parts: list[str]) -> None:
+        """To ``/dir/``, written from the decoded segments: never ``//host/``, which a browser would take
+        for another server (the open redirect of bpo-43223)."""
+        query = urllib.parse.urlsplit(self.path).query
+        location = "".join("/" + urllib.parse.quote(os.fsencode(p)) for p in parts) + "/"
+        self._simple(301, "moved\n", {"Location": location + (f"?{query}" if query else "")})
 
     def _send_bytes(self, status: int, data: bytes, ctype: str) -> None:
         self._head(status, ctype, len(data), {})
