@@ -266,3 +266,22 @@ def make_archive(path: Path, disk: bytes) -> None:
         info = tarfile.TarInfo("disk.raw")
         info.size = len(disk)
         tar.addfile(info, io.BytesIO(disk))
+
+
+def test_ctrl_c_during_run_deletes_the_instance(emulator: str, tmp_path: Path) -> None:
+    import signal
+
+    with compute_fake(ComputeFake(serial=["boot 1\n", *[""] * 1000])) as fake:
+        fake.images["minimal"] = {"name": "minimal", "status": "READY"}
+        env, key = cloud_env(tmp_path, emulator, fake)
+        argv = [sys.executable, "-m", "linuxkit.cli.main", "run", "gcp", "--keys", str(key), "minimal"]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "boot 1\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert fake.instances == {}
+        assert ("DELETE", f"{PROJECT}/zones/europe-west1-d/instances/minimal") in fake.compute_requests()[-2:]

@@ -253,7 +253,7 @@ NOT_READY_POLLS = 300
 
 def run(opts: RunOptions) -> int:
     """Create the instance (replacing one of the same name, as upstream), print its serial console until it
-    stops (or Ctrl-C), then delete it unless ``skip_cleanup``."""
+    stops (or Ctrl-C), then delete it unless ``skip_cleanup`` (also after Ctrl-C, which then ends the verb)."""
     verb = "run gcp"
     name = opts.name or opts.image
     if not opts.project:
@@ -300,9 +300,7 @@ def run(opts: RunOptions) -> int:
         compute.insert_instance(opts.zone, body)
         log.info("instance created")
         stream_serial(compute, opts.zone, name, opts.write, opts.poll_interval)
-    except KeyboardInterrupt:
-        log.info("interrupted")
-    finally:
+    finally:  # also on Ctrl-C (exit 130 after the clean-up)
         _clean_up(compute, opts, name, disks, started)
     return 0
 
