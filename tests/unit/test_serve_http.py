@@ -140,8 +140,7 @@ def test_missing_and_methods(server: FileServer, capsys: pytest.CaptureFixture[s
     assert ask(server, "/hello.txt/x")[0] == 404
     status, headers, _ = ask(server, "/hello.txt", "POST")
     assert status == 405 and headers["allow"] == "GET, HEAD"
-    time.sleep(0.2)  # the log line follows the answer
-    err = capsys.readouterr().err
+    err = logged(capsys, "POST /hello.txt 405")
     assert "POST /hello.txt 405" in err and "warning" not in err and "Error" not in err, err
 
 
@@ -211,17 +210,25 @@ def test_keep_alive_serves_several_requests_on_one_connection(server: FileServer
         conn.close()
 
 
+def logged(capsys: pytest.CaptureFixture[str], *texts: str) -> str:
+    """What the server logged once every one of ``texts`` is in it (its line follows the answer, from the
+    connection's thread), at most 5 s."""
+    deadline = time.monotonic() + 5
+    err = ""
+    while True:
+        err += capsys.readouterr().err
+        if all(t in err for t in texts) or time.monotonic() > deadline:
+            return err
+        time.sleep(0.01)
+
+
 def test_one_log_line_a_request(server: FileServer, capsys: pytest.CaptureFixture[str]) -> None:
     ask(server, "/data.bin", headers={"Range": "bytes=0-9"})
     ask(server, "/nothing")
-    deadline = time.monotonic() + 5
-    err = ""
-    while time.monotonic() < deadline and err.count("\n") < 2:
-        err += capsys.readouterr().err
-        time.sleep(0.01)
-    lines = err.splitlines()
-    assert any(line.startswith("127.0.0.1 GET /data.bin 206 10 B bytes=0-9 ") for line in lines), err
-    assert any(line.startswith("127.0.0.1 GET /nothing 404 ") for line in lines), err
+    lines = logged(capsys, "/data.bin", "/nothing").splitlines()
+    assert any(line.startswith("127.0.0.1 GET /data.bin 206 10 B bytes=0-9 ") for line in lines), lines
+    assert any(line.startswith("127.0.0.1 GET /nothing 404 ") for line in lines), lines
+    assert len(lines) == 2, lines
 
 
 def test_close_cuts_a_stalled_download(tree: Path) -> None:
@@ -256,8 +263,7 @@ def test_every_interface_answers_ipv4_and_ipv6(tree: Path, capsys: pytest.Captur
     """``--port :N`` (upstream's form): one socket for IPv6 and IPv4 where the host has IPv6, as Go."""
     with FileServer(str(tree), ListenAddress("", 0)).start() as srv:
         assert ask(srv, "/hello.txt")[2] == b"hello\n"  # ask() goes to 127.0.0.1
-        time.sleep(0.2)
-        err = capsys.readouterr().err
+        err = logged(capsys, "GET /hello.txt 200")
         assert "\n127.0.0.1 GET /hello.txt 200" in "\n" + err, err  # not ::ffff:127.0.0.1
         if socket.has_ipv6 and srv.host == "::":
             conn = http.client.HTTPConnection("::1", srv.port, timeout=10)
