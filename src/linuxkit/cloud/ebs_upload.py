@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ class Deadline:
         time.sleep(max(0.0, min(seconds, self.end - time.monotonic())))
 
 
-def poll_delays(first: float = 0.5, longest: float = 15.0) -> Any:
+def poll_delays(first: float = 0.5, longest: float = 15.0) -> Iterator[float]:
     """Delays between polls: doubling from ``first`` up to ``longest`` (fast events are seen fast, long waits
     cost few requests)."""
     delay = first
