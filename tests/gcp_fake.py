@@ -123,10 +123,13 @@ class Request:
 @dataclass
 class ComputeFake:
     """The recording OAuth + Compute server. ``fail_image_insert`` makes images.insert's operation end in error;
+    ``image_insert_hangs`` keeps it RUNNING;
     ``serial`` is the console text an instance shows, revealed one piece per serialPort call, after which the
     instance is TERMINATED."""
 
     fail_image_insert: bool = False
+    #: images.insert's operation never ends (to interrupt a push while it waits)
+    image_insert_hangs: bool = False
     serial: list[str] = field(default_factory=lambda: ["boot 1\n", "", "Welcome to LinuxKit\n", "power off\n"])
     requests: list[Request] = field(default_factory=list)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -207,6 +210,11 @@ class ComputeFake:
             if self.fail_image_insert:
                 self.images[name] = {**req.body, "status": "FAILED"}
                 return 200, self._operation(project, "insert", f"global/images/{name}", err="Invalid image file")
+            if self.image_insert_hangs:
+                self.images[name] = {**req.body, "status": "PENDING"}
+                op = self._operation(project, "insert", f"global/images/{name}")
+                self.operations[op["name"]] = op  # RUNNING for ever
+                return 200, op
             image = {**req.body, "kind": "compute#image", "status": "READY", "selfLink": ""}
             if "licenses" in image:  # the API answers with full URLs
                 image["licenses"] = ["https://www.googleapis.com/compute/v1/" + x for x in image["licenses"]]

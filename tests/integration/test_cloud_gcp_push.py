@@ -285,3 +285,29 @@ def test_ctrl_c_during_run_deletes_the_instance(emulator: str, tmp_path: Path) -
         assert proc.returncode == 130, err
         assert fake.instances == {}
         assert ("DELETE", f"{PROJECT}/zones/europe-west1-d/instances/minimal") in fake.compute_requests()[-2:]
+
+
+def test_sigterm_while_the_image_is_made_deletes_object_and_image(emulator: str, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    tarball = tmp_path / "stopped.img.tar.gz"
+    make_archive(tarball, random.Random(4).randbytes(100_000))
+    with compute_fake(ComputeFake(image_insert_hangs=True)) as fake:
+        env, key = cloud_env(tmp_path, emulator, fake)
+        argv = [sys.executable, "-m", "linuxkit.cli.main", "push", "gcp", "--keys", str(key), "--bucket", BUCKET]
+        proc = subprocess.Popen(
+            [*argv, str(tarball)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **env},
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while ("GET", f"{PROJECT}/global/operations/operation-1") not in fake.compute_requests():
+            assert time.monotonic() < deadline and proc.poll() is None, "push never waited for the operation"
+            time.sleep(0.05)
+        assert read_back(emulator, "stopped.img.tar.gz") == tarball.read_bytes()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        assert read_back(emulator, "stopped.img.tar.gz") is None
+        assert ("DELETE", f"{PROJECT}/global/images/stopped") in fake.compute_requests()
+        assert "stopped" not in fake.images
