@@ -45,6 +45,9 @@ class FakeArm:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: storage accounts the subscription lists, beyond those PUT
     accounts: list[dict[str, Any]] = field(default_factory=list)
+    #: the blob endpoint and key of the storage accounts made (default: Azure's form and a dummy key)
+    blob_endpoint: str = ""
+    account_key: str = "a2V5MQ=="
     #: (method, path suffix) → HTTP status to answer instead (an injected failure)
     fail: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -86,7 +89,8 @@ class FakeArm:
                 if label:
                     props["dnsSettings"]["fqdn"] = f"{label}.{body.get('location')}.cloudapp.azure.com"
             if "/storageAccounts/" in path:
-                props["primaryEndpoints"] = {"blob": f"https://{resource['name']}.blob.core.windows.net/"}
+                blob = self.blob_endpoint or f"https://{resource['name']}.blob.core.windows.net/"
+                props["primaryEndpoints"] = {"blob": blob}
             self.resources[key] = resource
             return 201, resource
         if method == "GET":
@@ -100,7 +104,7 @@ class FakeArm:
             self.resources.pop(key, None)
             return 200, None
         if method == "POST" and path.endswith("/listKeys"):
-            return 200, {"keys": [{"keyName": "key1", "value": "a2V5MQ==", "permissions": "FULL"}]}
+            return 200, {"keys": [{"keyName": "key1", "value": self.account_key, "permissions": "FULL"}]}
         if method == "POST" and path.endswith("/retrieveBootDiagnosticsData"):
             vm = path.split("/")[-2]
             return 200, {

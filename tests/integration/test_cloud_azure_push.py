@@ -308,3 +308,43 @@ def test_missing_credentials_are_named_before_any_upload(azurite: str, tmp_path:
     from azure.storage.blob import BlobServiceClient
 
     assert not BlobServiceClient.from_connection_string(azurite).get_container_client("nocreds").exists()
+
+
+def test_run_uploads_a_vhd_file_first(azurite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run azure FILE.vhd`` as upstream: the storage account is created (recording Resource Manager), its key
+    listed, the VHD uploaded (into Azurite, standing for the account's blob endpoint), then the disk is imported
+    from that blob and the VM made; all made for the VM is deleted at the end, the blob stays."""
+    from azure.storage.blob import BlobServiceClient
+    from tests.azure_fake import FakeCredential, fake_arm
+
+    from linuxkit.cloud.azure import RunOptions, run
+    from linuxkit.cloud.azure_arm import Session
+
+    vhd = tmp_path / "runme.vhd"
+    make_fixed_vhd(vhd, 16, {5 * 2**20: b"data" * 1024})
+    endpoint = dict(kv.split("=", 1) for kv in azurite.strip(";").split(";"))["BlobEndpoint"]
+    with fake_arm(tmp_path) as (fake, cert):
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        fake.blob_endpoint, fake.account_key = endpoint + "/", KEY
+        session = Session(FakeCredential(), "sub-1", fake.url)  # type: ignore[arg-type]
+        opts = RunOptions(image=str(vhd), resource_group="lk", storage_account=ACCOUNT, name="vm1", timeout=0.01)
+        assert run(opts, session, sleep=lambda s: None) == 0
+        group = "/subscriptions/sub-1/resourceGroups/lk"
+        account = f"{group}/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}"
+        puts = {c.path: c.body for c in fake.put_calls()}
+        assert puts[account] == {
+            "location": "westus",
+            "sku": {"name": "Standard_LRS"},
+            "kind": "StorageV2",
+            "properties": {"minimumTlsVersion": "TLS1_2", "allowBlobPublicAccess": False},
+        }
+        assert any(c.method == "POST" and c.path == f"{account}/listKeys" for c in fake.calls)
+        blob = BlobServiceClient.from_connection_string(azurite).get_blob_client("linuxkitcontainer", "runme.vhd")
+        assert blob.download_blob().readall() == vhd.read_bytes()
+        disk = puts[f"{group}/providers/Microsoft.Compute/disks/vm1-osdisk"]
+        assert disk["properties"]["creationData"] == {
+            "createOption": "Import",
+            "sourceUri": blob.url,
+            "storageAccountId": account,
+        }
+        assert not [k for k in fake.resources if "vm1" in k]

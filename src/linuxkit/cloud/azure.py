@@ -100,7 +100,7 @@ def upload(service: BlobServiceClient, path: Path, container: str, blob_name: st
     """Check ``path``, upload it as the page blob ``container/blob_name``; the blob's URL."""
     check_fixed_vhd(path)
     with log.step(f"scanning {path.name} for data"):
-        plan = plan_pages(path)
+        plan = plan_pages(path, md5=False)  # the MD5 is computed alongside the upload
     log.info(
         f"{plan.upload_bytes / 2**20:.1f} MiB to upload of {plan.size / 2**20:.1f} MiB "
         f"({len(plan.ranges)} non-empty 4 MiB ranges)"

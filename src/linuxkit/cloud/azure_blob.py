@@ -20,7 +20,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings
 
 from .. import log
 from ..errors import LinuxKitError
-from .azure_vhd import PagePlan
+from .azure_vhd import PagePlan, file_md5
 
 #: threads putting pages at once (each holds one range of at most 4 MiB)
 DEFAULT_WORKERS = 8
@@ -71,10 +71,17 @@ def upload_vhd(
     attempts: int = DEFAULT_ATTEMPTS,
     pause: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Create ``blob`` as a page blob of ``plan.size`` bytes and fill it from ``path``; delete it on failure."""
+    """Create ``blob`` as a page blob of ``plan.size`` bytes and fill it from ``path``; delete it on failure.
+    Without ``plan.md5``, the file's MD5 is computed by one more thread while the pages are put."""
     blob.create_page_blob(size=plan.size)
     try:
-        with path.open("rb") as fh, log.progress() as bar, ThreadPoolExecutor(max_workers=workers) as pool:
+        with (
+            path.open("rb") as fh,
+            log.progress() as bar,
+            ThreadPoolExecutor(max_workers=workers) as pool,
+            ThreadPoolExecutor(max_workers=1) as hasher,
+        ):
+            md5 = hasher.submit(lambda: plan.md5 or file_md5(path))
             task = bar.add_task(f"uploading {path.name}", total=plan.upload_bytes)
             futures: set[Future[int]] = {
                 pool.submit(_put_range, blob, fh.fileno(), offset, length, attempts, pause)
@@ -88,7 +95,8 @@ def upload_vhd(
             finally:
                 for future in futures:
                     future.cancel()
-        blob.set_http_headers(ContentSettings(content_type="application/octet-stream", content_md5=bytearray(plan.md5)))
+            digest = md5.result()
+        blob.set_http_headers(ContentSettings(content_type="application/octet-stream", content_md5=bytearray(digest)))
     except BaseException:
         _delete_partial(blob)
         raise

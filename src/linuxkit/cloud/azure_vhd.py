@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def check_fixed_vhd(path: Path) -> VhdFooter:
 
 @dataclass(frozen=True)
 class PagePlan:
-    """The upload of one file: its size, MD5, and the ``(offset, length)`` ranges holding data."""
+    """The upload of one file: its size, MD5 (``b""``: not computed yet), and the ``(offset, length)`` ranges
+    holding data."""
 
     size: int
     md5: bytes
@@ -107,14 +109,10 @@ def _next_data(fd: int, offset: int, size: int) -> int:
         return offset  # no SEEK_DATA here: read everything
 
 
-def plan_pages(path: Path, chunk: int = CHUNK) -> PagePlan:
-    """Read ``path`` once: the MD5 of all of it and the ``chunk``-sized ranges that are not all zeros."""
-    if chunk % PAGE or chunk <= 0 or chunk > CHUNK:
-        raise ValueError(f"chunk {chunk} is not a multiple of {PAGE} up to {CHUNK}")
+def _walk(path: Path, chunk: int, visit: Callable[[int, int, bytes | None], None]) -> int:
+    """Call ``visit(offset, length, data)`` for each ``chunk`` of ``path``, ``data`` None where the file has a
+    hole (read nothing there); the file's size."""
     size = path.stat().st_size
-    md5 = hashlib.md5(usedforsecurity=False)
-    ranges: list[tuple[int, int]] = []
-    zeros = _ZEROS[:chunk]
     with path.open("rb") as fh:
         fd = fh.fileno()
         data_at = _next_data(fd, 0, size)
@@ -123,12 +121,36 @@ def plan_pages(path: Path, chunk: int = CHUNK) -> PagePlan:
             if data_at < offset:
                 data_at = _next_data(fd, offset, size)
             if data_at >= offset + length:
-                md5.update(zeros[:length])
+                visit(offset, length, None)
                 continue
             data = os.pread(fd, length, offset)
             if len(data) != length:
                 raise UserError(f"{path} changed while it was read (short read at {offset})")
-            md5.update(data)
-            if data != zeros[:length]:
-                ranges.append((offset, length))
-    return PagePlan(size, md5.digest(), tuple(ranges))
+            visit(offset, length, data)
+    return size
+
+
+def file_md5(path: Path) -> bytes:
+    """The MD5 of ``path``, feeding zeros for its holes instead of reading them."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    _walk(path, CHUNK, lambda offset, length, data: md5.update(_ZEROS[:length] if data is None else data))
+    return md5.digest()
+
+
+def plan_pages(path: Path, chunk: int = CHUNK, *, md5: bool = True) -> PagePlan:
+    """Read ``path`` once: the ``chunk``-sized ranges that are not all zeros, and (``md5``) the MD5 of all of it
+    (else ``b""``: :func:`file_md5` can compute it alongside the upload)."""
+    if chunk % PAGE or chunk <= 0 or chunk > CHUNK:
+        raise ValueError(f"chunk {chunk} is not a multiple of {PAGE} up to {CHUNK}")
+    digest = hashlib.md5(usedforsecurity=False)
+    ranges: list[tuple[int, int]] = []
+    zeros = _ZEROS[:chunk]
+
+    def visit(offset: int, length: int, data: bytes | None) -> None:
+        if md5:
+            digest.update(zeros[:length] if data is None else data)
+        if data is not None and data != zeros[:length]:
+            ranges.append((offset, length))
+
+    size = _walk(path, chunk, visit)
+    return PagePlan(size, digest.digest() if md5 else b"", tuple(ranges))
