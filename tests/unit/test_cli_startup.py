@@ -253,9 +253,27 @@ def _targets(parser: argparse.ArgumentParser) -> list[str]:
 
 def test_every_verb_dispatches_to_a_function() -> None:
     targets = _targets(build_parser(lazy=False))
-    assert len(targets) == 17  # 8 cache, 3 pkg, build and its dry run, run, metadata, schema, version
+    # 8 cache, 3 pkg, build and its dry run, run qemu, metadata, schema, version, serve, push and run on 4 clouds
+    assert len(targets) == 26
     for target in targets:
         assert callable(verb_function(argparse.Namespace(run=target))), target
+
+
+def test_every_boolean_flag_takes_cobras_true_false_spelling() -> None:
+    """``--flag=true|false`` is rewritten before parsing for the names in BOOL_FLAGS: every store_true flag of
+    every verb must be there (cobra accepts the spelling for all of upstream's booleans)."""
+    missing: set[str] = set()
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._StoreTrueAction):
+                missing.update(o for o in action.option_strings if o.startswith("--") and o not in common.BOOL_FLAGS)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+
+    walk(build_parser(lazy=False))
+    assert not missing
 
 
 def test_constants_spelled_for_the_parser_match_their_modules() -> None:

@@ -43,6 +43,28 @@ BOOL_FLAGS = frozenset(
         "--published-only",
         "--with-arch-tags",
         "--override",
+        "--debian-allow-expired",
+        "--detached",
+        "--gui",
+        "--iso",
+        "--kernel",
+        "--locked",
+        "--push",
+        "--repair",
+        "--squashfs",
+        "--update",
+        "--usb",
+        # push/run on the clouds
+        "--ena",
+        "--tpm",
+        "--uefi",
+        "--keep",
+        "--nested-virt",
+        "--no-image",
+        "--public",
+        "--skip-cleanup",
+        "--uefi-compatible",
+        "--vtpm",
     }
 )
 
