@@ -48,6 +48,8 @@ class FakeArm:
     #: the blob endpoint and key of the storage accounts made (default: Azure's form and a dummy key)
     blob_endpoint: str = ""
     account_key: str = "a2V5MQ=="
+    #: resources being created: how many more GETs answer 404
+    pending: dict[str, int] = field(default_factory=dict)
     #: (method, path suffix) → HTTP status to answer instead (an injected failure)
     fail: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -60,6 +62,13 @@ class FakeArm:
     def answer(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
         """The status, JSON (or text) and headers of the answer."""
         status, answer = self._answer(method, path, body)
+        if method == "PUT" and status == 201 and "/Microsoft.Storage/storageAccounts/" in path:
+            # Storage Accounts - Create answers 202 Accepted without a body; a GET shows it once made
+            self.pending[path.lower()] = 1
+            return 202, None, {"Location": f"{self.url}/operations/{len(self.calls)}"}
+        if method == "GET" and self.pending.get(path.lower(), 0) > 0:
+            self.pending[path.lower()] -= 1
+            return 404, {"error": {"code": "ResourceNotFound", "message": f"{path} is being created"}}, {}
         if method == "PUT" and status == 201 and "/Microsoft.Compute/disks/" in path:
             # Disks - Create Or Update answers 200 or 202 Accepted with an asynchronous operation to poll
             operation = f"{self.url}/operations/{len(self.calls)}"

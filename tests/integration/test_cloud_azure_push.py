@@ -338,6 +338,8 @@ def test_run_uploads_a_vhd_file_first(azurite: str, tmp_path: Path, monkeypatch:
             "kind": "StorageV2",
             "properties": {"minimumTlsVersion": "TLS1_2", "allowBlobPublicAccess": False},
         }
+        # the account answered 202, then 404 while being made: it was polled until it showed up
+        assert [c.method for c in fake.calls if c.path == account][:4] == ["GET", "PUT", "GET", "GET"]
         assert any(c.method == "POST" and c.path == f"{account}/listKeys" for c in fake.calls)
         blob = BlobServiceClient.from_connection_string(azurite).get_blob_client("linuxkitcontainer", "runme.vhd")
         assert blob.download_blob().readall() == vhd.read_bytes()

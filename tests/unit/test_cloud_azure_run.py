@@ -67,6 +67,7 @@ def test_run_from_a_pushed_image(arm: tuple[FakeArm, Session], capsys: pytest.Ca
         f"{GROUP}/providers/Microsoft.Compute/virtualMachines/lkvm",
     ]
     assert puts[GROUP].api_version == API_RESOURCES and puts[GROUP].body == {"location": "westeurope"}
+    assert [(c.method, c.path) for c in fake.calls][:2] == [("GET", GROUP), ("PUT", GROUP)]
     # the OS disk is imported from the image's blob, with the storage account the import needs
     disk = puts[f"{GROUP}/providers/Microsoft.Compute/disks/lkvm-osdisk"]
     assert _version_at_least(disk.api_version, "2021-04-01")
@@ -122,9 +123,11 @@ def test_run_from_a_pushed_image(arm: tuple[FakeArm, Session], capsys: pytest.Ca
 
 def test_keep_leaves_the_vm(arm: tuple[FakeArm, Session]) -> None:
     fake, session = arm
+    fake.resources[GROUP.lower()] = {"id": GROUP, "name": "lk", "location": "westus", "properties": {}}
     run(RunOptions(image="minimal", resource_group="lk", name="kept", keep=True), session, sleep=lambda s: None)
     assert not [c for c in fake.calls if c.method == "DELETE"]
     assert f"{GROUP}/providers/Microsoft.Compute/virtualMachines/kept".lower() in fake.resources
+    assert GROUP not in [c.path for c in fake.put_calls()]  # an existing group is used as it is
 
 
 def test_a_failure_midway_deletes_what_was_made(arm: tuple[FakeArm, Session]) -> None:

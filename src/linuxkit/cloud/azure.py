@@ -31,7 +31,7 @@ from azure.storage.blob import BlobServiceClient
 
 from .. import log
 from ..errors import LinuxKitError, UserError
-from .azure_arm import API_NETWORK, API_STORAGE, Arm, Session, scope, session_from_env
+from .azure_arm import API_NETWORK, API_RESOURCES, API_STORAGE, Arm, Session, scope, session_from_env
 from .azure_blob import DEFAULT_WORKERS, ensure_container, upload_vhd
 from .azure_vhd import check_fixed_vhd, plan_pages
 
@@ -321,8 +321,9 @@ def run(opts: RunOptions, session: Session | None = None, sleep: Callable[[float
     gpath = arm.group_path(group)
     net = f"{gpath}/providers/Microsoft.Network"
 
-    log.info(f"creating resource group {group} in {location}")
-    arm.put(gpath, "2022-09-01", {"location": location})
+    if arm.get(gpath, API_RESOURCES) is None:
+        log.info(f"creating resource group {group} in {location}")
+        arm.put(gpath, API_RESOURCES, {"location": location})
     path = Path(opts.image)
     if path.is_file():
         account = storage_account(arm, group, opts.storage_account) or create_storage_account(

@@ -39,6 +39,7 @@ API_STORAGE = "2023-05-01"
 API_NETWORK = "2024-05-01"
 
 _TERMINAL = {"Succeeded", "Failed", "Canceled"}
+_PENDING: dict[str, Any] = {"properties": {"provisioningState": "Accepted"}}
 
 
 @dataclass(frozen=True)
@@ -132,13 +133,15 @@ class Arm:
 
     def put(self, path: str, api_version: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create or update the resource and wait until its provisioning settles; its final JSON."""
-        resource = _json(self._send("PUT", path, api_version, dict(body)))
+        response = self._send("PUT", path, api_version, dict(body))
+        # 202 Accepted (e.g. a storage account) has no body yet: the resource appears when it is made
+        resource = _json(response) if response.status_code != 202 else _PENDING
         deadline = time.monotonic() + self._timeout
         while _state(resource) not in _TERMINAL:
             if time.monotonic() > deadline:
                 raise LinuxKitError(f"{path} still {_state(resource)} after {self._timeout:.0f}s")
             self._sleep(self._poll)
-            resource = self.get(path, api_version) or {}
+            resource = self.get(path, api_version) or _PENDING
         if _state(resource) != "Succeeded":
             raise LinuxKitError(f"creating {path} ended {_state(resource)}")
         return resource
