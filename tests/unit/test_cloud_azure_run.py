@@ -151,3 +151,25 @@ def test_arm_errors_carry_the_service_message(arm: tuple[FakeArm, Session]) -> N
     fake.fail[("PUT", "/resourceGroups/bad")] = 403
     with pytest.raises(LinuxKitError, match="403 InjectedFailure: PUT /resourceGroups/bad refused"):
         Arm(session).put(f"/subscriptions/{SUB}/resourceGroups/bad", API_RESOURCES, {"location": "x"})
+
+
+def test_the_command_line_reaches_the_same_calls(
+    arm: tuple[FakeArm, Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``linuxkit run azure`` flags (upstream's names) → the VM's requests; the session is the fake's (the
+    service principal's token exchange is azure-identity's)."""
+    import linuxkit.cloud.azure as azure
+    from linuxkit.cli.main import main
+
+    fake, session = arm
+    monkeypatch.setattr(azure, "session_from_env", lambda verb: session)
+    (tmp_path / "user-data").write_bytes(b"#!/bin/sh\necho hi\n")
+    argv = ["run", "azure", "--resourceGroupName", "lk", "--location", "northeurope", "--size", "Standard_D2s_v5"]
+    argv += ["--name", "clivm", "--data-file", str(tmp_path / "user-data"), "--timeout", "0.01", "minimal"]
+    assert main(argv) == 0
+    vm = next(c for c in fake.put_calls() if c.path.endswith("/virtualMachines/clivm"))
+    assert vm.body["location"] == "northeurope"
+    assert vm.body["properties"]["hardwareProfile"] == {"vmSize": "Standard_D2s_v5"}
+    assert base64.b64decode(vm.body["properties"]["userData"]) == b"#!/bin/sh\necho hi\n"
+    assert CONSOLE in capsys.readouterr().out
+    assert not [k for k in fake.resources if "clivm" in k]
