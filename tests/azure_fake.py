@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 TOKEN = "eyJ0eXAiOiJKV1QifQ.fake.token"
+CLIENT_SECRET = "s3cret"
 CONSOLE = "Welcome to LinuxKit\nlinuxkit login: "
 
 
@@ -48,6 +49,8 @@ class FakeArm:
     #: the blob endpoint and key of the storage accounts made (default: Azure's form and a dummy key)
     blob_endpoint: str = ""
     account_key: str = "a2V5MQ=="
+    #: the scopes tokens were asked for
+    token_scopes: list[str] = field(default_factory=list)
     #: resources being created: how many more GETs answer 404
     pending: dict[str, int] = field(default_factory=dict)
     #: (method, path suffix) → HTTP status to answer instead (an injected failure)
@@ -82,6 +85,21 @@ class FakeArm:
         key = self._key(path)
         if path.startswith("/console/"):
             return 200, CONSOLE
+        if path.endswith("/v2.0/.well-known/openid-configuration"):
+            tenant = path.split("/")[1]
+            return 200, {
+                "issuer": f"{self.url}/{tenant}/v2.0",
+                "authorization_endpoint": f"{self.url}/{tenant}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{self.url}/{tenant}/oauth2/v2.0/token",
+            }
+        if path.endswith("/oauth2/v2.0/token"):
+            # the client credentials grant
+            # (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow)
+            ok = body.get("grant_type") == "client_credentials" and body.get("client_secret") == CLIENT_SECRET
+            if not ok:
+                return 401, {"error": "invalid_client", "error_description": "wrong secret"}
+            self.token_scopes.append(str(body.get("scope")))
+            return 200, {"token_type": "Bearer", "expires_in": 3600, "access_token": TOKEN}
         if path.startswith("/operations/"):
             return 200, {"status": "Succeeded"}
         if method == "PUT":
@@ -134,9 +152,12 @@ def _handler(fake: FakeArm) -> type[http.server.BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            body = json.loads(raw) if raw else None
+            if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+                body: Any = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+            else:
+                body = json.loads(raw) if raw else None
             version = parse_qs(parts.query).get("api-version", [""])[0]
-            if not parts.path.startswith(("/console/", "/operations/")):
+            if not parts.path.startswith(("/console/", "/operations/")) and "/v2.0" not in parts.path:
                 fake.calls.append(Call(self.command, parts.path, version, body, self.headers.get("Authorization", "")))
             status, answer, headers = fake.answer(self.command, parts.path, body)
             if isinstance(answer, str):

@@ -173,3 +173,42 @@ def test_the_command_line_reaches_the_same_calls(
     assert base64.b64decode(vm.body["properties"]["userData"]) == b"#!/bin/sh\necho hi\n"
     assert CONSOLE in capsys.readouterr().out
     assert not [k for k in fake.resources if "clivm" in k]
+
+
+def test_the_service_principal_from_the_environment(arm: tuple[FakeArm, Session], tmp_path: Path) -> None:
+    """The whole command in a subprocess: AZURE_TENANT_ID/CLIENT_ID/CLIENT_SECRET exchanged for a token with
+    the client credentials grant at AZURE_AUTHORITY_HOST (the fake answers as the Microsoft identity platform
+    documents it), the calls sent to AZURE_RESOURCE_MANAGER_ENDPOINT with that token."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.azure_fake import CLIENT_SECRET
+
+    fake, _session = arm
+    env = {
+        **os.environ,
+        "AZURE_SUBSCRIPTION_ID": SUB,
+        "AZURE_TENANT_ID": "tenant-1",
+        "AZURE_CLIENT_ID": "app-1",
+        "AZURE_CLIENT_SECRET": CLIENT_SECRET,
+        "AZURE_AUTHORITY_HOST": fake.url,
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": fake.url,
+    }
+    argv = ["run", "azure", "--resource-group", "lk", "--name", "spvm", "--timeout", "0.01", "minimal"]
+    done = subprocess.run(
+        [sys.executable, "-m", "linuxkit.cli.main", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert fake.token_scopes and all(s.startswith(f"{fake.url}/.default") for s in fake.token_scopes)
+    assert fake.calls and all(c.authorization == f"Bearer {TOKEN}" for c in fake.calls)
+    assert any(c.path.endswith("/virtualMachines/spvm") for c in fake.put_calls())
+    assert CONSOLE in done.stdout
+
+    env["AZURE_CLIENT_SECRET"] = "wrong"
+    refused = subprocess.run(
+        [sys.executable, "-m", "linuxkit.cli.main", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "refused the credentials" in refused.stderr and "AZURE_CLIENT_SECRET" in refused.stderr
+    assert "internal error" not in refused.stderr

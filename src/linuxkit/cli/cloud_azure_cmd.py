@@ -69,24 +69,25 @@ def run_flags(p: argparse.ArgumentParser) -> None:
 
 def push(args: argparse.Namespace, common: CommonOptions | None = None) -> int:
     _load_sdk("push azure")
-    from ..cloud.azure import PushOptions
+    from ..cloud.azure import PushOptions, azure_errors
     from ..cloud.azure import push as do_push
 
     if args.parallel < 1:
         raise UserError(f"--parallel {args.parallel}: give at least 1")
-    pushed = do_push(
-        PushOptions(
-            path=Path(args.path),
-            resource_group=args.resource_group,
-            storage_account=args.storage_account,
-            container=args.container,
-            blob=args.blob,
-            image=args.img_name,
-            location=args.location,
-            no_image=args.no_image,
-            workers=args.parallel,
+    with azure_errors("push azure"):
+        pushed = do_push(
+            PushOptions(
+                path=Path(args.path),
+                resource_group=args.resource_group,
+                storage_account=args.storage_account,
+                container=args.container,
+                blob=args.blob,
+                image=args.img_name,
+                location=args.location,
+                no_image=args.no_image,
+                workers=args.parallel,
+            )
         )
-    )
     print(pushed.image_id or pushed.blob_url)
     return 0
 
@@ -106,19 +107,20 @@ def user_data(data: str | None, data_file: str | None) -> bytes | None:
 def run(args: argparse.Namespace, common: CommonOptions | None = None) -> int:
     data = user_data(args.data, args.data_file)
     _load_sdk("run azure")
-    from ..cloud.azure import RunOptions
+    from ..cloud.azure import RunOptions, azure_errors
     from ..cloud.azure import run as do_run
 
-    return do_run(
-        RunOptions(
-            image=args.image,
-            resource_group=args.resource_group,
-            location=args.location,
-            storage_account=args.storage_account,
-            size=args.size,
-            name=args.name,
-            data=data,
-            keep=args.keep,
-            timeout=args.timeout,
+    with azure_errors("run azure"):
+        return do_run(
+            RunOptions(
+                image=args.image,
+                resource_group=args.resource_group,
+                location=args.location,
+                storage_account=args.storage_account,
+                size=args.size,
+                name=args.name,
+                data=data,
+                keep=args.keep,
+                timeout=args.timeout,
+            )
         )
-    )

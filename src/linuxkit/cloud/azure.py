@@ -20,12 +20,12 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient, models
 from azure.storage.blob import BlobServiceClient
 
@@ -137,6 +137,21 @@ def create_image(compute: ComputeManagementClient, group: str, name: str, locati
             "(push again, or delete it)"
         ) from exc
     return str(image.id)
+
+
+@contextlib.contextmanager
+def azure_errors(verb: str) -> Iterator[None]:
+    """The SDK's errors as ours: refused credentials are the user's to fix (naming the variables), any other
+    service error a failure with Azure's message (not an internal error)."""
+    try:
+        yield
+    except ClientAuthenticationError as exc:
+        raise UserError(
+            f"linuxkit {verb}: Azure refused the credentials: {exc.message}",
+            hint="check AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (and the principal's role)",
+        ) from exc
+    except AzureError as exc:
+        raise LinuxKitError(f"linuxkit {verb}: {exc.message}") from exc
 
 
 @dataclass(frozen=True)

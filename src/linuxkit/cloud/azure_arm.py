@@ -65,7 +65,14 @@ def session_from_env(verb: str, env: Mapping[str, str] | None = None) -> Session
         )
     from azure.identity import ClientSecretCredential
 
-    credential = ClientSecretCredential(env["AZURE_TENANT_ID"], env["AZURE_CLIENT_ID"], env["AZURE_CLIENT_SECRET"])
+    authority = env.get("AZURE_AUTHORITY_HOST", "")
+    credential = ClientSecretCredential(
+        env["AZURE_TENANT_ID"],
+        env["AZURE_CLIENT_ID"],
+        env["AZURE_CLIENT_SECRET"],
+        # a login endpoint of its own (Azure Stack, a private one) is not known to Entra's instance discovery
+        **({"authority": authority, "disable_instance_discovery": True} if authority else {}),
+    )
     endpoint = env.get("AZURE_RESOURCE_MANAGER_ENDPOINT") or DEFAULT_ENDPOINT
     return Session(credential, env["AZURE_SUBSCRIPTION_ID"], endpoint.rstrip("/"))
 
