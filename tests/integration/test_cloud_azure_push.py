@@ -5,6 +5,7 @@ VHD byte for byte, ``Get Page Ranges`` shows that only the non-empty ranges were
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import signal
@@ -144,7 +145,21 @@ def test_sparse_vhd_uploads_only_its_data(azurite: str, tmp_path: Path) -> None:
     assert plan.md5 == hashlib.md5(vhd.read_bytes()).digest()
 
     blob = _blob(azurite, "sparse.vhd")
+    real_upload = blob.upload_page
+    sent: dict[int, tuple[str, bytes]] = {}
+
+    def recorded(page: bytes, offset: int, length: int, **kw: Any) -> Any:
+        def hook(request: Any) -> None:
+            sent[offset] = (request.http_request.headers.get("Content-MD5", ""), page)
+
+        return real_upload(page, offset=offset, length=length, raw_request_hook=hook, **kw)
+
+    blob.upload_page = recorded
     upload_vhd(blob, vhd, plan, workers=3)
+    # each Put Page carried its range's Content-MD5
+    assert sorted(sent) == [offset for offset, _ in plan.ranges]
+    for md5, page in sent.values():
+        assert base64.b64decode(md5) == hashlib.md5(page).digest()
 
     props = blob.get_blob_properties()
     assert props.blob_type == "PageBlob"
