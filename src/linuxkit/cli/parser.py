@@ -342,6 +342,9 @@ CLOUDS = (
     ("azure", "Microsoft Azure"),
     ("gcp", "Google Cloud Platform"),
     ("openstack", "OpenStack"),
+    ("vcenter", "VMware vCenter/ESXi"),
+    ("scaleway", "Scaleway"),
+    ("equinixmetal", "Equinix Metal"),
 )
 
 RUN_BACKENDS: VerbTable = (

@@ -14,6 +14,9 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "azure": ("azure-storage-blob", "azure-identity", "azure-mgmt-compute"),
     "gcp": ("google-cloud-storage", "google-auth"),
     "openstack": ("openstacksdk",),
+    "vcenter": ("pyvmomi",),
+    "scaleway": ("scaleway",),
+    "equinixmetal": ("equinix",),
 }
 
 
