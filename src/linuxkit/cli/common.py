@@ -65,6 +65,12 @@ BOOL_FLAGS = frozenset(
         "--skip-cleanup",
         "--uefi-compatible",
         "--vtpm",
+        "--powerOn",
+        "--waitForIP",
+        "--clean",
+        "--no-attach",
+        "--no-clean",
+        "--decompress",
     }
 )
 
