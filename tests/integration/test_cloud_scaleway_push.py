@@ -13,8 +13,10 @@ the bytes Scaleway would import are compared with the file.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -270,3 +272,23 @@ def test_run_waits_for_the_server_to_stop_then_deletes_it_and_its_volume(bucket:
     # stopped: terminate is refused on a stopped server, so the server then its Block volume are deleted
     assert calls[-2:] == [("DELETE", f"{INSTANCE}/servers/{SERVER_ID}"), ("DELETE", f"{BLOCK}/volumes/{VOLUME_ID}")]
     assert [r.json() for r in api_server.requests if r.path.endswith("/action")] == [{"action": "poweron"}]
+
+
+def test_sigterm_while_importing_deletes_the_snapshot_and_the_object(bucket: Any, s3_url: str, tmp_path: Path) -> None:
+    disk = qcow2(tmp_path)
+    fake = FakeScaleway(bucket, ["creating"])  # never available
+    with recording_server(fake) as api:
+        argv = [sys.executable, "-m", "linuxkit.cli.main", "push", "scaleway", "--bucket", BUCKET, str(disk)]
+        proc = subprocess.Popen(
+            argv, env=env_for(api, s3_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 60
+        while ("GET", f"{BLOCK}/snapshots/{SNAP}") not in api.calls():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert api.calls()[-1] == ("DELETE", f"{BLOCK}/snapshots/{SNAP}")
+    assert ("POST", f"{INSTANCE}/images") not in api.calls()
+    assert "Contents" not in bucket.list_objects_v2(Bucket=BUCKET)
