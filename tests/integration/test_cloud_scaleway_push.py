@@ -292,3 +292,23 @@ def test_sigterm_while_importing_deletes_the_snapshot_and_the_object(bucket: Any
     assert api.calls()[-1] == ("DELETE", f"{BLOCK}/snapshots/{SNAP}")
     assert ("POST", f"{INSTANCE}/images") not in api.calls()
     assert "Contents" not in bucket.list_objects_v2(Bucket=BUCKET)
+
+
+def test_a_server_that_cannot_be_started_is_deleted_even_without_clean(bucket: Any, s3_url: str) -> None:
+    fake = FakeScaleway(bucket, ["available"])
+    fake.images.append({"id": IMAGE_ID, "name": "lk-efi"})
+
+    def refuse_user_data(r: Request) -> tuple[int, Any]:
+        if r.method == "PATCH":
+            return 400, {"type": "invalid_arguments", "message": "user data too large"}
+        return fake(r)
+
+    with recording_server(refuse_user_data) as api:
+        proc = lk("run", "scaleway", "--no-attach", "--data", "x" * 100, "lk-efi", env=env_for(api, s3_url))
+    assert proc.returncode == 1
+    assert "user data too large" in proc.stderr
+    assert api.calls()[-2:] == [
+        ("DELETE", f"{INSTANCE}/servers/{SERVER_ID}"),
+        ("DELETE", f"{BLOCK}/volumes/{VOLUME_ID}"),
+    ]
+    assert not any(r.path.endswith("/action") for r in api.requests)

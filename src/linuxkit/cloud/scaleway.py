@@ -224,12 +224,15 @@ def run(opts: RunOptions, api: ScalewayApi | None = None) -> int:
     log.info(f"creating server {name} ({opts.instance_type}) from image {image_id} in {opts.zone}")
     server = api.create_server(name, opts.instance_type, image_id, project)
     server_id = str(server["id"])
-    running = False
-    try:
+    try:  # a server that could not be started is deleted, whatever --clean says
         if opts.data is not None:
             api.set_user_data(server_id, opts.data)
         api.action(server_id, "poweron")
-        running = True
+    except BaseException:
+        _remove_server(api, server, running=False)
+        raise
+    running = True
+    try:
         log.info(f"server {server_id} is booting")
         opts.write(
             f"console: scw instance server console {server_id} zone={opts.zone}  "
