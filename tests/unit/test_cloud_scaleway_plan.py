@@ -133,4 +133,4 @@ def test_a_missing_boto3_names_the_extra(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
-    assert "pip install 'linuxkit[aws]'" in proc.stderr
+    assert "pip install 'linuxkit[scaleway]'" in proc.stderr

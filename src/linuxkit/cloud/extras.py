@@ -15,8 +15,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "gcp": ("google-cloud-storage", "google-auth"),
     "openstack": ("openstacksdk",),
     "vcenter": ("pyvmomi",),
-    "scaleway": ("scaleway",),
-    "equinixmetal": ("equinix",),
+    "scaleway": ("boto3",),
 }
 
 

@@ -95,7 +95,7 @@ class PushOptions:
 
 
 def s3_client(creds: Credentials, zone: str) -> Any:
-    boto3 = require("aws", "boto3", verb="push scaleway")
+    boto3 = require("scaleway", "boto3", verb="push scaleway")
     return boto3.client(
         "s3",
         endpoint_url=object_storage_url(zone),
