@@ -23,7 +23,7 @@ USER, PASSWORD = "lk-user", "lk:pass@word"
 
 
 def build() -> Path:
-    """The simulator binary (built on first use, about 25 s)."""
+    """The simulator binary (built on first use, about 40 s)."""
     if not GOVMOMI.is_dir():
         pytest.fail(f"{GOVMOMI} is missing: run scripts/setup (Debian's golang-github-vmware-govmomi-dev)")
     go_version = subprocess.run(["go", "version"], capture_output=True, text=True, check=True).stdout
