@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,23 +45,55 @@ def build() -> Path:
     return out
 
 
+@dataclass
+class Simulator:
+    """A running simulator: its SDK URL (no credentials in it) and its SOAP trace."""
+
+    url: str
+    trace: Path
+
+    def mark(self) -> int:
+        """Where the trace ends now (give it to :meth:`requests_since`)."""
+        return self.trace.stat().st_size if self.trace.exists() else 0
+
+    def requests_since(self, mark: int) -> list[tuple[str, str]]:
+        """(operation, SOAP body) of each request received after ``mark``."""
+        with self.trace.open("rb") as f:
+            f.seek(mark)
+            text = f.read().decode("utf-8", "replace")
+        found = []
+        for chunk in text.split("Request: ")[1:]:
+            body = chunk.split("\nResponse: ", 1)[0]
+            match = _OPERATION.search(body)
+            if match:
+                found.append((match.group(1), body))
+        return found
+
+    def operations_since(self, mark: int) -> list[str]:
+        return [op for op, _ in self.requests_since(mark)]
+
+
+#: the first element inside a SOAP Body: the operation (vSphere Web Services API method)
+_OPERATION = re.compile(r"<(?:\w+:)?Body[^>]*>\s*<(?:\w+:)?(\w+)")
+
+
 @contextmanager
-def running(user: str = USER, password: str = PASSWORD) -> Iterator[str]:
-    """The simulator's ``https://host:port/sdk`` URL (no credentials in it) while it runs."""
+def running(tmp: Path, user: str = USER, password: str = PASSWORD) -> Iterator[Simulator]:
+    """The simulator, on a free loopback port over HTTPS, while the block runs; its SOAP trace in ``tmp``."""
+    trace = tmp / "vcsim-trace.log"
     proc = subprocess.Popen(
-        [str(build()), "-listen", "127.0.0.1:0", "-user", f"{user}:{password}"],
+        [str(build()), "-listen", "127.0.0.1:0", "-user", f"{user}:{password}", "-trace", str(trace)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
         assert proc.stdout is not None
-        deadline = time.monotonic() + 30
         line = proc.stdout.readline().strip()
-        if not line.startswith("https://") or time.monotonic() > deadline:
+        if not line.startswith("https://"):
             pytest.fail(f"vcsim did not start: {line!r}")
         host = line.rsplit("@", 1)[-1]
-        yield f"https://{host}"
+        yield Simulator(f"https://{host}", trace)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -30,9 +30,24 @@ DATASTORE = "LocalDS_0"
 
 
 @pytest.fixture(scope="module")
-def sdk() -> Iterator[str]:
-    with vcsim.running() as url:
-        yield url
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[vcsim.Simulator]:
+    with vcsim.running(tmp_path_factory.mktemp("vcsim")) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def sdk(sim: vcsim.Simulator) -> str:
+    return sim.url
+
+
+def tasks(sim: vcsim.Simulator, mark: int) -> list[str]:
+    """The task-starting operations received since ``mark`` (the ones that change or search the inventory)."""
+    return [op for op in sim.operations_since(mark) if op.endswith("_Task")]
+
+
+def body(sim: vcsim.Simulator, mark: int, operation: str) -> str:
+    (found,) = [text for op, text in sim.requests_since(mark) if op == operation]
+    return found
 
 
 def vc_url(sdk: str, user: str = vcsim.USER, password: str = vcsim.PASSWORD) -> str:
@@ -87,10 +102,16 @@ def iso(tmp_path: Path, name: str, size: int) -> Path:
     return path
 
 
-def test_push_uploads_the_iso_to_its_folder(sdk: str, tmp_path: Path) -> None:
+def test_push_uploads_the_iso_to_its_folder(sim: vcsim.Simulator, sdk: str, tmp_path: Path) -> None:
     image = iso(tmp_path, "lk-push.iso", 5 * 1024 * 1024 + 123)
+    mark = sim.mark()
     proc = lk(sdk, "push", "vcenter", str(image))
     assert proc.returncode == 0, proc.stderr
+    ops = sim.operations_since(mark)
+    assert ops[:2] == ["RetrieveServiceContent", "Login"] and ops[-1] == "Logout"
+    assert "CreateContainerView" in ops and tasks(sim, mark) == []  # looks up, changes nothing over SOAP
+    login = body(sim, mark, "Login")
+    assert f">{vcsim.USER}</userName>" in login and f">{vcsim.PASSWORD}</password>" in login  # decoded from the URL
     assert f"[{DATASTORE}] lk-push/lk-push.iso" in proc.stdout + proc.stderr
     assert read_back(sdk, "lk-push/lk-push.iso") == image.read_bytes()
 
@@ -130,7 +151,9 @@ def test_push_refusals_are_user_errors(sdk: str, tmp_path: Path) -> None:
     assert read_back(sdk, "refused/refused.iso") is None
 
 
-def test_an_interrupted_upload_is_deleted(sdk: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_upload_is_deleted(
+    sim: vcsim.Simulator, sdk: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In-process: the upload is cut after its first MiB (as Ctrl-C would); the partial file is deleted."""
     from linuxkit.cloud import vcenter
 
@@ -146,14 +169,20 @@ def test_an_interrupted_upload_is_deleted(sdk: str, tmp_path: Path, monkeypatch:
         real(session, relative, source, size, progress, **kw)
 
     monkeypatch.setattr(vcenter, "upload", cut)
+    mark = sim.mark()
     with pytest.raises(KeyboardInterrupt):
         vcenter.push(vcenter.PushOptions(path=image, target=vcenter.Target(url=vc_url(sdk))))
     assert read_back(sdk, "cut/cut.iso") is None
+    assert tasks(sim, mark) == ["DeleteDatastoreFile_Task"]
+    assert f">[{DATASTORE}] cut/cut.iso</name>" in body(sim, mark, "DeleteDatastoreFile_Task")
 
 
-def test_run_creates_the_vm_as_upstream(sdk: str, client: Any, tmp_path: Path) -> None:
+def test_run_creates_the_vm_as_upstream(sim: vcsim.Simulator, sdk: str, client: Any, tmp_path: Path) -> None:
+    """The SOAP bodies are checked against the vSphere Web Services API's ``VirtualMachineConfigSpec`` (name,
+    guestId, files.vmPathName, numCPUs, memoryMB, deviceChange) and ``VirtualDeviceConfigSpec`` types."""
     image = iso(tmp_path, "lk-run.iso", 64 * 1024)
     assert lk(sdk, "push", "vcenter", str(image)).returncode == 0
+    mark = sim.mark()
     proc = lk(
         sdk,
         "run",
@@ -172,6 +201,31 @@ def test_run_creates_the_vm_as_upstream(sdk: str, client: Any, tmp_path: Path) -
         str(image),
     )
     assert proc.returncode == 0, proc.stderr
+    assert tasks(sim, mark) == ["SearchDatastore_Task", "CreateVM_Task", "ReconfigVM_Task", "PowerOnVM_Task"]
+    create = body(sim, mark, "CreateVM_Task")
+    for part in (
+        "<name>lk-run</name>",
+        "<guestId>otherLinux64Guest</guestId>",
+        f"<files><vmPathName>[{DATASTORE}]</vmPathName></files>",
+        "<numCPUs>2</numCPUs>",
+        "<memoryMB>512</memoryMB>",
+        '<deviceChange><operation>add</operation><device xsi:type="ParaVirtualSCSIController">',
+        'type="ResourcePool">',
+    ):
+        assert part in create
+    reconfig = body(sim, mark, "ReconfigVM_Task")
+    for part in (
+        '<device xsi:type="VirtualCdrom">',
+        f'<backing xsi:type="VirtualCdromIsoBackingInfo"><fileName>[{DATASTORE}] lk-run/lk-run.iso</fileName>',
+        "<startConnected>true</startConnected>",
+        '<fileOperation>create</fileOperation><device xsi:type="VirtualDisk">',
+        "<diskMode>persistent</diskMode><thinProvisioned>true</thinProvisioned>",
+        "<capacityInKB>2097152</capacityInKB>",
+        '<device xsi:type="VirtualVmxnet3">',
+        "<deviceName>VM Network</deviceName>",
+        "<addressType>generated</addressType>",
+    ):
+        assert part in reconfig
     vm = vms(client)["lk-run"]
     assert vm.config.guestId == "otherLinux64Guest"
     assert (vm.config.hardware.numCPU, vm.config.hardware.memoryMB) == (2, 512)
@@ -219,14 +273,16 @@ def test_run_on_a_distributed_port_group(sdk: str, client: Any, tmp_path: Path) 
     assert nic.backing.port.switchUuid == pg.config.distributedVirtualSwitch.uuid
 
 
-def test_run_refuses_an_iso_not_pushed(sdk: str, client: Any, tmp_path: Path) -> None:
+def test_run_refuses_an_iso_not_pushed(sim: vcsim.Simulator, sdk: str, client: Any, tmp_path: Path) -> None:
+    mark = sim.mark()
     proc = lk(sdk, "run", "vcenter", str(tmp_path / "never-pushed.iso"))
+    assert tasks(sim, mark) == ["SearchDatastore_Task"]
     assert proc.returncode == 2, proc.stderr
     assert "not on the datastore" in proc.stderr and "push" in proc.stderr
     assert "never-pushed" not in vms(client)
 
 
-def test_run_destroys_a_half_created_vm(sdk: str, client: Any, tmp_path: Path) -> None:
+def test_run_destroys_a_half_created_vm(sim: vcsim.Simulator, sdk: str, client: Any, tmp_path: Path) -> None:
     """The persistent disk's file exists already (a second run of the same name): adding it fails after the VM
     was created, and that VM is destroyed."""
     image = iso(tmp_path, "twice.iso", 4096)
@@ -234,7 +290,9 @@ def test_run_destroys_a_half_created_vm(sdk: str, client: Any, tmp_path: Path) -
     first = lk(sdk, "run", "vcenter", "--persistentSize", "100M", str(image))
     assert first.returncode == 0, first.stderr
     (vm,) = [vm for name, vm in vms(client).items() if name == "twice"]
+    mark = sim.mark()
     second = lk(sdk, "run", "vcenter", "--persistentSize", "100M", "--powerOn", str(image))
     assert second.returncode == 1, second.stderr
+    assert tasks(sim, mark) == ["SearchDatastore_Task", "CreateVM_Task", "ReconfigVM_Task", "Destroy_Task"]
     assert "FileAlreadyExists" in second.stderr and "Deleted the half-created VM twice" in second.stderr
     assert [v for name, v in vms(client).items() if name == "twice"] == [vm]

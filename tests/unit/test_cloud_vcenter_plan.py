@@ -5,12 +5,15 @@ environment variables, and that the CLI module imports no SDK."""
 
 from __future__ import annotations
 
+import http.server
+import io
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -124,11 +127,10 @@ def test_device_changes_need_controllers() -> None:
 
 def test_a_failed_task_names_its_fault() -> None:
     fault = vim.fault.FileAlreadyExists(file="[ds] a/linuxkit.vmdk")
-    task = SimpleNamespace(info=SimpleNamespace(state="error", error=fault))
     with pytest.raises(LinuxKitError, match=r"adding failed: FileAlreadyExists \(\[ds\] a/linuxkit.vmdk\)"):
-        vcenter.wait(task, "adding")
-    done = SimpleNamespace(info=SimpleNamespace(state="success", result=42))
-    assert vcenter.wait(done, "x") == 42
+        vcenter.wait("task", "adding", read=lambda task: ("error", fault, None))
+    states = iter([("queued", None, None), ("running", None, None), ("success", None, 42)])
+    assert vcenter.wait("task", "x", poll=0.0, read=lambda task: next(states)) == 42
 
 
 def test_wait_for_ip_times_out() -> None:
@@ -211,3 +213,59 @@ def test_a_missing_sdk_names_the_extra(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'linuxkit[vcenter]'" in proc.stderr
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Records each PUT (path, headers, body); answers with the status the test sets."""
+
+    seen: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+    status: ClassVar[int] = 201
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen.append((self.path, dict(self.headers.items()), body))
+        self.send_response(type(self).status)
+        message = b"" if type(self).status < 300 else b"no space left"
+        self.send_header("Content-Length", str(len(message)))
+        self.end_headers()
+        self.wfile.write(message)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_upload_request_as_vsphere_file_access(tmp_path: Path) -> None:
+    """vSphere's HTTP file access ("Datastore access via HTTP", vSphere Web Services SDK Programming Guide): PUT
+    /folder/PATH?dcPath=..&dsName=.. with the SOAP session's cookie and the file's length, the file as body."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        session = vcenter.Session(
+            vim=None,
+            si=SimpleNamespace(_stub=SimpleNamespace(cookie='vmware_soap_session="52a1"; Path=/')),
+            content=None,
+            endpoint=vcenter_spec.parse_url(f"http://u:p@127.0.0.1:{port}/sdk"),
+            datacenter=None,
+            datacenter_path="/DC0",
+            datastore=SimpleNamespace(name="ds 1"),
+        )
+        data = os.urandom(3 * vcenter.CHUNK + 5)
+        progress: list[int] = []
+        _Recorder.status = 201
+        vcenter.upload(session, "lk/lk.iso", io.BytesIO(data), len(data), progress.append)
+        ((path, headers, body),) = _Recorder.seen
+        assert path == "/folder/lk/lk.iso?dcPath=%2FDC0&dsName=ds+1"
+        assert headers["Cookie"] == 'vmware_soap_session="52a1"; Path=/'
+        assert headers["Content-Type"] == "application/octet-stream"
+        assert headers["Content-Length"] == str(len(data)) and body == data
+        assert progress == [vcenter.CHUNK, 2 * vcenter.CHUNK, 3 * vcenter.CHUNK, len(data)]
+        _Recorder.status = 507
+        with pytest.raises(LinuxKitError, match="HTTP 507 no space left"):
+            vcenter.upload(session, "lk/lk.iso", io.BytesIO(data), len(data), progress.append)
+        with pytest.raises(LinuxKitError, match="shrank"):
+            vcenter.upload(session, "lk/lk.iso", io.BytesIO(data[:10]), len(data), progress.append)
+    finally:
+        server.shutdown()
+        server.server_close()

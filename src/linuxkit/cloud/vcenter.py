@@ -47,6 +47,7 @@ class Session:
 
     vim: Any
     si: Any
+    content: Any
     endpoint: spec.Endpoint
     datacenter: Any
     datacenter_path: str
@@ -119,8 +120,7 @@ def _only(kind: str, items: list[Any], name: str, flag: str) -> Any:
     raise UserError(f"vCenter has {len(items)} {kind}s: say which", hint=f"pass {flag} (one of {known})")
 
 
-def _objects(si: Any, root: Any, kind: Any) -> list[Any]:
-    content = si.RetrieveContent()
+def _objects(content: Any, root: Any, kind: Any) -> list[Any]:
     view = content.viewManager.CreateContainerView(root, [kind], True)
     try:
         return list(view.view)
@@ -128,9 +128,8 @@ def _objects(si: Any, root: Any, kind: Any) -> list[Any]:
         view.Destroy()
 
 
-def inventory_path(si: Any, obj: Any) -> str:
+def inventory_path(root: Any, obj: Any) -> str:
     """``/folder/.../name`` of a managed object below the root folder (govmomi's ``InventoryPath``)."""
-    root = si.RetrieveContent().rootFolder
     names: list[str] = []
     while obj is not None and obj != root:
         names.append(obj.name)
@@ -139,14 +138,15 @@ def inventory_path(si: Any, obj: Any) -> str:
 
 
 def _lookup(vim: Any, si: Any, endpoint: spec.Endpoint, target: Target, *, need_host: bool) -> Session:
-    root = si.RetrieveContent().rootFolder
-    dc = _only("datacenter", _objects(si, root, vim.Datacenter), target.datacenter, "--datacenter/$VCDATACENTER")
+    content = si.RetrieveContent()
+    root = content.rootFolder
+    dc = _only("datacenter", _objects(content, root, vim.Datacenter), target.datacenter, "--datacenter/$VCDATACENTER")
     ds = _only("datastore", list(dc.datastore), target.datastore, "--datastore/$VCDATASTORE")
-    session = Session(vim, si, endpoint, dc, inventory_path(si, dc), ds)
+    session = Session(vim, si, content, endpoint, dc, inventory_path(root, dc), ds)
     if target.network:
         session.network = _only("network", list(dc.network), target.network, "--network/$VCNETWORK")
     if need_host:
-        hosts = _objects(si, dc.hostFolder, vim.HostSystem)
+        hosts = _objects(content, dc.hostFolder, vim.HostSystem)
         if target.hostname:
             session.host = _only("vSphere host", hosts, target.hostname, "--hostname/$VCHOST")
         elif hosts:
@@ -161,14 +161,30 @@ def cookie(session: Session) -> str:
     return str(session.si._stub.cookie)
 
 
-def wait(task: Any, what: str, *, poll: float = 0.2) -> Any:
+def read_task(task: Any) -> tuple[str, Any, Any]:
+    """A task's ``info.state``, ``info.error`` and ``info.result``, read with the property collector (the whole
+    ``info`` is not read: some servers put an entity there that is not a ``ManagedEntity``)."""
+    vmodl = require("vcenter", "pyVmomi", verb="vcenter").vmodl
+    collector = vmodl.query.PropertyCollector("propertyCollector", task._stub)
+    paths = ["info.state", "info.error", "info.result"]
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task, skip=False)],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=type(task), pathSet=paths)],
+    )
+    props: dict[str, Any] = {}
+    for found in collector.RetrieveContents([spec]):
+        props.update({p.name: p.val for p in found.propSet})
+    return str(props.get("info.state", "")), props.get("info.error"), props.get("info.result")
+
+
+def wait(task: Any, what: str, *, poll: float = 0.2, read: Callable[[Any], tuple[str, Any, Any]] = read_task) -> Any:
     """A vSphere task's result, or a :class:`LinuxKitError` with its fault."""
     while True:
-        info = task.info
-        if info.state == "success":
-            return info.result
-        if info.state == "error":
-            raise LinuxKitError(f"{what} failed: {fault_text(info.error)}")
+        state, error, result = read(task)
+        if state == "success":
+            return result
+        if state == "error":
+            raise LinuxKitError(f"{what} failed: {fault_text(error)}")
         time.sleep(poll)
         poll = min(poll * 2, 2.0)
 
@@ -191,7 +207,7 @@ def find_file(session: Session, relative: str) -> bool:
     try:
         result = wait(task, f"looking for {relative}")
     except LinuxKitError:
-        if isinstance(task.info.error, vim.fault.FileNotFound):
+        if isinstance(read_task(task)[1], vim.fault.FileNotFound):
             return False
         raise
     return any(f.path == name for f in result.file or [])
@@ -251,7 +267,7 @@ def upload(
 
 def delete_file(session: Session, relative: str) -> None:
     """Delete ``[datastore] relative`` (a partial upload)."""
-    manager = session.si.RetrieveContent().fileManager
+    manager = session.content.fileManager
     name = spec.datastore_path(session.datastore.name, relative)
     wait(manager.DeleteDatastoreFile_Task(name=name, datacenter=session.datacenter), f"deleting {name}")
 
