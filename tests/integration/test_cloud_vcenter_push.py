@@ -296,3 +296,24 @@ def test_run_destroys_a_half_created_vm(sim: vcsim.Simulator, sdk: str, client: 
     assert tasks(sim, mark) == ["SearchDatastore_Task", "CreateVM_Task", "ReconfigVM_Task", "Destroy_Task"]
     assert "FileAlreadyExists" in second.stderr and "Deleted the half-created VM twice" in second.stderr
     assert [v for name, v in vms(client).items() if name == "twice"] == [vm]
+
+
+def test_an_interrupted_run_destroys_the_vm(
+    sim: vcsim.Simulator, sdk: str, client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: Ctrl-C (or SIGTERM, which the CLI raises the same way) right after the VM was created."""
+    from linuxkit.cloud import vcenter, vcenter_spec
+
+    image = iso(tmp_path, "ctrlc.iso", 4096)
+    assert lk(sdk, "push", "vcenter", str(image)).returncode == 0
+
+    def interrupted(*args: Any, **kwargs: Any) -> list[Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vcenter_spec, "device_changes", interrupted)
+    mark = sim.mark()
+    with pytest.raises(KeyboardInterrupt):
+        vcenter.run(vcenter.RunOptions(path=str(image), target=vcenter.Target(url=vc_url(sdk)), power_on=True))
+    assert tasks(sim, mark) == ["SearchDatastore_Task", "CreateVM_Task", "Destroy_Task"]
+    assert "ctrlc" not in vms(client)
+    assert "Logout" in sim.operations_since(mark)

@@ -65,6 +65,20 @@ def test_names_and_paths() -> None:
     )
 
 
+def test_names_are_found_or_the_only_one_is_taken() -> None:
+    a, b = SimpleNamespace(name="a"), SimpleNamespace(name="b")
+    assert vcenter._only("datastore", [a, b], "b", "--datastore") is b
+    assert vcenter._only("datastore", [a], "", "--datastore") is a
+    with pytest.raises(UserError, match=r"datastore \[c\] could not be found") as err:
+        vcenter._only("datastore", [a, b], "c", "--datastore/$VCDATASTORE")
+    assert err.value.hint == "--datastore/$VCDATASTORE: one of a, b"
+    with pytest.raises(UserError, match="2 datastores: say which") as err:
+        vcenter._only("datastore", [b, a], "", "--datastore")
+    assert "a, b" in (err.value.hint or "")
+    with pytest.raises(UserError, match="no datastore"):
+        vcenter._only("datastore", [], "", "--datastore")
+
+
 def test_persistent_size_as_upstream() -> None:
     assert vcenter_spec.disk_size_mb("512M") == 512
     assert vcenter_spec.disk_size_mb("4G") == 4096
@@ -234,10 +248,15 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the client hanging up mid-request (the "shrank" case) is expected
+
+
 def test_upload_request_as_vsphere_file_access(tmp_path: Path) -> None:
     """vSphere's HTTP file access ("Datastore access via HTTP", vSphere Web Services SDK Programming Guide): PUT
     /folder/PATH?dcPath=..&dsName=.. with the SOAP session's cookie and the file's length, the file as body."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server = _QuietServer(("127.0.0.1", 0), _Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
