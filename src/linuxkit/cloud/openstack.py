@@ -192,11 +192,28 @@ def _upload(conn: Any, image: Any, opts: PushOptions) -> None:
                     raise LinuxKitError(f"upload refused: HTTP {resp.status_code}: {resp.text[:300]}")
                 log.info(f"uploaded {size / 1e6:.1f} MB in {time.monotonic() - started:.1f}s")
                 return
-            status = conn.image.get_image(image.id).status
+            status = _settled_status(conn, image.id)
             if attempt == opts.attempts or status != "queued":
                 raise LinuxKitError(f"upload failed ({failure}); the image is {status}")
             log.info(f"upload failed ({failure}): again in {opts.backoff:.0f}s")
             time.sleep(opts.backoff)
+
+
+#: how long a failed upload may stay ``saving`` before the image goes back to ``queued``: a real Glance (Debian 12's
+#: 25.1) answers the cut upload with a 500 first and resets the image only once it has seen the connection end
+SETTLE_SECONDS = 15.0
+
+
+def _settled_status(conn: Any, image_id: str, limit: float = SETTLE_SECONDS) -> str:
+    """The image's status once it has left ``saving`` (or ``saving`` after ``limit`` seconds)."""
+    deadline = time.monotonic() + limit
+    delay = 0.2
+    while True:
+        status = str(conn.image.get_image(image_id).status)
+        if status != "saving" or time.monotonic() >= deadline:
+            return status
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 def _delete_image(conn: Any, image_id: str) -> None:
