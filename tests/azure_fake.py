@@ -13,17 +13,14 @@ retrieveBootDiagnosticsData)): a ``PUT`` answers 201 with the resource, its ``id
 from __future__ import annotations
 
 import copy
-import http.server
-import json
-import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.recording_api import Fake, Request, serve
 
 TOKEN = "eyJ0eXAiOiJKV1QifQ.fake.token"
 CLIENT_SECRET = "s3cret"
@@ -40,8 +37,7 @@ class Call:
 
 
 @dataclass
-class FakeArm:
-    url: str = ""
+class FakeArm(Fake):
     calls: list[Call] = field(default_factory=list)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: storage accounts the subscription lists, beyond those PUT
@@ -56,13 +52,23 @@ class FakeArm:
     #: (method, path suffix) → HTTP status to answer instead (an injected failure)
     fail: dict[tuple[str, str], int] = field(default_factory=dict)
 
+    def answer(self, req: Request) -> tuple[int, Any, dict[str, str]]:
+        """The recording server's handler: the call recorded (but tokens, operations and console logs), answered."""
+        body = req.body
+        if req.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            body = {k: v[0] for k, v in body.items()}
+        if not req.path.startswith(("/console/", "/operations/")) and "/v2.0" not in req.path:
+            version = req.query.get("api-version", [""])[0]
+            self.calls.append(Call(req.method, req.path, version, body, req.headers.get("authorization", "")))
+        return self.respond(req.method, req.path, body)
+
     def put_calls(self) -> list[Call]:
         return [c for c in self.calls if c.method == "PUT"]
 
     def _key(self, path: str) -> str:
         return path.rstrip("/").lower()
 
-    def answer(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+    def respond(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
         """The status, JSON (or text) and headers of the answer."""
         status, answer = self._answer(method, path, body)
         if method == "PUT" and status == 201 and "/Microsoft.Storage/storageAccounts/" in path:
@@ -141,42 +147,6 @@ class FakeArm:
         return 400, {"error": {"code": "Unexpected", "message": f"{method} {path}"}}
 
 
-def _handler(fake: FakeArm) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
-                body: Any = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-            else:
-                body = json.loads(raw) if raw else None
-            version = parse_qs(parts.query).get("api-version", [""])[0]
-            if not parts.path.startswith(("/console/", "/operations/")) and "/v2.0" not in parts.path:
-                fake.calls.append(Call(self.command, parts.path, version, body, self.headers.get("Authorization", "")))
-            status, answer, headers = fake.answer(self.command, parts.path, body)
-            if isinstance(answer, str):
-                data, kind = answer.encode(), "text/plain"
-            else:
-                data, kind = (json.dumps(answer).encode() if answer is not None else b""), "application/json"
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_PUT = do_POST = do_DELETE = _serve
-
-    return Handler
-
-
 @contextmanager
 def fake_arm(workdir: Path) -> Iterator[tuple[FakeArm, Path]]:
     """The fake on a free loopback port with TLS; yields it and its certificate (for REQUESTS_CA_BUNDLE)."""
@@ -187,19 +157,8 @@ def fake_arm(workdir: Path) -> Iterator[tuple[FakeArm, Path]]:
         check=True,
         capture_output=True,
     )  # fmt: skip
-    fake = FakeArm()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    fake.url = f"https://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(FakeArm(), tls=(cert, key)) as fake:
         yield fake, cert
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class FakeCredential:

@@ -13,7 +13,6 @@ documented resources (Operation with ``status`` RUNNING then DONE, ``error.error
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import socket
 import subprocess
@@ -21,11 +20,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.recording_api import Fake, Request, serve
 
 TOKEN = "ya29.fake-token"
 
@@ -112,16 +112,7 @@ class CuttingProxy:
 
 
 @dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class ComputeFake:
+class ComputeFake(Fake):
     """The recording OAuth + Compute server. ``fail_image_insert`` makes images.insert's operation end in error;
     ``image_insert_hangs`` keeps it RUNNING;
     ``serial`` is the console text an instance shows, revealed one piece per serialPort call, after which the
@@ -131,17 +122,11 @@ class ComputeFake:
     #: images.insert's operation never ends (to interrupt a push while it waits)
     image_insert_hangs: bool = False
     serial: list[str] = field(default_factory=lambda: ["boot 1\n", "", "Welcome to LinuxKit\n", "power off\n"])
-    requests: list[Request] = field(default_factory=list)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     disks: dict[str, dict[str, Any]] = field(default_factory=dict)
     instances: dict[str, dict[str, Any]] = field(default_factory=dict)
     operations: dict[str, dict[str, Any]] = field(default_factory=dict)
     shown: dict[str, int] = field(default_factory=dict)
-    port: int = 0
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
 
     @property
     def endpoint(self) -> str:
@@ -153,7 +138,6 @@ class ComputeFake:
         return [(r.method, r.path.removeprefix(prefix)) for r in self.requests if r.path.startswith(prefix)]
 
     def answer(self, req: Request) -> tuple[int, Any]:
-        self.requests.append(req)
         if req.path == "/token":
             return self._token(req)
         if req.headers.get("authorization") != f"Bearer {TOKEN}":
@@ -278,41 +262,8 @@ def b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-@contextmanager
-def compute_fake(fake: ComputeFake) -> Iterator[ComputeFake]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            url = urlsplit(self.path)
-            raw = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-            ctype = self.headers.get("Content-Type", "")
-            body: Any = None
-            if raw and "json" in ctype:
-                body = json.loads(raw)
-            elif raw:
-                body = parse_qs(raw.decode())
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, answer = fake.answer(Request(self.command, url.path, parse_qs(url.query), headers, body))
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_DELETE = do_PUT = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
+def compute_fake(fake: ComputeFake) -> AbstractContextManager[ComputeFake]:
+    return serve(fake)
 
 
 def service_account_key(path: Path, token_uri: str, project: str) -> Path:

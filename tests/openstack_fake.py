@@ -10,32 +10,19 @@ and a catalog; api-ref/image/v2: ``POST /v2/images`` → 201 ``queued``, ``PUT /
 from __future__ import annotations
 
 import hashlib
-import http.server
-import json
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.recording_api import Fake, HangUp, Request, serve
 
 USER, PASSWORD, PROJECT, DOMAIN = "demo", "secret", "demo-project", "Default"
 TOKEN = "gAAAAAfake-token"
 
 
 @dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-    size: int = 0
-
-
-@dataclass
-class OpenStackFake:
+class OpenStackFake(Fake):
     """``drop_first_upload``: the first image upload's connection is closed half way (Glance puts the image back
     to ``queued``); ``fail_uploads``: uploads are answered 500 and the image is ``killed``; ``server_fails``: the
     server goes to ERROR with a fault."""
@@ -43,8 +30,6 @@ class OpenStackFake:
     drop_first_upload: bool = False
     fail_uploads: bool = False
     server_fails: bool = False
-    port: int = 0
-    requests: list[Request] = field(default_factory=list)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     data: dict[str, bytes] = field(default_factory=dict)
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -55,10 +40,6 @@ class OpenStackFake:
         ]
     )
     uploads: int = 0
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
 
     def env(self) -> dict[str, str]:
         return {
@@ -75,6 +56,15 @@ class OpenStackFake:
 
     def calls(self) -> list[tuple[str, str]]:
         return [(r.method, r.path) for r in self.requests]
+
+    def answer(self, req: Request) -> tuple[int, Any, dict[str, str]]:
+        if req.path.startswith("/identity"):
+            return self.identity(req)
+        if req.path.startswith("/image"):
+            return self.image(req)
+        if req.path.startswith("/compute"):
+            return self.compute(req)
+        return 404, {"message": "not found"}, {}
 
     # --- Keystone -------------------------------------------------------------------------------------------
     def identity(self, req: Request) -> tuple[int, Any, dict[str, str]]:
@@ -162,9 +152,15 @@ class OpenStackFake:
             return 404, {"message": f"No image found with ID {image_id}", "code": "404 Not Found"}, {}
         image = self.images[image_id]
         if len(parts) == 4 and parts[3] == "file" and req.method == "PUT":
+            self.uploads += 1
+            if self.drop_first_upload and self.uploads == 1:
+                req.read(req.size // 2)
+                raise HangUp
+            data = req.read()
             if self.fail_uploads:
                 image["status"] = "killed"
                 return 500, {"message": "Error in store configuration", "code": "500 Internal Server Error"}, {}
+            self.store(image_id, data)
             return 204, None, {}
         if len(parts) == 3 and req.method == "GET":
             return 200, image, {}
@@ -232,58 +228,9 @@ class OpenStackFake:
         return 405, {"badRequest": {"code": 405, "message": "method not allowed"}}, {}
 
 
-@contextmanager
-def openstack_fake(fake: OpenStackFake) -> Iterator[OpenStackFake]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def is_upload(req: Request) -> bool:
+    return req.method == "PUT" and req.path.endswith("/file")
 
-        def _handle(self) -> None:
-            url = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            length = int(self.headers.get("Content-Length", "0") or 0)
-            req = Request(self.command, url.path, parse_qs(url.query), headers, None, length)
-            fake.requests.append(req)
-            upload = self.command == "PUT" and url.path.endswith("/file")
-            if upload:
-                fake.uploads += 1
-                if fake.drop_first_upload and fake.uploads == 1:
-                    self.rfile.read(length // 2)
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-            raw = self.rfile.read(length)
-            if raw and not upload:
-                req.body = json.loads(raw)
-            if url.path.startswith("/identity"):
-                status, answer, extra = fake.identity(req)
-            elif url.path.startswith("/image"):
-                status, answer, extra = fake.image(req)
-                if upload and status == 204:
-                    fake.store(url.path.split("/")[-2], raw)
-            elif url.path.startswith("/compute"):
-                status, answer, extra = fake.compute(req)
-            else:
-                status, answer, extra = 404, {"message": "not found"}, {}
-            data = b"" if answer is None else json.dumps(answer).encode()
-            self.send_response(status)
-            for key, value in extra.items():
-                self.send_header(key, value)
-            if data:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
+def openstack_fake(fake: OpenStackFake) -> AbstractContextManager[OpenStackFake]:
+    return serve(fake, streamed=is_upload)
