@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import ROOT
+from tests.motoserver import moto_url
 
 from linuxkit.errors import LinuxKitError
 from linuxkit.formats.partition import Partition, write_mbr
@@ -32,7 +33,7 @@ from linuxkit.formats.partition import Partition, write_mbr
 pytestmark = [pytest.mark.integration]
 
 boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
 MIB = 1024 * 1024
 BLOCK = 512 * 1024
@@ -42,23 +43,17 @@ REGION = "eu-west-1"
 @pytest.fixture(scope="module")
 def moto() -> Iterator[dict[str, str]]:
     """moto's server on a free loopback port; the environment that points boto3 (and the CLI) at it."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
-    try:
-        yield env
-    finally:
-        server.stop()
+    with moto_url() as url:
+        yield {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
 
 
 @pytest.fixture

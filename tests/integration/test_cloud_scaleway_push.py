@@ -23,11 +23,12 @@ from typing import Any
 
 import pytest
 from tests.conftest import ROOT
+from tests.motoserver import moto_url
 from tests.recording_api import Recorder, Request, recording_server
 
 pytestmark = [pytest.mark.integration]
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
 
 ZONE = "fr-par-1"
@@ -45,14 +46,8 @@ BLOCK = f"/block/v1/zones/{ZONE}"
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
+    with moto_url() as url:
         yield url
-    finally:
-        server.stop()
 
 
 def s3(url: str) -> Any:
