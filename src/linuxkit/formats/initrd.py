@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import posixpath
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -156,6 +157,9 @@ def _mtime(hdr: Header) -> int:
     return hdr.mtime[0] if hdr.mtime is not None else _GO_ZERO_TIME
 
 
+_Key = tuple[bytes, int, int, int, int, int]
+
+
 class _Dedupe:
     """Regular files stored once: a file of ``MIN``-``MAX`` bytes is held until its end and hashed; the
     first of its content, mode, owner and mtime is written with link count 2 (the kernel's unpacker then
@@ -164,16 +168,34 @@ class _Dedupe:
     before changing it, so no file can change through another's name). Every container carrying its own
     static busybox or libc made a third of an initrd's bytes, unpacked at every boot (platform-aws:
     55.7 → 39 MB). Smaller files are not worth a hash; bigger ones are passed through unheld (memory stays
-    bounded)."""
+    bounded).
+
+    A later entry may name a path again (two init images with ``usr/bin/runc``: the last one wins). The
+    kernel would open a regular file there in place and rewrite the inode that the path shares with its
+    links, so :meth:`replacing` first writes a symlink entry at that path (the kernel's unpacker removes
+    whatever a symlink replaces), and the group's first name stops being a link target."""
 
     MIN = 64 << 10
     MAX = 16 << 20
 
     def __init__(self) -> None:
-        self.seen: dict[tuple[bytes, int, int, int, int, int], int] = {}
+        self.seen: dict[_Key, tuple[int, str]] = {}  # content → (inode, path of the file that has the data)
+        self.linked: dict[str, _Key] = {}  # path of every file of a link group → its content
         self.hdr: Header | None = None
         self.parts: list[bytes] = []
         self.held = 0
+
+    def replacing(self, cpio: CpioWriter, name: str) -> None:
+        """Before an entry at ``name``: unlink a file of a link group that is there."""
+        path = posixpath.normpath("/" + name)
+        key = self.linked.pop(path, None)
+        if key is None:
+            return
+        cpio.write_header(enc(path[1:]), kind=TYPE_SYMLINK, mode=0o777, size=1)
+        cpio.write(b".")
+        first = self.seen.get(key)
+        if first is not None and first[1] == path:
+            del self.seen[key]
 
     def hold(self, hdr: Header) -> bool:
         if hdr.typeflag != REG or not self.MIN <= hdr.size <= self.MAX:
@@ -195,11 +217,13 @@ class _Dedupe:
         if len(data) != hdr.size:
             raise BuildError(f"rootfs entry is missing {hdr.size - len(data)} bytes of data")
         key = (hashlib.sha256(data).digest(), hdr.size, hdr.mode, hdr.uid, hdr.gid, _mtime(hdr))
+        path = posixpath.normpath("/" + hdr.name)
+        self.linked[path] = key
         first = self.seen.get(key)
         if first is not None:
-            _cpio_entry(cpio, hdr, nlink=2, ino=first)
+            _cpio_entry(cpio, hdr, nlink=2, ino=first[0])
             return
-        self.seen[key] = _cpio_entry(cpio, hdr, nlink=2)
+        self.seen[key] = (_cpio_entry(cpio, hdr, nlink=2), path)
         cpio.write(data)
 
 
@@ -257,6 +281,7 @@ class InitrdSplitter:
         elif name == "boot/cmdline":
             self._cmdline_parts = []
         elif not name.startswith("boot/"):
+            self._dedupe.replacing(self._cpio, name)
             if not self._dedupe.hold(hdr):
                 _cpio_entry(self._cpio, hdr)
             # a regular file's data goes to the cpio writer (or the dedupe), which counts it; the other
