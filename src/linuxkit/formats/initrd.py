@@ -328,7 +328,8 @@ class InitrdSplitter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if kind is not None:
+        # an error, or a block left without a successful close (e.g. close() itself failed): stop the worker
+        if kind is not None or not self._closed:
             self.abort()
 
 
