@@ -20,8 +20,9 @@ from typing import Any
 from .. import log
 from ..errors import LinuxKitError, UserError
 from . import aws_image
-from .ebs_upload import DEFAULT_WORKERS, Deadline, client_error_text, delete_snapshot, poll_delays, upload_snapshot
+from .ebs_upload import DEFAULT_WORKERS, Deadline, client_error_text, delete_snapshot, upload_snapshot
 from .extras import require
+from .polling import poll_delays
 
 #: where boto3 looks for credentials (named in the error when it finds none)
 CREDENTIAL_SOURCES = (

@@ -14,7 +14,8 @@ from typing import Any
 from .. import log
 from ..errors import LinuxKitError, UserError
 from .aws import Aws, sdk_errors
-from .ebs_upload import client_error_text, poll_delays
+from .ebs_upload import client_error_text
+from .polling import poll_delays
 
 #: the device upstream attaches ``--disk-size``'s volume as
 DATA_DEVICE = "/dev/sda2"

@@ -18,7 +18,6 @@ import base64
 import contextlib
 import os
 import secrets
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from ..errors import LinuxKitError, UserError
 from .azure_arm import API_NETWORK, API_RESOURCES, API_STORAGE, Arm, Session, scope, session_from_env
 from .azure_blob import DEFAULT_WORKERS, ensure_container, upload_vhd
 from .azure_vhd import check_fixed_vhd, plan_pages
+from .polling import console_write
 
 CONNECTION_STRING_VAR = "AZURE_STORAGE_CONNECTION_STRING"
 DEFAULT_CONTAINER = "linuxkitcontainer"
@@ -479,8 +479,7 @@ def show_console(
                 if uri:
                     response = requests.get(uri, timeout=60)
                     if response.ok and len(response.content) > shown:
-                        sys.stdout.write(response.content[shown:].decode(errors="replace"))
-                        sys.stdout.flush()
+                        console_write(response.content[shown:].decode(errors="replace"))
                         shown = len(response.content)
             except (AzureError, requests.RequestException) as exc:
                 log.debug(f"console not available yet: {exc}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from .. import log
 from ..errors import LinuxKitError
 from .ebs_blocks import Block, aggregate_checksum, iter_blocks, volume_size_gib
+from .polling import poll_delays
 
 #: ``StartSnapshot``'s ``Timeout``: AWS cancels the snapshot if it is not completed within this many minutes
 SNAPSHOT_TIMEOUT_MINUTES = 60
@@ -49,15 +50,6 @@ class Deadline:
     def sleep(self, seconds: float) -> None:
         self.check()
         time.sleep(max(0.0, min(seconds, self.end - time.monotonic())))
-
-
-def poll_delays(first: float = 0.5, longest: float = 15.0) -> Iterator[float]:
-    """Delays between polls: doubling from ``first`` up to ``longest`` (fast events are seen fast, long waits
-    cost few requests)."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(delay * 2, longest)
 
 
 def client_error_text(exc: BaseException) -> str:

@@ -22,7 +22,6 @@ import gzip
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from .. import log
 from ..errors import LinuxKitError, UserError
 from ..http.client import HttpClient
 from ..serve import ipxe
+from .polling import console_write
 
 API_URL_ENV = "METAL_API_URL"  # ours
 DEFAULT_API_URL = "https://api.equinix.com/metal/v1"
@@ -234,12 +234,7 @@ class RunOptions:
     console: bool = True
     keep: bool = False
     poll_interval: float = 10.0
-    write: Callable[[str], None] = field(default=lambda text: _stdout(text))
-
-
-def _stdout(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    write: Callable[[str], None] = field(default=lambda text: console_write(text))
 
 
 def check_url(http: HttpClient, url: str, what: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import tarfile
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from .gcp_compute import (
     size_gb,
 )
 from .gcs_upload import ResumableUpload, crc32c_b64
+from .polling import console_write
 
 SUFFIX = ".img.tar.gz"
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write", "https://www.googleapis.com/auth/compute")
@@ -238,12 +238,7 @@ class RunOptions:
     #: extra disks: (name, size in MB)
     disks: Sequence[tuple[str, int]] = ()
     poll_interval: float = 1.0
-    write: Callable[[str], None] = field(default=lambda text: _stdout(text))
-
-
-def _stdout(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    write: Callable[[str], None] = field(default=lambda text: console_write(text))
 
 
 STOPPED = frozenset({"STOPPING", "STOPPED", "SUSPENDED", "TERMINATED"})

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from .. import log
 from ..errors import LinuxKitError, UserError
 from .extras import require
+from .polling import poll_delays
 
 #: disk formats Glance v2 and LinuxKit's outputs share, by file extension (upstream's list)
 EXTENSIONS = {
@@ -207,13 +208,12 @@ SETTLE_SECONDS = 15.0
 def _settled_status(conn: Any, image_id: str, limit: float = SETTLE_SECONDS) -> str:
     """The image's status once it has left ``saving`` (or ``saving`` after ``limit`` seconds)."""
     deadline = time.monotonic() + limit
-    delay = 0.2
-    while True:
+    for delay in poll_delays(0.2, 2.0):
         status = str(conn.image.get_image(image_id).status)
         if status != "saving" or time.monotonic() >= deadline:
             return status
         time.sleep(delay)
-        delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
 
 
 def _delete_image(conn: Any, image_id: str) -> None:

@@ -13,7 +13,6 @@ powered on; unless ``--no-attach`` we wait until it stops (or Ctrl-C), then ``--
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from .. import log
 from ..errors import LinuxKitError, UserError
 from .extras import require
+from .polling import console_write
 from .scaleway_api import ScalewayApi, ScalewayError, region_of
 
 S3_URL_ENV = "SCW_OBJECT_STORAGE_URL"  # non-standard: a private or local S3 endpoint
@@ -193,12 +193,7 @@ class RunOptions:
     no_attach: bool = False
     data: str | None = None
     poll_interval: float = 5.0
-    write: Callable[[str], None] = field(default=lambda text: _stdout(text))
-
-
-def _stdout(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    write: Callable[[str], None] = field(default=lambda text: console_write(text))
 
 
 def find_image(api: ScalewayApi, name: str, project: str) -> str:
