@@ -347,8 +347,19 @@ CLOUDS = (
     ("equinixmetal", "Equinix Metal"),
 )
 
+#: the desktop hypervisors ``run`` knows besides qemu: (name, what it is); each one's flags and plan live in
+#: ``cli/run_NAME_cmd.py``, imported only when its verb is chosen
+DESKTOPS = (
+    ("hyperkit", "hyperkit (macOS)"),
+    ("hyperv", "Hyper-V (Windows)"),
+    ("vbox", "VirtualBox"),
+    ("virtualization", "the Virtualization framework (macOS)"),
+    ("vmware", "VMware Workstation/Fusion/Player"),
+)
+
 RUN_BACKENDS: VerbTable = (
     ("qemu", "launch a VM using qemu", _run_qemu, ()),
+    *((name, f"launch a VM using {what}", _flags_of(f"run_{name}_cmd:flags"), ()) for name, what in DESKTOPS),
     *((name, f"launch an instance on {what}", _flags_of(f"cloud_{name}_cmd:run_flags"), ()) for name, what in CLOUDS),
 )
 
