@@ -30,6 +30,10 @@ HOST_FILES = {
     "file": b"host file\n",
 }
 SECRET = b"HOST-SECRET-7d1f"
+#: a file the initrd stores once (64 KiB-16 MiB, twice in init1), then named again by init2 with other bytes:
+#: a writer that rewrote the shared inode would change init1's copy too
+DEDUPED = b"init1's copy\n" * 6000
+REPLACED = b"init2's copy\n" * 6000
 BUSYBOX = Path("/bin/busybox")
 ROOT_LOADER_MODULES = ("virtio_pci", "virtio_blk", "virtio_scsi", "sr_mod", "squashfs", "erofs", "isofs", "overlay")
 
@@ -110,6 +114,8 @@ def images(host: Path) -> list[ImageSpec]:
                     symlink("abs", str(host / "file")),
                     symlink("up", "../../../../../../../.."),
                     symlink("evil2", str(host / "dir")),  # only files: names something below it
+                    file("bin/dup", DEDUPED, 0o755),
+                    file("bin/dup-same", DEDUPED, 0o755),
                 ]
             ],
         ),
@@ -119,6 +125,7 @@ def images(host: Path) -> list[ImageSpec]:
                 [
                     directory("bin"),  # the same directory in two images: the normal case
                     file("bin/sh", "sh", 0o755),
+                    file("bin/dup", REPLACED, 0o755),  # the path of a stored-once file, named again
                     file("evil/pwned", "pwned"),  # below image 1's symlink
                     file("abs", "overwritten?"),  # replaces the symlink, never writes through it
                     file("up/tmp/pwned", "pwned"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.bootkit import write_format
-from tests.hostile import SECRET, YAML, images, sandbox_host, snapshot, unsafe_names
+from tests.hostile import DEDUPED, REPLACED, SECRET, YAML, images, sandbox_host, snapshot, unsafe_names
 from tests.imagefactory import ImageSpec, directory, file, write_layout_tar
 
 from linuxkit.formats.registry import FORMATS as TABLE
@@ -103,6 +103,24 @@ def test_every_format_writer_keeps_to_its_directories(fmt: str, corpus: Corpus, 
     for out in done:
         if out.name.endswith(PLAIN):
             assert_no_secret(out)
+
+
+def test_the_initrd_keeps_a_stored_once_file_when_its_path_is_named_again(
+    corpus: Corpus, rootfs: Path, tmp_path: Path
+) -> None:
+    """init1 has two equal files (stored once, the second a hard link), init2 names the first path again:
+    unpacked in order as the kernel does (libarchive's bsdcpio does the same), init1's other copy stays as it was.
+    (GNU cpio defers the links of data-less entries to the end of the archive, so it would link bin/dup-same to
+    the replacing file: docs/compatibility.md.)"""
+    written = write_format("kernel+initrd", rootfs, tmp_path / "out", EPOCH)
+    initrd = next(p for p in written if p.name.endswith("initrd.img"))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    cpio = subprocess.run(f"gzip -dc {initrd} | bsdcpio -idu --quiet", shell=True, cwd=tree, capture_output=True)
+    assert cpio.returncode == 0, cpio.stderr
+    assert (tree / "bin/dup").read_bytes() == REPLACED
+    assert (tree / "bin/dup-same").read_bytes() == DEDUPED
+    assert_host_untouched(corpus)
 
 
 def test_the_cli_builds_the_root_images_without_touching_the_host(corpus: Corpus, tmp_path: Path) -> None:
