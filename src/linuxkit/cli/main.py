@@ -4,7 +4,9 @@ messages and exit codes (2 bad input, 1 failure, 128+N killed by signal N: 130 S
 
 SIGTERM and SIGHUP take the path Ctrl-C (SIGINT) takes: the signal is raised in the main thread as
 a :class:`Terminated` (a ``KeyboardInterrupt``), so every ``with`` block on the way out removes its
-temporary files (outputs, cache blobs) and worker threads are stopped before the exit.
+temporary files (outputs, cache blobs) and worker threads are stopped before the exit. The one rule
+for the exit code: work cut short by a signal exits 128+N, after its clean-up (a build, a push, `run gcp`
+following a console); a verb whose normal end IS the signal (`serve`: Ctrl-C is how a server stops) exits 0.
 
 Start-up is decided here, once: :mod:`linuxkit.cli.parser` declares every verb's flags and names
 the module that runs it (``"module:function"``); :func:`main` imports that one module after
