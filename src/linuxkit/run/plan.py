@@ -6,9 +6,11 @@ Step types: :class:`MakeDir`, :class:`WriteFile` (temporary name + rename, no sy
 :class:`CreateDisk` and :class:`ConvertDisk` (``qemu-img``), :class:`Run` (a command, in the
 foreground or left running in the background), :class:`Call` (a Python function named
 ``module:function`` with a plain data tree, imported only when the step runs: for an SDK such as
-the Virtualization framework), and the failure handlers :class:`RemoveOnFailure` and
-:class:`RunOnFailure`. When a step fails (or the run is interrupted), the handlers registered by
-the steps before it run, newest first, and the error is raised again.
+the Virtualization framework), the failure handlers :class:`RemoveOnFailure` and
+:class:`RunOnFailure`, and :class:`RunAtEnd` (run however the plan ends: a VM to power off and
+unregister). When a step fails (or the run is interrupted), the handlers registered by the steps
+before it run, newest first, and the error is raised again; when the plan ends well, only the
+:class:`RunAtEnd` ones do.
 """
 
 from __future__ import annotations
@@ -113,7 +115,18 @@ class RunOnFailure:
     argv: tuple[str, ...]
 
 
-Step: TypeAlias = MakeDir | WriteFile | CreateDisk | ConvertDisk | Run | Call | RemoveOnFailure | RunOnFailure
+@dataclass(frozen=True)
+class RunAtEnd:
+    """When the plan ends, whichever way (success, failure, interruption), run ``argv`` (its own
+    failure is only logged)."""
+
+    argv: tuple[str, ...]
+
+
+Step: TypeAlias = (
+    MakeDir | WriteFile | CreateDisk | ConvertDisk | Run | Call | RemoveOnFailure | RunOnFailure | RunAtEnd
+)
+Handler: TypeAlias = RemoveOnFailure | RunOnFailure | RunAtEnd
 
 
 @dataclass
@@ -169,6 +182,8 @@ def _describe(step: Step) -> list[str]:
         return [f"on failure: remove {step.path}"]
     if isinstance(step, RunOnFailure):
         return ["on failure: run: " + shlex.join(step.argv)]
+    if isinstance(step, RunAtEnd):
+        return ["at end: run: " + shlex.join(step.argv)]
     raise TypeError(f"not a plan step: {step!r}")
 
 
@@ -261,8 +276,11 @@ def _run(step: Run, done: Executed) -> None:
             sink.close()
 
 
-def _on_failure(handlers: list[RemoveOnFailure | RunOnFailure]) -> None:
+def _handle(handlers: list[Handler], *, failed: bool) -> None:
+    """Run the handlers newest first: all of them after a failure, else the :class:`RunAtEnd` ones."""
     for handler in reversed(handlers):
+        if not failed and not isinstance(handler, RunAtEnd):
+            continue
         if isinstance(handler, RemoveOnFailure):
             log.debug(f"cleaning up: removing {handler.path}")
             _remove(handler.path)
@@ -271,16 +289,18 @@ def _on_failure(handlers: list[RemoveOnFailure | RunOnFailure]) -> None:
             run(list(handler.argv), check=False, capture=True)
         except Exception as exc:  # the original error matters more
             log.warn(f"cleaning up: {shlex.join(handler.argv)}: {exc}")
+        else:
+            log.debug(f"cleaning up: {shlex.join(handler.argv)}")
 
 
 def execute(plan: Plan) -> Executed:
-    """Run the steps in order. On any failure or interruption the failure handlers registered so
-    far run (newest first), then the error propagates."""
-    handlers: list[RemoveOnFailure | RunOnFailure] = []
+    """Run the steps in order. On any failure or interruption the handlers registered so far run
+    (newest first), then the error propagates; at a good end, the :class:`RunAtEnd` ones run."""
+    handlers: list[Handler] = []
     done = Executed()
     try:
         for step in plan.steps:
-            if isinstance(step, RemoveOnFailure | RunOnFailure):
+            if isinstance(step, RemoveOnFailure | RunOnFailure | RunAtEnd):
                 handlers.append(step)
             elif isinstance(step, MakeDir):
                 step.path.mkdir(mode=step.mode, parents=True, exist_ok=True)
@@ -297,6 +317,7 @@ def execute(plan: Plan) -> Executed:
     except BaseException:
         for proc in done.background:
             proc.terminate()
-        _on_failure(handlers)
+        _handle(handlers, failed=True)
         raise
+    _handle(handlers, failed=False)
     return done
