@@ -84,13 +84,15 @@ class ConvertDisk:
 class Run:
     """Run ``argv``. ``check=False``: a failure is logged and the plan goes on. ``background``:
     started in its own session and left running (output to ``output`` or nowhere).
-    ``output``: stdout and stderr appended to that file instead of ours."""
+    ``output``: stdout and stderr appended to that file instead of ours. ``script``: the last
+    argument is a script (PowerShell's ``-Command``), rendered verbatim on its own lines."""
 
     argv: tuple[str, ...]
     check: bool = True
     background: bool = False
     output: Path | None = None
     env: tuple[tuple[str, str], ...] = ()
+    script: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,10 @@ def _describe(step: Step) -> list[str]:
         if step.output is not None:
             flags.append(f"output to {step.output}")
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in step.env)
-        head = "run: " + (env + " " if env else "") + shlex.join(step.argv)
-        return [head + (f"  [{', '.join(flags)}]" if flags else "")]
+        argv = step.argv[:-1] if step.script else step.argv
+        head = "run: " + (env + " " if env else "") + shlex.join(argv) + (" SCRIPT" if step.script else "")
+        script = [f"| {line}".rstrip() for line in step.argv[-1].splitlines()] if step.script else []
+        return [head + (f"  [{', '.join(flags)}]" if flags else ""), *script]
     if isinstance(step, Call):
         lines = json.dumps(step.data, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
         return [f"call {step.function}", *(f"| {line}" for line in lines)]
