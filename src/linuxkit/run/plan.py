@@ -115,6 +115,7 @@ class RunOnFailure:
     """If a later step fails, run ``argv`` (its own failure is only logged)."""
 
     argv: tuple[str, ...]
+    script: bool = False  # as :attr:`Run.script`
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class RunAtEnd:
     failure is only logged)."""
 
     argv: tuple[str, ...]
+    script: bool = False  # as :attr:`Run.script`
 
 
 Step: TypeAlias = (
@@ -184,10 +186,10 @@ def _describe(step: Step) -> list[str]:
         return [f"call {step.function}", *(f"| {line}" for line in lines)]
     if isinstance(step, RemoveOnFailure):
         return [f"on failure: remove {step.path}"]
-    if isinstance(step, RunOnFailure):
-        return ["on failure: run: " + shlex.join(step.argv)]
-    if isinstance(step, RunAtEnd):
-        return ["at end: run: " + shlex.join(step.argv)]
+    if isinstance(step, RunOnFailure | RunAtEnd):
+        when = "on failure" if isinstance(step, RunOnFailure) else "at end"
+        head, *script = _describe(Run(step.argv, script=step.script))
+        return [f"{when}: {head}", *script]
     raise TypeError(f"not a plan step: {step!r}")
 
 
