@@ -44,12 +44,15 @@ class DebianKernel(schema.Model):
     """Turn a Debian kernel package into a LinuxKit kernel image (``/kernel`` + ``/kernel.tar``)."""
 
     modules: list[str] = schema.f(default_factory=list)  # module names; their dependencies are added
+    # device trees: globs under the package's usr/lib/linux-image-VERSION/, shipped in kernel.tar's boot/dtb/
+    dtbs: list[str] = schema.f(default_factory=list)
 
 
 class DebianSection(schema.Model):
     """Our extension: build the image from Debian packages instead of a Dockerfile (see docs/packages.md)."""
 
     suites: list[str] | None = None
+    components: list[str] | None = None  # archive components (default: main), e.g. non-free-firmware
     packages: list[str]
     exclude_packages: list[str] | None = schema.f("exclude-packages")
     include: list[str] | None = None

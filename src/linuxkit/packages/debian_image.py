@@ -74,11 +74,17 @@ def _section(info: PkgInfo) -> DebianSection:
     return info.debian
 
 
+def archive_components(deb: DebianSection) -> tuple[str, ...]:
+    """The archive components to read (``debian.components``; apt's configuration does not decide them,
+    so a package builds the same on a machine whose apt has only ``main``)."""
+    return tuple(deb.components or ("main",))
+
+
 def locked_packages(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSettings) -> list[DebRef]:
     """The exact packages for ``arch``: from ``debian.lock`` when current, else resolved and written."""
     deb = _section(info)
     suites = tuple(deb.suites or DEFAULT_SUITES)
-    inputs = inputs_digest(deb.packages, deb.exclude_packages or (), suites)
+    inputs = inputs_digest(deb.packages, deb.exclude_packages or (), suites, deb.components or ())
     lock_path = pkg_dir / LOCK_NAME
     lock = read_lock(lock_path)
     if lock is not None and not settings.update_lock:
@@ -110,7 +116,9 @@ def for_arch(names: Sequence[str], arch: str) -> list[str]:
 
 def resolve_packages(deb: DebianSection, arch: str, settings: DebianSettings) -> list[DebRef]:
     suites = tuple(deb.suites or DEFAULT_SUITES)
-    sources = debian_sources(suites, mirror=settings.mirror, security_mirror=settings.security_mirror)
+    sources = debian_sources(
+        suites, mirror=settings.mirror, security_mirror=settings.security_mirror, components=archive_components(deb)
+    )
     archive = Archive(sources, arch, settings.cache_dir, ignore_valid_until=settings.allow_expired)
     roots = for_arch(deb.packages, arch)
     with log.step(f"Resolving {', '.join(roots)} for {arch}"):
@@ -125,7 +133,10 @@ def build_layer(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSetting
     deb = _section(info)
     refs = locked_packages(info, pkg_dir, arch, settings)
     sources = debian_sources(
-        tuple(deb.suites or DEFAULT_SUITES), mirror=settings.mirror, security_mirror=settings.security_mirror
+        tuple(deb.suites or DEFAULT_SUITES),
+        mirror=settings.mirror,
+        security_mirror=settings.security_mirror,
+        components=archive_components(deb),
     )
     debs = fetch_debs(refs, sources, settings.cache_dir, jobs=settings.jobs)
     with tempfile.TemporaryDirectory(prefix="linuxkit-pkg-") as tmp:
@@ -190,7 +201,9 @@ def _kernel_tree(tree: Tree, deb: DebianSection, root: Path, epoch: int) -> Tree
     out = Tree(root)
     root.mkdir()
     out.add_file("kernel", tree.staged(vmlinuz), 0o644, origin="kernel")
-    out.add_bytes("kernel.tar", kmod.kernel_tar(tree, version, deb.kernel.modules, mtime=epoch), origin="kernel")
+    dtbs = kmod.device_trees(tree, version, deb.kernel.dtbs)
+    tar = kmod.kernel_tar(tree, version, deb.kernel.modules, mtime=epoch, added=dtbs)
+    out.add_bytes("kernel.tar", tar, origin="kernel")
     return out
 
 

@@ -23,7 +23,7 @@ from elftools.elf.elffile import ELFFile
 
 from .. import log
 from ..errors import BuildError, UserError
-from .fstree import REG, Tree
+from .fstree import REG, Matcher, Tree
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,33 @@ def modules_alias(modules: dict[str, Module], chosen: Sequence[str]) -> str:
     return "".join(lines)
 
 
-def kernel_tar(tree: Tree, version: str, wanted: Sequence[str], *, mtime: int) -> bytes:
-    """The ``kernel.tar`` bytes (a few MiB: the chosen modules only)."""
+#: where upstream's kernel images keep their device trees (``make dtbs_install`` into ``boot/dtb``)
+DTB_DIR = "boot/dtb"
+
+
+def device_trees(tree: Tree, version: str, patterns: Sequence[str]) -> dict[str, Path]:
+    """``boot/dtb/REL`` → staged file, for each ``usr/lib/linux-image-VERSION/REL`` (Debian's place for
+    a kernel's device trees) matching one of ``patterns``; a pattern matching none is an error."""
+    base = f"usr/lib/linux-image-{version}/"
+    found: dict[str, Path] = {}
+    for pattern in patterns:
+        match = Matcher([base + pattern.strip("/")])
+        paths = sorted(p for p, n in tree.nodes.items() if n.kind == REG and p.startswith(base) and match(p))
+        if not paths:
+            raise UserError(
+                f"debian.kernel.dtbs: no device tree of kernel {version} matches {pattern}",
+                hint=f"the patterns are relative to /{base} (e.g. broadcom/bcm2837-rpi-3-b.dtb)",
+            )
+        for path in paths:
+            found[f"{DTB_DIR}/{path[len(base) :]}"] = tree.staged(path)
+    return found
+
+
+def kernel_tar(
+    tree: Tree, version: str, wanted: Sequence[str], *, mtime: int, added: Mapping[str, Path] | None = None
+) -> bytes:
+    """The ``kernel.tar`` bytes (a few MiB: the chosen modules only), plus the ``added`` files (path in
+    the tar → file), e.g. the device trees."""
     modules = load_modules(tree, version)
     builtin = builtin_modules(tree, version)
     chosen = closure(modules, wanted, builtin)
@@ -194,6 +219,7 @@ def kernel_tar(tree: Tree, version: str, wanted: Sequence[str], *, mtime: int) -
         if f"{base}/{extra}" in tree.nodes:
             generated[extra] = tree.staged(f"{base}/{extra}").read_bytes()
     files = {f"{base}/{modules[n].path}": tree.staged(f"{base}/{modules[n].path}") for n in chosen}
+    files.update(added or {})
     dirs: set[str] = set()
     for path in [*files, *(f"{base}/{g}" for g in generated)]:
         parent = posixpath.dirname(path)

@@ -29,12 +29,19 @@ _HEADER = "# Made by `linuxkit pkg lock`; do not edit. The exact Debian packages
 _FIELDS = ("name", "version", "architecture", "suite", "filename", "size", "sha256")
 
 
-def inputs_digest(packages: Sequence[str], exclude_packages: Sequence[str], suites: Sequence[str]) -> str:
-    """What a lock was resolved from; a different digest means the lock is stale."""
-    data = json.dumps(
-        {"packages": list(packages), "exclude-packages": sorted(exclude_packages), "suites": list(suites)},
-        sort_keys=True,
-    )
+def inputs_digest(
+    packages: Sequence[str], exclude_packages: Sequence[str], suites: Sequence[str], components: Sequence[str] = ()
+) -> str:
+    """What a lock was resolved from; a different digest means the lock is stale. ``components`` counts
+    only when given (``main`` alone, the default, leaves the digests of older locks as they were)."""
+    inputs: dict[str, list[str]] = {
+        "packages": list(packages),
+        "exclude-packages": sorted(exclude_packages),
+        "suites": list(suites),
+    }
+    if components:
+        inputs["components"] = list(components)
+    data = json.dumps(inputs, sort_keys=True)
     return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
 
 
