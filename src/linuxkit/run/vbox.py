@@ -149,6 +149,8 @@ def plan_vbox(opts: VBoxOptions) -> P.Plan:
     if not path.is_file():
         raise UserError(f"{opts.path}: no such image", hint="build it first, e.g. linuxkit build --format iso-bios")
     name = opts.name or image_name(opts.path)
+    if not name or name.startswith("-"):
+        raise UserError(f"bad VM name {name!r}", hint="give one with --name (not starting with -)")
     state = state_dir(opts.state, opts.path)
     console = state / "console"
     check_socket_path(console)
