@@ -54,6 +54,7 @@ BOOL_FLAGS = frozenset(
         "--squashfs",
         "--update",
         "--usb",
+        "--console-file",  # run hyperkit
         # push/run on the clouds
         "--ena",
         "--tpm",

@@ -16,6 +16,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "openstack": ("openstacksdk",),
     "vcenter": ("pyvmomi",),
     "scaleway": ("boto3",),
+    "virtualization": ("pyobjc-framework-Virtualization",),  # run virtualization (macOS)
 }
 
 
