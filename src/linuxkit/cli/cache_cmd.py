@@ -1,5 +1,5 @@
-"""``linuxkit cache ls|rm|clean|import|export``: the local cache only (``pull``, ``push`` and
-``verify`` talk to registries: :mod:`.cache_registry_cmd`)."""
+"""``linuxkit cache ls|import|export``: the local cache only (``pull``, ``push`` and ``verify`` talk to
+registries: :mod:`.cache_registry_cmd`; ``rm`` and ``clean`` may: :mod:`.cache_remove_cmd`)."""
 
 from __future__ import annotations
 
@@ -11,34 +11,13 @@ from ..errors import UserError
 from ..oci.archive import export_to, import_archive
 from ..oci.cache import Cache
 from ..oci.image import Platform
-from ..oci.verbs import clean, ls_lines, remove_images
+from ..oci.verbs import ls_lines
 from .common import CommonOptions
-
-
-def _published_only(args: argparse.Namespace) -> None:
-    if args.published_only:
-        raise UserError(
-            "--published-only needs a registry client, which this version does not have yet",
-            hint="remove images by name with `linuxkit cache rm NAME`",
-        )
 
 
 def run_ls(args: argparse.Namespace, common: CommonOptions) -> int:
     for line in ls_lines(Cache(common.cache_dir)):
         log.console().print(line, markup=False, highlight=False)
-    return 0
-
-
-def run_rm(args: argparse.Namespace, common: CommonOptions) -> int:
-    _published_only(args)
-    for removed in remove_images(Cache(common.cache_dir), list(args.names)):
-        log.info(removed.message())
-    return 0
-
-
-def run_clean(args: argparse.Namespace, common: CommonOptions) -> int:
-    _published_only(args)
-    log.info(clean(common.cache_dir))
     return 0
 
 

@@ -31,11 +31,23 @@ def run_push(args: argparse.Namespace, common: CommonOptions) -> int:
     for name in args.names:
         target = args.remote_name or name
         with log.step(f"Pushing {reference.normalize(name)} to {reference.normalize(target)}"):
-            desc = registry.push(
-                cache, name, args.remote_name or None, options=options, with_arch_tags=args.with_arch_tags
+            # upstream: an image the registry has is left alone without --override; with it, an index
+            # keeps the platforms the registry's index has and this one lacks
+            pushed = registry.push_image(
+                cache,
+                name,
+                args.remote_name or None,
+                options=options,
+                with_arch_tags=args.with_arch_tags,
+                override=args.override,
+                merge=True,
             )
-        log.info(f"{reference.normalize(target)} {desc.digest}")
+        if pushed.outcome != "exists":
+            log.info(f"{reference.normalize(target)} {pushed.descriptor.digest}{_OUTCOMES.get(pushed.outcome, '')}")
     return 0
+
+
+_OUTCOMES = {"merged": " (merged with the platforms of the registry's index)", "unchanged": " (unchanged)"}
 
 
 def run_verify(args: argparse.Namespace, common: CommonOptions) -> int:

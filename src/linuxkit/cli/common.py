@@ -49,6 +49,7 @@ BOOL_FLAGS = frozenset(
         "--iso",
         "--kernel",
         "--locked",
+        "--nobuild",
         "--push",
         "--repair",
         "--squashfs",

@@ -146,15 +146,18 @@ def _cache_ls(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run="cache_cmd:run_ls")
 
 
+_PUBLISHED_ONLY = "only the images the registry holds, identical (same root digest): the others stay"
+
+
 def _cache_rm(p: argparse.ArgumentParser) -> None:
     _names(p)
-    p.add_argument("--published-only", action="store_true", help=argparse.SUPPRESS)
-    p.set_defaults(run="cache_cmd:run_rm")
+    p.add_argument("--published-only", action="store_true", help=_PUBLISHED_ONLY)
+    p.set_defaults(run="cache_remove_cmd:run_rm")
 
 
 def _cache_clean(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--published-only", action="store_true", help=argparse.SUPPRESS)
-    p.set_defaults(run="cache_cmd:run_clean")
+    p.add_argument("--published-only", action="store_true", help=_PUBLISHED_ONLY)
+    p.set_defaults(run="cache_remove_cmd:run_clean")
 
 
 def _cache_pull(p: argparse.ArgumentParser) -> None:
@@ -170,6 +173,11 @@ def _cache_push(p: argparse.ArgumentParser) -> None:
         "--with-arch-tags",
         action="store_true",
         help="for a multi-platform image, also tag each platform's image as TAG-<arch>",
+    )
+    p.add_argument(
+        "--override",
+        action="store_true",
+        help="push even when the registry has the image already (an index keeps the registry's other platforms)",
     )
     p.set_defaults(run="cache_registry_cmd:run_push")
 
@@ -250,9 +258,10 @@ def _pkg_show_tag(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run="pkg_tag_cmd:run_show_tag")
 
 
-def _pkg_build(p: argparse.ArgumentParser) -> None:
+def _pkg_build(p: argparse.ArgumentParser, *, run: str = "pkg_cmd:run_build") -> None:
     _pkg_flags(p)
     _debian_flags(p)
+    p.add_argument("--nobuild", action="store_true", help="with --push: push what the cache has, build nothing")
     p.add_argument("--force", action="store_true", help="build even when the image is already in the cache")
     p.add_argument("--platforms", default="", help="comma-separated platforms, e.g. linux/amd64 (default: build.yml)")
     p.add_argument(
@@ -267,7 +276,24 @@ def _pkg_build(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="push the result (index and TAG-<arch> images) to its registry; refuses a dirty package",
     )
-    p.set_defaults(run="pkg_cmd:run_build")
+    p.set_defaults(run=run)
+
+
+def _pkg_push(p: argparse.ArgumentParser) -> None:
+    _pkg_build(p, run="pkg_cmd:run_push")
+
+
+def _pkg_manifest(p: argparse.ArgumentParser) -> None:
+    _pkg_flags(p)
+    p.add_argument("--release", default="", help="also update the index of org/image:RELEASE")
+    p.set_defaults(run="pkg_registry_cmd:run_manifest")
+
+
+def _pkg_remote_tag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="FROM", help="image in a registry")
+    p.add_argument("target", metavar="TO", help="new name (copied when it is another repository)")
+    p.add_argument("--release", default="", help=argparse.SUPPRESS)  # upstream's flag, unused there too
+    p.set_defaults(run="pkg_registry_cmd:run_remote_tag")
 
 
 def _pkg_lock(p: argparse.ArgumentParser) -> None:
@@ -281,6 +307,14 @@ PKG_VERBS: VerbTable = (
     ("show-tag", "show the tag of packages from their source directories", _pkg_show_tag, ()),
     ("build", "build packages (from Debian packages, or a Dockerfile through buildah/docker)", _pkg_build, ()),
     ("lock", "resolve the Debian packages of packages and write their debian.lock", _pkg_lock, ()),
+    ("push", "build packages when not in the cache, and push them (as pkg build --push)", _pkg_push, ()),
+    (
+        "manifest",
+        "update the index of packages in their registry from the TAG-<arch> images there",
+        _pkg_manifest,
+        ("index",),
+    ),
+    ("remote-tag", "tag an image in a registry with another tag (copied if another repository)", _pkg_remote_tag, ()),
 )
 
 

@@ -1,4 +1,5 @@
-"""``linuxkit pkg build|lock`` (``show-tag``: :mod:`.pkg_tag_cmd`)."""
+"""``linuxkit pkg build|push|lock`` (``show-tag``: :mod:`.pkg_tag_cmd`; ``manifest`` and ``remote-tag``:
+:mod:`.pkg_registry_cmd`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ from ..oci.image import Platform
 from ..oci.registry import RegistryOptions
 from ..packages.buildyml import read_build_yml
 from ..packages.debian_image import DebianSettings, default_debian_cache, locked_packages
-from ..packages.pkgbuild import PkgBuildOptions, PkgBuildResult, build_package, head_release_tags, require_dirs
+from ..packages.pkgbuild import (
+    PkgBuildOptions,
+    PkgBuildResult,
+    build_package,
+    head_release_tags,
+    parse_platforms,
+    require_dirs,
+)
 from ..packages.tag import TagOptions, package_tag
 from .common import CommonOptions
 from .pkg_tag_cmd import tag_options
@@ -55,12 +63,16 @@ def build_for_image(
     build_package(directory, opts)
 
 
-def parse_platforms(text: str) -> tuple[Platform, ...]:
-    return tuple(Platform.parse(p.strip()) for p in text.split(",") if p.strip())
+def run_push(args: argparse.Namespace, common: CommonOptions) -> int:
+    """``pkg push``: upstream's (deprecated) spelling of ``pkg build --push``, with its flags."""
+    args.push = True
+    return run_build(args, common)
 
 
 def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
     require_dirs(args.dirs)
+    if args.nobuild and args.force:
+        raise UserError("flags --force and --nobuild conflict", hint="--nobuild pushes what the cache has; drop one")
     options = registry_options(common) if args.push else None
     opts = PkgBuildOptions(
         cache=Cache(common.cache_dir),
@@ -68,6 +80,7 @@ def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
         tag=tag_options(args),
         platforms=parse_platforms(args.platforms),
         force=args.force,
+        nobuild=args.nobuild and args.push,  # as upstream: --nobuild means something only with --push
         release=args.release,
     )
     for directory in args.dirs:
@@ -98,19 +111,30 @@ def _refuse_dirty(name: str, *, dirty: bool) -> None:
 def push_result(
     cache: Cache, result: PkgBuildResult, options: RegistryOptions, *, skip: set[str] | frozenset[str] = frozenset()
 ) -> set[str]:
-    """Push a built package as upstream does: the index and its ``TAG-<arch>`` images, then the
-    release the same way; names in ``skip`` are not pushed again. Returns the names pushed."""
+    """Push a built package as upstream does: the index with its ``TAG-<arch>`` images, merged with
+    the registry's index of that tag (platforms built elsewhere stay), then the release, unless
+    the registry has it already. Names in ``skip`` are not pushed again. Returns the names pushed."""
 
     _refuse_dirty(result.name, dirty=result.dirty)
     done: set[str] = set()
     for name in (result.name, result.release):
         if not name or name in skip or name in done:
             continue
+        release = name == result.release and name != result.name
         with log.step(f"Pushing {name}"):
-            desc = registry.push(cache, name, options=options, with_arch_tags=True)
-        log.info(f"Pushed {name} {desc.digest}")
+            pushed = registry.push_image(
+                cache, name, options=options, with_arch_tags=True, override=not release, merge=not release
+            )
+        log.info(f"Pushed {name} {pushed.descriptor.digest}{_OUTCOMES.get(pushed.outcome, '')}")
         done.add(name)
     return done
+
+
+_OUTCOMES = {
+    "merged": " (merged with the platforms the registry's index had)",
+    "unchanged": " (the registry had it already)",
+    "exists": " (the registry had this release already: left as it was)",
+}
 
 
 def run_lock(args: argparse.Namespace, common: CommonOptions) -> int:

@@ -32,6 +32,8 @@ class PkgBuildOptions:
     tag: TagOptions = field(default_factory=TagOptions)
     platforms: tuple[Platform, ...] = ()  # empty: every arch of build.yml
     force: bool = False
+    #: push only (``--nobuild``): every platform must be in the cache already
+    nobuild: bool = False
     release: str = ""
     #: Also name the result so (``linuxkit build`` asks for the tag its YAML resolved to, which a
     #: lock written by this build would otherwise change).
@@ -45,6 +47,32 @@ class PkgBuildResult:
     skipped: tuple[Platform, ...]
     dirty: bool = False  # the tag is a ``-dirty-`` one: such a package must not be pushed
     release: str = ""  # canonical ``org/image:RELEASE`` when ``release`` was asked for
+
+
+#: the architectures a package can be built for (upstream's platforms of ``pkg manifest``)
+KNOWN_ARCHES = ("amd64", "arm64", "riscv64", "s390x", "ppc64le")
+
+
+def parse_platforms(text: str, flag: str = "--platforms") -> tuple[Platform, ...]:
+    """``linux/amd64,linux/arm64`` as upstream spells platforms (``OS/ARCH``, comma-separated); an
+    OS other than linux or an architecture not in :data:`KNOWN_ARCHES` is a :class:`UserError`."""
+    out: list[Platform] = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        parts = item.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise UserError(
+                f"{flag}: invalid target platform specification {item!r}", hint="write OS/ARCH, e.g. linux/arm64"
+            )
+        plat = Platform.parse(item)
+        if plat.os != "linux" or plat.architecture not in KNOWN_ARCHES:
+            raise UserError(
+                f"{flag}: unknown platform {item!r}",
+                hint="packages are built for " + ", ".join(f"linux/{a}" for a in KNOWN_ARCHES),
+            )
+        out.append(plat)
+    return tuple(dict.fromkeys(out))
 
 
 def _platforms(tag: PackageTag, requested: Sequence[Platform]) -> list[Platform]:
@@ -65,7 +93,7 @@ def _labels(tag: PackageTag, pkg_dir: Path) -> dict[str, str]:
 def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> PkgBuildResult:
     directory = Path(pkg_dir).resolve()
     info = read_build_yml(str(directory), opts.tag.build_yml)
-    if info.debian is not None:
+    if info.debian is not None and not opts.nobuild:
         # lock first: the lock is part of the package, so the tag is computed with it in place
         for plat in opts.platforms or [Platform("linux", a) for a in info.arches]:
             locked_packages(info, directory, plat.architecture, opts.debian)
@@ -74,6 +102,11 @@ def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> Pkg
     wanted = _platforms(tag, opts.platforms)
     todo = [p for p in wanted if opts.force or opts.cache.resolve(name, p) is None]
     skipped = tuple(p for p in wanted if p not in todo)
+    if opts.nobuild and todo:
+        raise UserError(
+            f"{name}: no image for {', '.join(map(str, todo))} in the cache {opts.cache.root}, and --nobuild was given",
+            hint="build it first (drop --nobuild), or push only the platforms that were built (--platforms)",
+        )
     for plat in skipped:
         log.info(f"{name} ({plat}) is already in the cache; skipping (use --force to build it again)")
     if todo and tag.info.debian is None:

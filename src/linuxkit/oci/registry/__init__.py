@@ -4,6 +4,7 @@ Public API::
 
     pull(cache, ref, platforms, options=...) -> Descriptor   # root (index or manifest) now named in the cache
     push(cache, ref, remote_ref=None, options=...) -> Descriptor
+    push_image(cache, ref, ..., override=, merge=) -> Pushed      # upstream's cache push rules
     RegistryOptions(...)                                     # insecure hosts, mirrors, CA files, credentials
 
 Everything goes through :class:`~linuxkit.oci.registry.client.Client` (one per registry host per
@@ -16,6 +17,6 @@ from __future__ import annotations
 from .errors import RegistryError
 from .options import Credentials, RegistryOptions
 from .pull import pull
-from .push import push
+from .push import Pushed, push, push_image
 
-__all__ = ["Credentials", "RegistryError", "RegistryOptions", "pull", "push"]
+__all__ = ["Credentials", "Pushed", "RegistryError", "RegistryOptions", "pull", "push", "push_image"]

@@ -123,8 +123,8 @@ def _select(what: str, children: list[Descriptor], platforms: Sequence[Platform]
     if missing:
         offered = sorted({str(p) for c in images if not c.is_attestation and (p := platform_of(c.platform))})
         raise RegistryError(
-            f"{what}: the image has no variant for {', '.join(missing)}",
-            hint=f"it offers {', '.join(offered) or 'no platform'}; choose one of those with --platform/--arch",
+            f"{what}: the image has no variant for {', '.join(missing)} (it offers {', '.join(offered) or 'none'})",
+            hint="choose one of those with --platform/--arch, or build and push the image for that platform",
         )
     return list({c.digest: c for c in chosen}.values())
 

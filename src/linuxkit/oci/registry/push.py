@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 from urllib.parse import quote
 
 from ... import log
 from .. import reference
 from ..cache import Cache
 from ..descriptor import Descriptor, manifest_parts, platform_of
+from ..digest import of_bytes
+from ..indexmerge import index_bytes, index_entries, merge_manifests
 from ..mediatypes import NON_DISTRIBUTABLE_TYPES, is_image_manifest, is_index
 from .auth import scope
 from .client import Client, http_error
 from .errors import AuthError, RegistryError
 from .options import RegistryOptions
+from .remote import PUSH, RemoteManifest, put_manifest, remote_manifest
 from .seen import remember_blob, repository_with
 
-PUSH = "pull,push"
+
+class Pushed(NamedTuple):
+    """What a push left under the tag: its root descriptor, and ``outcome``: ``pushed``, ``merged``
+    (the registry's index had other platforms: they were kept), ``unchanged`` (it was there already)
+    or ``exists`` (something was there and ``override`` was off: nothing was sent)."""
+
+    descriptor: Descriptor
+    outcome: str
 
 
 def push(
@@ -35,8 +45,26 @@ def push(
     blobs known to be in another repository of the same registry (the image was pulled from
     there, or pushed there by this process) are mounted from it instead of uploaded.
     ``with_arch_tags``: for an index, also tag each platform's image ``TAG-<arch>`` (upstream's
-    ``--with-arch-tags``; attestations and platform-less entries are left out).
+    ``--with-arch-tags``; attestations and platform-less entries are left out). Whatever the
+    registry had under the tag is replaced (see :func:`push_image` for upstream's other ways).
     """
+    return push_image(cache, ref, remote_ref, options=options, with_arch_tags=with_arch_tags).descriptor
+
+
+def push_image(
+    cache: Cache,
+    ref: str,
+    remote_ref: str | None = None,
+    *,
+    options: RegistryOptions | None = None,
+    with_arch_tags: bool = False,
+    override: bool = True,
+    merge: bool = False,
+) -> Pushed:
+    """:func:`push`, with upstream's ``cache push`` rules: without ``override`` nothing is sent when
+    the registry has the tag already; with ``merge``, an index replacing a different index in the
+    registry keeps the registry's other platforms (the cached image wins for its own, see
+    :func:`linuxkit.oci.indexmerge.merge_manifests`), so pushes of one platform each add up."""
     opts = options or RegistryOptions()
     root = cache.find(ref)
     if root is None:
@@ -46,14 +74,51 @@ def push(
     what = f"pushing {name} to {target}"
     source = reference.parse(name)
     sources = [source.path] if source.domain == target.domain and source.path != target.path else []
+    tag = target.tag or (None if target.digest else "latest")
     with Client(target.domain, opts, what) as client:
-        pusher = _Pusher(client, cache, target.path, name, sources)
-        pusher.tree(root, top=True)
-        tag = target.tag or (None if target.digest else "latest")
-        _put_manifest(client, cache, target.path, root, tag or root.digest)
+        remote = remote_manifest(client, target.path, tag or root.digest) if (merge or not override) else None
+        if remote is not None and not override:
+            log.info(f"image {target} already exists in the registry, skipping")
+            return Pushed(remote.descriptor, "exists")
+        if remote is not None and remote.digest == root.digest:
+            pushed = Pushed(root.without_platform(), "unchanged")
+        else:
+            _Pusher(client, cache, target.path, name, sources).tree(root, top=True)
+            pushed = _put_root(client, cache, target.path, root, remote, tag)
         if with_arch_tags:
             _arch_tags(client, cache, target.path, root, tag or "latest")
-    return root.without_platform()
+    return pushed
+
+
+def _put_root(
+    client: Client, cache: Cache, repository: str, root: Descriptor, remote: RemoteManifest | None, tag: str | None
+) -> Pushed:
+    """Put the root under ``tag``: ``root`` itself, or its merge with the registry's index ``remote``."""
+    merged = _merged(cache, root, remote) if remote is not None else None
+    if merged is None:
+        _put_manifest(client, cache, repository, root, tag or root.digest)
+        return Pushed(root.without_platform(), "pushed")
+    if remote is not None and merged.digest == remote.digest:
+        return Pushed(merged.descriptor, "unchanged")
+    put_manifest(client, repository, merged.raw, merged.media_type, tag or merged.digest)
+    return Pushed(merged.descriptor, "merged")
+
+
+def _merged(cache: Cache, root: Descriptor, remote: RemoteManifest) -> RemoteManifest | None:
+    """The index to push when the registry has ``remote`` under the tag: ``None`` to push ``root``
+    as it is (not both indexes), ``remote`` itself when it lists everything ``root`` does."""
+    if not (is_index(root.media_type) and is_index(remote.media_type)):
+        return None
+    try:
+        theirs = index_entries(remote.raw, f"index {remote.digest} in the registry")
+    except ValueError as exc:
+        log.warn(f"{exc}: replacing it")
+        return None
+    entries = merge_manifests(cache.children(root), theirs)
+    if entries is None:
+        return remote
+    raw = index_bytes(entries, media_type=root.media_type)
+    return RemoteManifest(raw, root.media_type, of_bytes(raw))
 
 
 def _arch_tags(client: Client, cache: Cache, repository: str, root: Descriptor, tag: str) -> list[str]:
@@ -204,21 +269,4 @@ def _upload(client: Client, repository: str, digest: str, path: Path, location: 
 
 
 def _put_manifest(client: Client, cache: Cache, repository: str, desc: Descriptor, tag: str) -> None:
-    raw = cache.layout.read_blob(desc.digest, desc.size)
-    resp = client.request(
-        "PUT",
-        f"/v2/{repository}/manifests/{tag}",
-        repository=repository,
-        actions=PUSH,
-        headers={"Content-Type": desc.media_type},
-        body=lambda: raw,
-    )
-    if resp.status_code not in (200, 201, 204):
-        raise http_error(client.what, resp, f"uploading manifest {desc.digest} as {tag}")
-    sent = resp.headers.get("Docker-Content-Digest")
-    resp.close()
-    if sent and sent != desc.digest:
-        raise RegistryError(
-            f"{client.what}: the registry stored manifest {desc.digest} as {sent}",
-            hint="the registry rewrote the manifest; it may not support this media type",
-        )
+    put_manifest(client, repository, cache.layout.read_blob(desc.digest, desc.size), desc.media_type, tag)
