@@ -144,6 +144,11 @@ def test_two_arch_package_pushed_read_back_and_pulled_per_arch(
     root = cache.find(name)
     assert root is not None
 
+    # reproducible: built again into an empty cache, platforms in the other order, the same index bytes
+    linuxkit("pkg", "build", "--org", org, "--platforms", "linux/arm64,linux/amd64", repo, env=env(tmp_path, "again"))
+    again = Cache(tmp_path / "again").find(name)
+    assert again is not None and again.digest == root.digest
+
     found = check_index(target, name, {"amd64", "arm64"})
     assert by_arch(json.loads(cache.layout.read_blob(root.digest))) == found  # the cache's own index was pushed
 
