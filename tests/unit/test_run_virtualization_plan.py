@@ -173,6 +173,7 @@ def test_a_kept_efi_variable_store_is_reused(image: Path) -> None:
         ({"disks": ("format=raw",)}, "disk specified with no size or name"),
         ({"virtiofs": ("nowhere",)}, "not a directory"),
         ({"cpus": 0}, "--cpus and --mem must be at least 1"),
+        ({"path": "vm-efi.iso", "uefi": True, "kernel": True}, "please specify only one boot method"),
     ],
 )
 def test_checks_before_anything_runs(image: Path, extra: dict[str, object], message: str) -> None:

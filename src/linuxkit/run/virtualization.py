@@ -126,6 +126,8 @@ def build_plan(opts: VirtualizationOptions, host: VzHost) -> Plan:
     """Everything ``run virtualization`` will do, checked and decided before anything runs."""
     if opts.cpus < 1 or opts.mem < 1:
         raise UserError("--cpus and --mem must be at least 1")
+    if opts.uefi and opts.kernel:
+        raise UserError("please specify only one boot method", hint="--kernel boots PREFIX-kernel, --uefi an EFI image")
     data = user_data(opts.data, opts.data_file)
     prefix = os.path.splitext(opts.path)[0] if opts.uefi and opts.path.endswith(EFI_IMAGES) else opts.path
     state = Path(opts.state or prefix + "-state")
