@@ -97,3 +97,16 @@ def test_bad_input_is_a_user_error(
     monkeypatch.chdir(images)
     with pytest.raises(UserError, match=message):
         plan_vmware(options(*argv))
+
+
+def test_missing_vmrun_is_a_user_error_before_anything_is_written(
+    images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from linuxkit.run.vmware import run_vmware
+
+    monkeypatch.chdir(images)
+    monkeypatch.setenv("PATH", str(images / "no-bin"))
+    with pytest.raises(UserError, match="vmrun cannot be found") as err:
+        run_vmware(options("--disk", "size=1G", "lk"))
+    assert err.value.hint and "VMware Workstation" in err.value.hint
+    assert not (images / "lk-state").exists()
