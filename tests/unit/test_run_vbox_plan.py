@@ -49,6 +49,15 @@ CASES = {
     "raw_disk": ["lk-bios.img"],
     "qcow2_keep_gui_name_state": ["--keep", "--gui", "--name", "test vm", "--state", "st", "lk.qcow2"],
     "disks": ["--disk", "size=1G", "--disk", "file=data.vdi", "--disk", "new.vmdk,size=512M,format=vmdk", "lk.iso"],
+    "disks_format_from_name": [
+        "--disk",
+        "a.vmdk,size=1G",
+        "--disk",
+        "b.vhd,size=1G",
+        "--disk",
+        "c.img,size=1G",
+        "lk.iso",
+    ],
     "networking": [
         "--networking",
         "nat",

@@ -30,6 +30,7 @@ SATA = "SATA"
 
 #: ``--disk format=F`` → (``qemu-img`` format, file suffix) of the disks we create
 _CREATE_FORMATS = {"": ("vdi", ".vdi"), "vdi": ("vdi", ".vdi"), "vmdk": ("vmdk", ".vmdk"), "vhd": ("vpc", ".vhd")}
+_SUFFIX_FORMATS = {".vdi": "vdi", ".vmdk": "vmdk", ".vhd": "vhd"}
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ def resolve_disks(disks: Sequence[DiskSpec], state: Path) -> list[Attached]:
                 f"--disk format {d.format!r}: run vbox creates vdi, vmdk or vhd disks",
                 hint="VirtualBox attaches a raw image only as a floppy; leave format out (VDI) or use format=vmdk",
             )
-        fmt, suffix = _CREATE_FORMATS.get(d.format, ("", ""))
+        # no format=: the name's suffix says it (x.vmdk, x.vhd), else VDI
+        fmt, suffix = _CREATE_FORMATS.get(d.format or _SUFFIX_FORMATS.get(Path(d.path).suffix.lower(), ""), ("", ""))
         path = absolute(d.path) if d.path else state / f"disk{i}{suffix}"
         if path.exists():
             out.append(Attached(path, None, d.size_mb))
