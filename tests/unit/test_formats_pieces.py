@@ -160,9 +160,9 @@ def test_boot_file_errors(tmp_path: Path) -> None:
     with pytest.raises(BuildError) as err:
         boot_file(tmp_path, "linuxx64.efi.stub")
     assert "linuxx64.efi.stub" in err.value.message and "systemd-boot-efi" in (err.value.hint or "")
-    (tmp_path / "usr/lib/SYSLINUX").mkdir(parents=True)
-    (tmp_path / "usr/lib/SYSLINUX/mbr.bin").write_bytes(b"x")
-    assert boot_file(tmp_path, "mbr.bin") == tmp_path / "usr/lib/SYSLINUX/mbr.bin"
+    (tmp_path / "usr/lib/syslinux/mbr").mkdir(parents=True)
+    (tmp_path / "usr/lib/syslinux/mbr/mbr.bin").write_bytes(b"x")
+    assert boot_file(tmp_path, "mbr.bin") == tmp_path / "usr/lib/syslinux/mbr/mbr.bin"
 
 
 def test_fixed_clock_patches_and_restores() -> None:

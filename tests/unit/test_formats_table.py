@@ -35,7 +35,7 @@ TOOLS = ("mkfs.vfat", "mcopy", "syslinux", "qemu-img", "xorriso", "tar2sqfs", "m
 HOST_LOADERS = (
     "usr/lib/ISOLINUX/isolinux.bin",
     "usr/lib/syslinux/modules/bios/ldlinux.c32",
-    "usr/lib/SYSLINUX/mbr.bin",
+    "usr/lib/syslinux/mbr/mbr.bin",
     "usr/lib/systemd/boot/efi/systemd-bootx64.efi",
     "usr/lib/systemd/boot/efi/linuxx64.efi.stub",
 )

@@ -3,7 +3,8 @@
 
 A BIOS disk is an MBR (syslinux ``mbr.bin``) with one bootable FAT32 partition holding syslinux,
 the kernel and the initrd. An EFI disk is a GPT with one EFI system partition whose
-``EFI/BOOT/BOOTX64.EFI`` is the image's UKI. Images are sparse files; nothing is read into memory.
+``EFI/BOOT/BOOTX64.EFI`` (``BOOTAA64.EFI`` on arm64) is the image's UKI. Images are sparse files;
+nothing is read into memory.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from isal import igzip
 from .. import log, runner
 from ..errors import BuildError, UserError
 from .bootable import boot_parts, cmdline_quote, content_seed, disk_size, round_up
-from .bootfiles import boot_file
+from .bootfiles import boot_file, efi_boot_path
 from .fat import FAT32_MIN_BYTES, FatFile, install_syslinux, make_fat
 from .initrd import KernelInitrd, scratch
 from .partition import (
@@ -89,11 +90,12 @@ def build_bios_disk(ctx: FormatContext, parts: KernelInitrd, work: Path, dest: P
 
 
 def build_efi_disk(ctx: FormatContext, parts: KernelInitrd, work: Path, dest: Path, fmt: str) -> None:
-    """Write a UEFI-bootable raw disk to ``dest``: GPT + ESP (FAT32) with the UKI as ``BOOTX64.EFI``."""
+    """Write a UEFI-bootable raw disk to ``dest``: GPT + ESP (FAT32) with the UKI as ``EFI/BOOT/BOOTX64.EFI``
+    (``BOOTAA64.EFI`` on arm64)."""
     seed = content_seed(ctx, parts, "efi")
-    uki = work / "BOOTX64.EFI"
+    uki = work / "uki.efi"
     write_uki_file(ctx, parts.kernel, parts.initrd, parts.cmdline, uki)
-    files = [FatFile("EFI/BOOT/BOOTX64.EFI", uki)]
+    files = [FatFile(efi_boot_path(ctx.arch), uki)]
     # 1 MiB in front (GPT + alignment), 1 MiB behind (backup GPT).
     size = disk_size(ctx, 2 * MIB + fat_partition_bytes(uki.stat().st_size, 3), fmt)
     total = size // SECTOR

@@ -1,5 +1,6 @@
 """ISO formats written with pycdlib: ``iso-bios`` (isolinux, hybrid MBR) and ``iso-efi`` /
-``iso-efi-initrd`` (El Torito EFI boot image: a FAT holding the UKI as ``EFI/BOOT/BOOTX64.EFI``).
+``iso-efi-initrd`` (El Torito EFI boot image: a FAT holding the UKI as ``EFI/BOOT/BOOTX64.EFI``, or
+``BOOTAA64.EFI`` on arm64).
 
 Each boots the image's kernel + initrd: our kernel is modular, so the initrd is the root file
 system (upstream's ``iso-bios``/``iso-efi`` put the rootfs on ISO9660 with ``root=/dev/sr0``,
@@ -26,7 +27,7 @@ import pycdlib.utils
 
 from .. import log
 from .bootable import boot_parts, cmdline_quote, content_seed, round_up
-from .bootfiles import boot_file
+from .bootfiles import boot_file, efi_boot_path
 from .fat import FatFile, make_fat
 from .initrd import scratch
 from .partition import MIB, disk_id
@@ -122,7 +123,8 @@ def write_iso_efi(ctx: FormatContext, rootfs_tar: Path, *, suffix: str = "-efi")
     with scratch(ctx, "iso") as work:
         parts = boot_parts(ctx, rootfs_tar, work)
         seed = content_seed(ctx, parts, "iso-efi")
-        uki = work / "BOOTX64.EFI"
+        boot_path = efi_boot_path(ctx.arch)
+        uki = work / "uki.efi"
         write_uki_file(ctx, parts.kernel, parts.initrd, parts.cmdline, uki)
         esp = work / "efiboot.img"
         size = round_up(uki.stat().st_size + uki.stat().st_size // 50 + 2 * MIB, MIB)
@@ -132,7 +134,7 @@ def write_iso_efi(ctx: FormatContext, rootfs_tar: Path, *, suffix: str = "-efi")
             esp,
             offset=0,
             size=size,
-            files=[FatFile("EFI/BOOT/BOOTX64.EFI", uki)],
+            files=[FatFile(boot_path, uki)],
             label="EFIBOOT",
             seed=seed,
             epoch=ctx.epoch,

@@ -111,9 +111,15 @@ class Format(NamedTuple):
         return self.writer is not None or self.stream_writer is not None
 
 
-def _disk(name: str, suffix: str, module: str, function: str) -> Format:
-    """A bootable x86_64 image: one file, made with the boot loaders."""
-    return Format(name, (Output(suffix),), boot_loaders=True, arches=("amd64",), writer=Writer(module, function))
+#: architectures of the BIOS formats (syslinux, isolinux: x86 code) and of the EFI ones (a UKI made with
+#: systemd's EFI stub, booted as ``EFI/BOOT/BOOTX64.EFI`` or ``BOOTAA64.EFI``: formats/bootfiles.py)
+BIOS_ARCHES = ("amd64",)
+EFI_ARCHES = ("amd64", "arm64")
+
+
+def _disk(name: str, suffix: str, module: str, function: str, arches: tuple[str, ...] = BIOS_ARCHES) -> Format:
+    """A bootable image: one file, made with the boot loaders (x86_64 BIOS ones unless ``arches`` says)."""
+    return Format(name, (Output(suffix),), boot_loaders=True, arches=arches, writer=Writer(module, function))
 
 
 def _root_image(name: str, suffix: str, function: str) -> Format:
@@ -144,23 +150,23 @@ FORMATS: tuple[Format, ...] = (
         entries_writer=Writer("initrd", "write_tar_kernel_initrd_entries"),
     ),
     _disk("iso-bios", ".iso", "iso", "write_iso_bios"),
-    _disk("iso-efi", "-efi.iso", "iso", "write_iso_efi"),
-    _disk("iso-efi-initrd", "-efi-initrd.iso", "iso", "write_iso_efi_initrd"),
+    _disk("iso-efi", "-efi.iso", "iso", "write_iso_efi", EFI_ARCHES),
+    _disk("iso-efi-initrd", "-efi-initrd.iso", "iso", "write_iso_efi_initrd", EFI_ARCHES),
     _disk("raw-bios", "-bios.img", "disk", "write_raw_bios"),
-    _disk("raw-efi", "-efi.img", "disk", "write_raw_efi"),
+    _disk("raw-efi", "-efi.img", "disk", "write_raw_efi", EFI_ARCHES),
     _root_image("kernel+squashfs", "-squashfs.img", "write_kernel_squashfs"),
     _root_image("kernel+erofs", "-erofs.img", "write_kernel_erofs"),
     _root_image("kernel+iso", ".iso", "write_kernel_iso"),
     _disk("aws", ".raw", "disk", "write_aws"),
     _disk("gcp", ".img.tar.gz", "disk", "write_gcp"),
-    _disk("qcow2-efi", "-efi.qcow2", "disk", "write_qcow2_efi"),
+    _disk("qcow2-efi", "-efi.qcow2", "disk", "write_qcow2_efi", EFI_ARCHES),
     _disk("qcow2-bios", ".qcow2", "disk", "write_qcow2_bios"),
     _disk("vhd", ".vhd", "disk", "write_vhd"),
     _disk("dynamic-vhd", ".vhd", "disk", "write_dynamic_vhd"),
     _disk("vmdk", ".vmdk", "disk", "write_vmdk"),
     # upstream writes the Raspberry Pi boot files and the root as NAME.tar; not written by this version yet
     Format("rpi3", (Output(".tar"),), boot_loaders=True, arches=("arm64",)),
-    _disk("uki", ".efi", "uki", "write_uki"),
+    _disk("uki", ".efi", "uki", "write_uki", EFI_ARCHES),
 )
 
 _BY_NAME: Mapping[str, Format] = {fmt.name: fmt for fmt in FORMATS}

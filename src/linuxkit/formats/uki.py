@@ -1,6 +1,7 @@
-"""``uki``: a Unified Kernel Image (``NAME.efi``): systemd's EFI stub with ``.osrel``, ``.cmdline``,
-``.linux`` and ``.initrd`` sections, written by a small PE section appender (no objcopy, streams
-the kernel and initrd, recomputes the PE checksum)."""
+"""``uki``: a Unified Kernel Image (``NAME.efi``): systemd's EFI stub of the build's architecture (x64
+or aa64) with ``.osrel``, ``.cmdline``, ``.linux`` (a PE kernel: see :mod:`.efikernel`) and ``.initrd``
+sections, written by a small PE section appender (no objcopy, streams the kernel and initrd,
+recomputes the PE checksum)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import BinaryIO
 
 from .. import log
 from ..errors import BuildError
-from .bootfiles import boot_file
+from .bootfiles import boot_file, efi_names
+from .efikernel import efi_kernel
 from .initrd import make_kernel_initrd, scratch
 from .registry import FormatContext
 
@@ -171,8 +173,10 @@ def build_uki(stub: Path, kernel: Path, initrd: Path, cmdline: str, out: BinaryI
 
 
 def write_uki_file(ctx: FormatContext, kernel: Path, initrd: Path, cmdline: str, dest: Path) -> None:
-    """Write a UKI for this build to the (temporary) path ``dest``."""
-    stub = boot_file(ctx.boot_files, "linuxx64.efi.stub")
+    """Write a UKI for this build to the (temporary) path ``dest``: the EFI stub of the build's
+    architecture; a gzip kernel (arm64's) is decompressed next to ``dest`` first."""
+    stub = boot_file(ctx.boot_files, efi_names(ctx.arch).stub)
+    kernel = efi_kernel(kernel, dest.parent)
     with open(dest, "wb") as fh:
         build_uki(stub, kernel, initrd, cmdline, fh, name=ctx.base.name)
 
@@ -180,10 +184,11 @@ def write_uki_file(ctx: FormatContext, kernel: Path, initrd: Path, cmdline: str,
 def write_uki(ctx: FormatContext, rootfs_tar: Path) -> None:
     """``uki``: ``NAME.efi``."""
     final = f"{ctx.base}.efi"
-    stub = boot_file(ctx.boot_files, "linuxx64.efi.stub")
+    stub = boot_file(ctx.boot_files, efi_names(ctx.arch).stub)
     log.info(f"  {final}")
     # the shared scratch helper makes the output directory first (a fresh --dir failed here)
     with scratch(ctx, "uki") as tmp:
         parts = make_kernel_initrd(rootfs_tar, tmp, decompress_kernel=ctx.decompress_kernel)
+        kernel = efi_kernel(parts.kernel, tmp)
         with open(ctx.outputs.path(final), "wb") as fh:
-            build_uki(stub, parts.kernel, parts.initrd, parts.cmdline, fh, name=ctx.base.name)
+            build_uki(stub, kernel, parts.initrd, parts.cmdline, fh, name=ctx.base.name)

@@ -49,6 +49,12 @@ OVMF_PATHS = (
     "/usr/share/OVMF/OVMF.fd",
     "/usr/share/ovmf/bios.bin",  # upstream's default
 )
+#: aarch64's UEFI firmware as (code, variable store template) pairs: Debian's AAVMF (qemu-efi-aarch64),
+#: then the edk2 build qemu installs; the code is mapped read-only, the variables from the VM's own copy
+AAVMF_PATHS = (
+    ("/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"),
+    ("/usr/share/qemu/edk2-aarch64-code.fd", "/usr/share/qemu/edk2-arm-vars.fd"),
+)
 _DISK_FORMATS = {".qcow2": "qcow2", ".raw": "raw", ".img": "raw", ".vhd": "vpc", ".vmdk": "vmdk"}
 PUBLISH_HINT = "use --publish HOSTPORT:GUESTPORT[/tcp|udp], e.g. --publish 8080:80"
 
@@ -172,6 +178,41 @@ def find_ovmf(explicit: str) -> str:
     )
 
 
+def _vars_template(code: str) -> str:
+    """The variable store to start from with firmware code ``code``: the one beside it (a known pair's,
+    or ``..VARS..`` for a ``..CODE..`` file), else the first one installed."""
+    folder, name = os.path.split(code)
+    names = [os.path.basename(v) for c, v in AAVMF_PATHS if os.path.basename(c) == name]
+    names.append(name.replace("CODE", "VARS").replace("code", "vars"))
+    for beside in (os.path.join(folder, n) for n in names if n != name):
+        if os.path.isfile(beside):
+            return beside
+    for _, template in AAVMF_PATHS:
+        if os.path.isfile(template):
+            return template
+    raise UserError(
+        f"no UEFI variable store to go with {code}",
+        hint="install AAVMF (apt-get install qemu-efi-aarch64), or put a ..VARS.. file beside a ..CODE.. --fw",
+    )
+
+
+def find_aavmf(explicit: str) -> tuple[str, str]:
+    """aarch64's UEFI firmware: ``(code, variable store template)`` (``--fw`` names the code)."""
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise UserError(
+                f"firmware {explicit} does not exist", hint="install AAVMF (apt-get install qemu-efi-aarch64)"
+            )
+        return explicit, _vars_template(explicit)
+    for code, template in AAVMF_PATHS:
+        if os.path.isfile(code) and os.path.isfile(template):
+            return code, template
+    raise UserError(
+        "UEFI boot on aarch64 needs AAVMF firmware and none was found",
+        hint="install it with: apt-get install qemu-efi-aarch64 (or give --fw PATH to a ..CODE.. file)",
+    )
+
+
 def _firmware_copy(firmware: str, state: Path) -> str:
     """qemu writes UEFI variables into a writable pflash image: give it the VM's own copy in the
     state directory (upstream hands it the system's file)."""
@@ -194,6 +235,9 @@ class QemuConfig:
     disks: list[DiskSpec] = field(default_factory=list)
     isos: list[str] = field(default_factory=list)
     firmware: str = ""
+    #: with split firmware (aarch64's AAVMF): ``firmware`` is the code, mapped read-only, and this the
+    #: VM's own variable store (both pflash units); "" = one pflash unit, ``firmware`` itself
+    firmware_vars: str = ""
     cmdline: str | None = None  # contents of PATH-cmdline (None: no -append)
     extra_cmdline: str = ""
     netdev: str = "user,id=t0"  # "" = no network
@@ -283,17 +327,23 @@ def qemu_argv(qemu: str, cfg: QemuConfig) -> list[str]:
     for d in cfg.disks:
         fmt = f",format={qemu_opt(d.format)}" if d.format else ""
         args += ["-drive", f"file={qemu_opt(qemu_file(d.path))}{fmt},if=virtio,media=disk"]
-    if iso_boot:
+    # aarch64's virt machine has no IDE controller for -cdrom: there the boot ISO is the first CD on
+    # virtio-scsi, which the firmware boots from
+    cdrom = iso_boot and cfg.arch != "aarch64"
+    if cdrom:
         args += ["-boot", "d"]
-    data_cds = cfg.isos[1:] if iso_boot else cfg.isos
-    if iso_boot:
+    data_cds = cfg.isos[1:] if cdrom else cfg.isos
+    if cdrom:
         args += ["-cdrom", qemu_file(cfg.isos[0])]  # taken whole: no option string, no escaping
     if data_cds:
         args += ["-device", "virtio-scsi-pci,id=scsi0"]
         for i, iso in enumerate(data_cds):
             args += ["-drive", f"file={qemu_opt(qemu_file(iso))},if=none,id=cd{i},media=cdrom,readonly=on"]
             args += ["-device", f"scsi-cd,drive=cd{i},bus=scsi0.0"]
-    if cfg.boot.uefi:
+    if cfg.boot.uefi and cfg.firmware_vars:
+        args += ["-drive", f"if=pflash,format=raw,readonly=on,file={qemu_opt(qemu_file(cfg.firmware))}"]
+        args += ["-drive", f"if=pflash,format=raw,file={qemu_opt(qemu_file(cfg.firmware_vars))}"]
+    elif cfg.boot.uefi:
         args += ["-drive", f"if=pflash,format=raw,file={qemu_opt(qemu_file(cfg.firmware))}"]
     append = None
     if cfg.boot.kind == "kernel" or cfg.boot.kind in ROOT_IMAGES:
@@ -462,7 +512,11 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
     served_at = guest_addresses(opts.metadata) if served else ()
     boot = detect_boot(opts.path, kernel=opts.kernel, iso=opts.iso, squashfs=opts.squashfs, uefi=opts.uefi)
     cmdline = _check_boot_files(boot)
-    firmware = find_ovmf(opts.fw) if boot.uefi else ""
+    firmware = firmware_vars = ""
+    if boot.uefi and arch == "aarch64":
+        firmware, firmware_vars = find_aavmf(opts.fw)
+    elif boot.uefi:
+        firmware = find_ovmf(opts.fw)
     qemu = opts.qemu or f"qemu-system-{arch}"
     qemu = qemu if os.sep in qemu else find_tool(qemu)
     if not os.access(qemu, os.X_OK):
@@ -473,7 +527,9 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         state.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"could not create state directory {state}: {exc.strerror}") from exc
-    if firmware:
+    if firmware_vars:
+        firmware_vars = _firmware_copy(firmware_vars, state)
+    elif firmware:
         firmware = _firmware_copy(firmware, state)
     # a kernel+iso root image is the first CD on virtio-scsi (/dev/sr0), before any metadata CD
     isos = [boot.path] if boot.kind == "iso" else [boot.path + ".iso"] if boot.kind == "kernel-iso" else []
@@ -512,6 +568,7 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         disks=disks,
         isos=isos,
         firmware=firmware,
+        firmware_vars=firmware_vars,
         cmdline=cmdline,
         extra_cmdline=opts.cmdline,
         netdev=netdev,
