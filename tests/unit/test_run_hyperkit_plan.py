@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -209,12 +210,11 @@ def test_the_cli_and_the_library_agree_on_the_firmware() -> None:
 # --- the executor's wiring: fake hyperkit and vpnkit that record what they are given -------------------------
 
 FAKE_HYPERKIT = """#!{python}
-import json, os, sys, time
+import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps(["hyperkit", args]) + "\\n")
 open(args[args.index("-F") + 1], "w").write(str(os.getpid()))
-time.sleep(0.5)  # long enough for the state recorder to see the pid file
 sys.exit(int(os.environ.get("FAKE_EXIT", "1")))
 """
 
@@ -255,14 +255,6 @@ def _calls(log: Path) -> list[list[object]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
-def _wait_for(path: Path) -> None:
-    import time
-
-    deadline = time.monotonic() + 10
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def test_executor_runs_the_steps_in_order(image: Path, fakes: Path) -> None:
     opts = _options(
         image,
@@ -270,7 +262,9 @@ def test_executor_runs_the_steps_in_order(image: Path, fakes: Path) -> None:
     )
     host = Host(which=shutil.which, home=str(image / "home"), stdout_is_terminal=True, vm_uuid=VM_UUID)
     planned = build_plan(opts, host)
+    threads = threading.active_count()
     assert run_hyperkit(opts, host) == 0  # the fake exits 1: the guest powered off
+    assert threading.active_count() == threads  # the state recorder has ended
     state = image / "vm-state"
     calls = _calls(fakes)
     # vpnkit first, then hyperkit with exactly the plan's argv; vpnkit terminated at the end
@@ -287,11 +281,20 @@ def test_executor_runs_the_steps_in_order(image: Path, fakes: Path) -> None:
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(image / "new.qcow2")],
                                      capture_output=True, check=True).stdout)  # fmt: skip
     assert (info["format"], info["virtual-size"]) == ("qcow2", 256 * 1024 * 1024)
-    _wait_for(state / "hyperkit.json")
     record = json.loads((state / "hyperkit.json").read_text())
     assert record["pid"] == int((state / "hyperkit.pid").read_text())
     assert record["arguments"] == list(planned.argv[1:])
     assert list(record)[-3:] == ["pid", "arguments", "cmdline"]
+
+
+def test_a_stale_console_link_is_removed_before_hyperkit_starts(image: Path, fakes: Path) -> None:
+    (image / "vm-state").mkdir()
+    (image / "vm-state" / "tty").symlink_to("/dev/null")  # the last run's pty
+    host = Host(which=shutil.which, home=str(image / "home"), stdout_is_terminal=False)
+    threads = threading.active_count()
+    assert run_hyperkit(_options(image, {"networking": "none"}), host) == 0
+    assert not (image / "vm-state" / "tty").is_symlink()
+    assert threading.active_count() == threads  # the console copier gave up with hyperkit
 
 
 def test_executor_failure_stops_vpnkit_and_says_why(image: Path, fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:

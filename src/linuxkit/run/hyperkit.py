@@ -401,36 +401,42 @@ def build_plan(opts: HyperkitOptions, host: Host) -> HyperkitPlan:
 
 # --- the last step: hyperkit itself ---------------------------------------------------------------
 
-#: how long the state recorder waits for hyperkit's pid file
+#: how long the state recorder waits for hyperkit's pid file; how long its threads get to end after hyperkit
 PID_WAIT = 60.0
+THREAD_GRACE = 2.0
 #: hyperkit's exit codes for the ways a guest ends (bhyve's vmexit_suspend); others are failures
 GUEST_ENDS = {0: "reset", 1: "powered off", 2: "halted"}
 
 
-def _record_state(state: str, record: dict[str, Data], argv: list[str]) -> None:
-    """Remove a stale ``hyperkit.pid``, then (in the background) wait for hyperkit to write its new one and
-    record ``STATE/hyperkit.json`` with that pid, as the library's ``writeState`` does."""
+def _record_state(state: str, record: dict[str, Data], argv: list[str], ended: threading.Event) -> threading.Thread:
+    """Remove a stale ``hyperkit.pid``, then (in a thread) wait for hyperkit to write its new one and record
+    ``STATE/hyperkit.json`` with that pid, as the library's ``writeState`` does; gives up once ``ended``."""
     pidfile = Path(state, "hyperkit.pid")
     pidfile.unlink(missing_ok=True)
 
     def wait_and_write() -> None:
         deadline = time.monotonic() + PID_WAIT
-        while time.monotonic() < deadline:
+        while True:
             try:
                 pid = int(pidfile.read_text().strip())
             except (OSError, ValueError):
-                time.sleep(0.05)
+                if ended.is_set() or time.monotonic() > deadline:
+                    log.warn(f"hyperkit wrote no {pidfile}: {state}/hyperkit.json not written")
+                    return
+                ended.wait(0.05)
                 continue
             full = {**record, "pid": pid, "arguments": argv[1:], "cmdline": " ".join(argv)}
             execute(Plan("hyperkit state", [WriteFile(Path(state, "hyperkit.json"), marshal(full))]))
             return
-        log.warn(f"hyperkit wrote no {pidfile} within {PID_WAIT:.0f} s: {state}/hyperkit.json not written")
 
-    threading.Thread(target=wait_and_write, name="hyperkit-state", daemon=True).start()
+    thread = threading.Thread(target=wait_and_write, name="hyperkit-state", daemon=True)
+    thread.start()
+    return thread
 
 
-def _copy_console(tty: str) -> None:
-    """Copy the VM's console pty (made by hyperkit once it runs) to our stdout, from a background thread."""
+def _copy_console(tty: str, ended: threading.Event) -> threading.Thread:
+    """Copy the VM's console pty (made by hyperkit once it runs) to our stdout, from a thread that ends with the
+    pty (or once ``ended`` if hyperkit never made one)."""
 
     def copy() -> None:
         while True:
@@ -438,16 +444,19 @@ def _copy_console(tty: str) -> None:
                 fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY)
                 break
             except OSError:
-                time.sleep(0.01)
+                if ended.wait(0.01):
+                    return
         try:
             while chunk := os.read(fd, 65536):
                 os.write(1, chunk)
         except OSError:
-            pass  # the pty closes when hyperkit exits
+            pass  # the pty is gone when hyperkit exits
         finally:
             os.close(fd)
 
-    threading.Thread(target=copy, name="hyperkit-console", daemon=True).start()
+    thread = threading.Thread(target=copy, name="hyperkit-console", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_vm(data: Data) -> None:
@@ -458,10 +467,17 @@ def run_vm(data: Data) -> None:
     argv, state, tty, record = data["argv"], data["state"], data["console_tty"], data["state_record"]
     assert isinstance(argv, list) and isinstance(state, str) and isinstance(record, dict)
     command = [str(a) for a in argv]
-    _record_state(state, record, command)
+    ended = threading.Event()
+    threads = [_record_state(state, record, command, ended)]
     if isinstance(tty, str):
-        _copy_console(tty)
-    code = run(command, check=False).returncode
+        Path(tty).unlink(missing_ok=True)  # a link to the last run's pty: another program may own that pty now
+        threads.append(_copy_console(tty, ended))
+    try:
+        code = run(command, check=False).returncode
+    finally:
+        ended.set()
+        for thread in threads:
+            thread.join(THREAD_GRACE)
     if code not in GUEST_ENDS:
         raise BuildError(f"cannot run hyperkit: exit status {code}", hint="command: " + shlex.join(command))
     log.debug(f"hyperkit: the guest {GUEST_ENDS[code]}")
