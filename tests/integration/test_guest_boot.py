@@ -125,7 +125,7 @@ def test_every_format_builds_from_the_minimal_example(cache: Path, tmp_path: Pat
     names)."""
     from linuxkit.formats.registry import all_formats
 
-    for fmt in (name for name in all_formats() if name != "rpi3"):
+    for fmt in (name for name in all_formats() if not name.startswith("rpi3")):  # arm64 only
         out = tmp_path / fmt.replace("+", "_")
         proc = lk(cache, "build", "-f", fmt, "--name", "m", "--dir", out, ROOT / "examples" / "minimal.yml")
         assert b"Traceback" not in proc.stderr

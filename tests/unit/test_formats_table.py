@@ -256,7 +256,7 @@ def test_every_format_is_known_once_in_upstream_order_and_help_lists_them() -> N
     # upstream v1.8.2's names in its order (its outFuns), then ours
     upstream = "tar docker kernel+initrd tar-kernel-initrd iso-bios iso-efi iso-efi-initrd raw-bios raw-efi"
     upstream += " kernel+squashfs kernel+erofs kernel+iso aws gcp qcow2-efi qcow2-bios vhd dynamic-vhd vmdk rpi3"
-    assert names == [*upstream.split(), "uki"]
+    assert names == [*upstream.split(), "uki", "rpi3-img"]
     from linuxkit.cli.main import build_parser
 
     parser = build_parser(lazy=False)

@@ -164,9 +164,12 @@ FORMATS: tuple[Format, ...] = (
     _disk("vhd", ".vhd", "disk", "write_vhd"),
     _disk("dynamic-vhd", ".vhd", "disk", "write_dynamic_vhd"),
     _disk("vmdk", ".vmdk", "disk", "write_vmdk"),
-    # upstream writes the Raspberry Pi boot files and the root as NAME.tar; not written by this version yet
-    Format("rpi3", (Output(".tar"),), boot_loaders=True, arches=("arm64",)),
+    # the Raspberry Pi boot partition's files (firmware, config.txt, cmdline.txt, device trees, kernel8.img,
+    # initrd.img) as NAME.tar, as upstream (which chain-loads u-boot instead): docs/platform-rpi3.md
+    Format("rpi3", (Output(".tar"),), arches=("arm64",), writer=Writer("rpi", "write_rpi3")),
     _disk("uki", ".efi", "uki", "write_uki", EFI_ARCHES),
+    # ours: the same files in an SD-card image to dd (MBR + one FAT32 partition)
+    Format("rpi3-img", (Output("-rpi3.img"),), arches=("arm64",), writer=Writer("rpi", "write_rpi3_img")),
 )
 
 _BY_NAME: Mapping[str, Format] = {fmt.name: fmt for fmt in FORMATS}
