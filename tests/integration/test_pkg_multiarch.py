@@ -243,7 +243,7 @@ def test_errors_are_clear(linuxkit: RunLinuxkit, tmp_path: Path, two_arch_lock: 
         err = proc.stderr.decode()
         assert proc.returncode != 0 and "no variant for linux/arm64" in err and "linux/amd64" in err, err
 
-    # no registry where the package's org says
+    # no registry where the package's org says: refused before anything is built
     gone = f"127.0.0.1:{free_port()}/test"
     proc = linuxkit(
         "pkg", "push", "--org", gone, "--platforms", "linux/amd64", repo, check=False, env=env(tmp_path, "d")
@@ -251,3 +251,4 @@ def test_errors_are_clear(linuxkit: RunLinuxkit, tmp_path: Path, two_arch_lock: 
     err = proc.stderr.decode()
     assert proc.returncode == 1 and f"cannot reach registry {gone.split('/')[0]}" in err and "hint:" in err, err
     assert "Traceback" not in err
+    assert "tiny" not in linuxkit("cache", "ls", env=env(tmp_path, "d")).stderr.decode()  # refused before building

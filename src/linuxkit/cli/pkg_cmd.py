@@ -14,6 +14,7 @@ from ..oci import registry
 from ..oci.cache import Cache
 from ..oci.image import Platform
 from ..oci.registry import RegistryOptions
+from ..oci.registry.remote import lookup
 from ..packages.buildyml import read_build_yml
 from ..packages.debian_image import DebianSettings, default_debian_cache, locked_packages
 from ..packages.pkgbuild import (
@@ -89,6 +90,9 @@ def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
             # refuse before a long build when the package is dirty already (a new lock can only add to that)
             before = package_tag(directory, opts.tag)
             _refuse_dirty(before.canonical, dirty=before.dirty)
+            # and when its registry cannot be reached or refuses us (upstream asks it before building too)
+            found = lookup(before.canonical, options, f"checking {before.canonical} in its registry")
+            log.debug(f"{before.canonical} in the registry: {found or 'not yet'}")
             releases = [args.release] if args.release else head_release_tags(directory) or [""]
         pushed: set[str] = set()
         for release in releases:  # several only for several git tags on HEAD: built once, the rest skip

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import digest as _digest
+from .. import reference
 from ..descriptor import Descriptor
 from .client import Client, http_error
 from .errors import RegistryError
 from .manifests import ACCEPT, fetch_manifest
+from .options import RegistryOptions
 
 PUSH = "pull,push"
 
@@ -25,6 +27,14 @@ class RemoteManifest:
     @property
     def descriptor(self) -> Descriptor:
         return Descriptor(self.media_type, self.digest, len(self.raw))
+
+
+def lookup(ref: str, options: RegistryOptions, what: str) -> str | None:
+    """The digest the registry of ``ref`` has under it (``None``: nothing); an unreachable registry or
+    refused credentials raise :class:`RegistryError` (``what`` names the operation)."""
+    parsed = reference.parse(ref).with_default_tag()
+    with Client(parsed.domain, options, what) as client:
+        return remote_digest(client, parsed.path, parsed.digest or parsed.tag or "latest")
 
 
 def remote_digest(client: Client, repository: str, ref: str) -> str | None:
