@@ -118,3 +118,12 @@ def test_run_without_backend_means_qemu() -> None:
     assert default(["run", "--mem", "512", "qemu", "x"]) == ["run", "--mem", "512", "qemu", "x"]
     assert default(["build", "run"]) == ["build", "run"]
     assert default(["run", "--help"]) == ["run", "--help"]
+
+
+def test_run_without_backend_takes_upstreams_default_of_each_os() -> None:
+    from linuxkit.cli.main import _default_run_backend as default
+
+    assert default(["run", "x"], "darwin") == ["run", "virtualization", "x"]
+    assert default(["run", "x"], "win32") == ["run", "hyperv", "x"]
+    assert default(["run", "x"], "linux") == ["run", "qemu", "x"]
+    assert default(["run", "vbox", "x"], "darwin") == ["run", "vbox", "x"]

@@ -58,8 +58,13 @@ _VALUE_FLAGS = frozenset({"--cache", "--mirror", "--cert-file", "-v", "--verbose
 _BACKENDS = frozenset(name for name, *_ in RUN_BACKENDS)
 
 
-def _default_run_backend(argv: list[str]) -> list[str]:
-    """``linuxkit run PATH`` means ``linuxkit run qemu PATH`` on Linux, as upstream."""
+#: ``linuxkit run PATH`` without a backend, by ``sys.platform``: upstream's defaults (qemu elsewhere)
+DEFAULT_RUN_BACKENDS = {"darwin": "virtualization", "win32": "hyperv", "linux": "qemu"}
+
+
+def _default_run_backend(argv: list[str], platform: str = sys.platform) -> list[str]:
+    """``linuxkit run PATH`` means ``linuxkit run qemu PATH`` on Linux, ``run virtualization`` on macOS and
+    ``run hyperv`` on Windows, as upstream."""
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -71,7 +76,7 @@ def _default_run_backend(argv: list[str]) -> list[str]:
         rest = argv[i + 1 :]
         has_path = any(not a.startswith("-") for a in rest)
         if has_path and not any(a in _BACKENDS for a in rest) and "-h" not in rest and "--help" not in rest:
-            return [*argv[: i + 1], "qemu", *rest]
+            return [*argv[: i + 1], DEFAULT_RUN_BACKENDS.get(platform, "qemu"), *rest]
         return argv
     return argv
 
