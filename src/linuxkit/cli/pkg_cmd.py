@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import log
 from ..errors import UserError
-from ..oci import registry
+from ..oci import reference, registry
 from ..oci.cache import Cache
 from ..oci.image import Platform
 from ..oci.registry import RegistryOptions
@@ -91,8 +91,7 @@ def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
             before = package_tag(directory, opts.tag)
             _refuse_dirty(before.canonical, dirty=before.dirty)
             # and when its registry cannot be reached or refuses us (upstream asks it before building too)
-            found = lookup(before.canonical, options, f"checking {before.canonical} in its registry")
-            log.debug(f"{before.canonical} in the registry: {found or 'not yet'}")
+            _check_registry(before.canonical, options)
             releases = [args.release] if args.release else head_release_tags(directory) or [""]
         pushed: set[str] = set()
         for release in releases:  # several only for several git tags on HEAD: built once, the rest skip
@@ -102,6 +101,21 @@ def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
             if options is not None:
                 pushed |= push_result(opts.cache, result, options, skip=pushed)
     return 0
+
+
+def _check_registry(name: str, options: RegistryOptions) -> None:
+    try:
+        found = lookup(name, options, f"checking {name} in its registry")
+    except registry.RegistryError as exc:
+        if reference.parse(name).domain != reference.DEFAULT_DOMAIN:
+            raise
+        raise registry.RegistryError(
+            exc.message,
+            hint=(f"{exc.hint}; " if exc.hint else "")
+            + "the package's org names no registry host, so it goes to Docker Hub:"
+            " name a registry with --org HOST/ORG (or org: in build.yml)",
+        ) from exc
+    log.debug(f"{name} in the registry: {found or 'not yet'}")
 
 
 def _refuse_dirty(name: str, *, dirty: bool) -> None:
