@@ -5,6 +5,7 @@ cache. The package is built from the Debian archive's amd64 and arm64 ``busybox-
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,8 +23,11 @@ from tests.integration.test_pkg_build import BUILD_YML, make_repo, shared_debian
 from tests.integration.test_registry_client import free_port, serve_registry
 from tests.integration.test_registry_token_auth import PASSWORD, USER, TokenRegistry, token_registry
 
+from linuxkit.oci import reference
 from linuxkit.oci.cache import Cache
 from linuxkit.oci.image import Platform
+from linuxkit.oci.registry import Credentials, RegistryOptions
+from linuxkit.oci.registry.client import Client
 
 pytestmark = [pytest.mark.integration]
 __all__ = ["token_registry"]  # a fixture
@@ -80,14 +84,31 @@ def env(tmp_path: Path, cache: str) -> dict[str, str]:
     }
 
 
-def skopeo(target: Target, *args: str) -> bytes:
+def skopeo(target: Target, *args: str, check: bool = True) -> bytes:
+    """``skopeo inspect ARGS`` (its output; empty when it fails and ``check`` is off)."""
     if SKOPEO is None:
         pytest.skip("skopeo not installed (apt-get install skopeo)")
     proc = subprocess.run(
         [SKOPEO, "inspect", "--tls-verify=false", *target.skopeo, *args], capture_output=True, check=False
     )
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout
+    assert proc.returncode == 0 or not check, proc.stderr.decode()
+    return proc.stdout if proc.returncode == 0 else b""
+
+
+def digest_of_index(target: Target, ref: str) -> str:
+    return "sha256:" + hashlib.sha256(skopeo(target, "--raw", f"docker://{ref}")).hexdigest()
+
+
+def delete_manifest(target: Target, ref: str, digest: str) -> None:
+    """Delete a manifest from the registry by digest (every tag naming it goes with it)."""
+    parsed = reference.parse(ref)
+    creds = {target.host: Credentials(USER, PASSWORD)} if target.cli else {}
+    with Client(parsed.domain, RegistryOptions(use_docker_config=False, credentials=creds), "test") as client:
+        resp = client.request(
+            "DELETE", f"/v2/{parsed.path}/manifests/{digest}", repository=parsed.path, actions="delete"
+        )
+        resp.close()
+        assert resp.status_code == 202, resp.status_code
 
 
 def raw(target: Target, ref: str) -> dict[str, Any]:
@@ -183,6 +204,13 @@ def test_pushes_from_two_machines_add_up_and_pkg_manifest_rebuilds_the_index(
     )
     assert "merged with the platforms" in merged.stderr.decode()
     found = check_index(target, name, {"amd64", "arm64"})
+
+    # the index lost (deleted in the registry, its TAG-<arch> images kept): pkg manifest makes it again
+    delete_manifest(target, name, digest_of_index(target, name))
+    assert skopeo(target, "--raw", f"docker://{name}-arm64", check=False) != b""
+    assert skopeo(target, "--raw", f"docker://{name}", check=False) == b""
+    linuxkit(*target.cli, "pkg", "manifest", "--org", org, repo, env=env(tmp_path, "c"))
+    assert check_index(target, name, {"amd64", "arm64"}) == found
 
     # pkg manifest (and its alias index): the release's index made from the RELEASE-<arch> images alone
     for arch, cache in (("amd64", "a"), ("arm64", "b")):
