@@ -94,11 +94,14 @@ def test_tar_holds_firmware_config_device_trees_kernel_and_initrd(
     tar = built[0] / "rpi3.tar"
     files = _tar_files(tar)
     print(f"rpi3.tar: {tar.stat().st_size / 1e6:.1f} MB")
-    assert sorted(files) == sorted([*FIRMWARE, *DTBS, "config.txt", "cmdline.txt", "kernel8.img", "initrd.img"])
+    names = [*FIRMWARE, "LICENCE.broadcom", *DTBS, "config.txt", "cmdline.txt", "kernel8.img", "initrd.img"]
+    assert sorted(files) == sorted(names)
     for name in FIRMWARE:
         assert files[name] == _deb_file(
             cache, "rpi-firmware", "raspi-firmware", f"usr/lib/raspi-firmware/{name}", tmp_path
         )
+    copyright = _deb_file(cache, "rpi-firmware", "raspi-firmware", "usr/share/doc/raspi-firmware/copyright", tmp_path)
+    assert files["LICENCE.broadcom"] == copyright and b"Broadcom" in copyright
     lock = read_lock(ROOT / "pkg" / "kernel-rpi" / "debian.lock")
     assert lock is not None
     kernel_pkg = next(r.name for r in lock.arches["arm64"] if r.name.startswith("linux-image-6"))

@@ -11,13 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from linuxkit.errors import UserError
+from linuxkit.errors import BuildError, UserError
 from linuxkit.formats.registry import FormatContext, find
 from linuxkit.formats.rpi import boot_file_name, cmdline_txt, config_txt, rpi_boot
 from linuxkit.outputs import OutputSet
 
 KERNEL = b"ARM64 Image" + bytes(range(256)) * 64
-FIRMWARE = {"bootcode.bin": b"boot", "start.elf": b"start", "fixup.dat": b"fixup", "start4.elf": b"start4"}
+FIRMWARE = {
+    "bootcode.bin": b"boot",
+    "start.elf": b"start",
+    "fixup.dat": b"fixup",
+    "start4.elf": b"start4",
+    "LICENCE.broadcom": b"terms",
+}
 DTBS = {"bcm2837-rpi-3-b.dtb": b"dtb3", "bcm2711-rpi-4-b.dtb": b"dtb4"}
 
 
@@ -96,6 +102,7 @@ def test_cmdline_txt_is_one_line() -> None:
         ("usr/lib/raspi-firmware/start.elf", ("firmware", "start.elf")),
         ("usr/lib/raspi-firmware/fixup4cd.dat", ("firmware", "fixup4cd.dat")),
         ("usr/lib/raspi-firmware/bootcode.bin", ("firmware", "bootcode.bin")),
+        ("usr/lib/raspi-firmware/LICENCE.broadcom", ("firmware", "LICENCE.broadcom")),
         ("boot/dtb/broadcom/bcm2837-rpi-3-b.dtb", ("dtb", "bcm2837-rpi-3-b.dtb")),
         ("usr/lib/raspi-firmware/notes.txt", None),
         ("usr/lib/raspi-firmware/sub/start.elf", None),
@@ -121,6 +128,29 @@ def test_rootfs_is_split_into_the_boot_partition_files(tmp_path: Path) -> None:
     names = _initrd_names(boot.files["initrd.img"])
     assert "bin/sh" in names and "usr/lib/other/start.elf" in names
     assert not [n for n in names if n.startswith(("boot", "usr/lib/raspi-firmware"))], names
+
+
+def test_a_hard_link_to_a_firmware_file_is_a_copy_of_it(tmp_path: Path) -> None:
+    rootfs = _rootfs(tmp_path / "rootfs.tar")
+    with tarfile.open(rootfs, "a") as tf:
+        link = tarfile.TarInfo("usr/lib/raspi-firmware/start_cd.elf")
+        link.type = tarfile.LNKTYPE
+        link.linkname = "usr/lib/raspi-firmware/start.elf"
+        tf.addfile(link)
+        stray = tarfile.TarInfo("usr/lib/raspi-firmware/start4cd.elf")
+        stray.type = tarfile.LNKTYPE
+        stray.linkname = "bin/sh"
+        tf.addfile(stray)
+    with pytest.raises(BuildError, match="hard link to 'bin/sh'"):
+        rpi_boot(rootfs, tmp_path / "work")
+    with tarfile.open(rootfs) as tf:
+        members = [m for m in tf.getmembers() if m.name != "usr/lib/raspi-firmware/start4cd.elf"]
+        kept = tmp_path / "kept.tar"
+        with tarfile.open(kept, "w") as out:
+            for m in members:
+                out.addfile(m, tf.extractfile(m) if m.isfile() else None)
+    boot = rpi_boot(kept, tmp_path / "work2")
+    assert boot.files["start_cd.elf"].read_bytes() == FIRMWARE["start.elf"]
 
 
 def test_a_gzip_kernel_is_stored_decompressed(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ starts the kernel with ``cmdline.txt``: no u-boot. Upstream's rpi3 tool chain-lo
 
 Where the files come from, all in the rootfs the YAML builds (nothing from the host):
 
-* the firmware: ``usr/lib/raspi-firmware/`` of ``pkg/rpi-firmware`` (Debian's raspi-firmware), named in
-  the YAML's ``init:``;
+* the firmware and its licence: ``usr/lib/raspi-firmware/`` of ``pkg/rpi-firmware`` (Debian's
+  raspi-firmware), named in the YAML's ``init:``;
 * the device trees: ``boot/dtb/broadcom/*.dtb``, where upstream's kernel images keep them (``pkg/kernel-rpi``
   ships the Pi's from Debian's arm64 kernel); stored at the root of the partition, where the firmware
   looks for them (``upstream_kernel=1`` makes it look for the mainline names, ``bcm2837-rpi-3-b.dtb``);
@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .. import log
-from ..errors import UserError
+from ..errors import BuildError, UserError
 from ..rootfs.kernel import decompress_kernel
 from ..safetree import create_file
-from ..tar.header import REG, Header
+from ..tar.header import LINK, REG, Header
 from ..tar.writer import TarSink, TarWriter
 from .bootable import cmdline_quote, disk_size
 from .disk import fat_partition_bytes
@@ -49,6 +49,8 @@ from .registry import FormatContext
 FIRMWARE_DIR = "usr/lib/raspi-firmware/"
 #: where upstream's kernel images (and pkg/kernel-rpi) keep the Broadcom device trees
 DTB_DIR = "boot/dtb/broadcom/"
+#: the firmware's licence (Broadcom's terms ask for it to come with the binaries), as upstream names it
+LICENCE = "LICENCE.broadcom"
 KERNEL_NAME = "kernel8.img"
 INITRD_NAME = "initrd.img"
 #: the firmware files a Pi 3 cannot boot without (the Pi 4's are start4.elf and fixup4.dat)
@@ -85,7 +87,7 @@ def boot_file_name(name: str) -> tuple[str, str] | None:
     """``("firmware" | "dtb", basename)`` for a rootfs entry the boot partition takes, else ``None``.
     Only plain names directly in those directories count: image content never names a path of ours."""
     for kind, prefix, suffixes in (
-        ("firmware", FIRMWARE_DIR, (".bin", ".elf", ".dat")),
+        ("firmware", FIRMWARE_DIR, (".bin", ".elf", ".dat", LICENCE)),
         ("dtb", DTB_DIR, (".dtb",)),
     ):
         if name.startswith(prefix):
@@ -117,15 +119,26 @@ class BootFileSplitter:
         self._end()
         name = hdr.name.rstrip("/")
         found = boot_file_name(name)
-        if found is not None and hdr.typeflag == REG:
+        if found is not None and hdr.typeflag in (REG, LINK):
             kind, base = found
             self._out = create_file(self._work, f"{kind}/{base}")  # a later entry of that name replaces it
             self.found[kind][base] = self._work / kind / base
+            if hdr.typeflag == LINK:  # a hard link to a file taken before: its bytes
+                self._copy_linked(hdr.linkname)
             return
         if (name + "/").startswith(FIRMWARE_DIR):
             self._skip = True  # the directory itself, or what else it holds: not needed in the initrd
             return
         self._inner.write_header(hdr)
+
+    def _copy_linked(self, target: str) -> None:
+        assert self._out is not None
+        found = boot_file_name(target.rstrip("/"))
+        source = self.found[found[0]].get(found[1]) if found is not None else None
+        if source is None:
+            raise BuildError(f"rootfs hard link to {target!r}: not a boot file taken before it")
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, self._out, _CHUNK)
 
     def write(self, data: bytes) -> None:
         if self._out is not None:
