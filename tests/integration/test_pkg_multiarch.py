@@ -205,6 +205,15 @@ def test_pushes_from_two_machines_add_up_and_pkg_manifest_rebuilds_the_index(
     assert "merged with the platforms" in merged.stderr.decode()
     found = check_index(target, name, {"amd64", "arm64"})
 
+    # a third machine with --pull fetches both TAG-<arch> images instead of building them
+    proc = linuxkit(*target.cli, "pkg", "build", "--pull", "--org", org, repo, env=env(tmp_path, "pulled"))
+    err = proc.stderr.decode()
+    assert f"Pulled {name} (linux/amd64, linux/arm64) instead of building" in err and "Built" not in err
+    pulled = Cache(tmp_path / "pulled")
+    index = pulled.find(name)
+    assert index is not None and by_arch(json.loads(pulled.layout.read_blob(index.digest))) == found
+    assert all(pulled.resolve(name, Platform("linux", arch)) is not None for arch in found)
+
     # the index lost (deleted in the registry, its TAG-<arch> images kept): pkg manifest makes it again
     delete_manifest(target, name, digest_of_index(target, name))
     assert skopeo(target, "--raw", f"docker://{name}-arm64", check=False) != b""
@@ -255,6 +264,9 @@ def test_errors_are_clear(linuxkit: RunLinuxkit, tmp_path: Path, two_arch_lock: 
             (["pkg", "push", "--org", org, "--nobuild", repo], "--nobuild was given"),
             (["pkg", "push", "--nobuild", "--force", repo], "flags --force and --nobuild conflict"),
             (["pkg", "manifest", "--org", org, repo], f"the registry has no {org}/tiny:"),
+            (["pkg", "build", "--pull", "--force", repo], "flags --force and --pull conflict"),
+            (["pkg", "build", "--platforms", "linux/amd64", "--skip-platforms", "linux/arm64", repo], "together"),
+            (["pkg", "build", "--skip-platforms", "arm64", repo], "--skip-platforms: invalid target platform"),
         ]
         for argv, message in cases:
             proc = linuxkit(*argv, check=False, env=env(tmp_path, "c"))
@@ -262,6 +274,12 @@ def test_errors_are_clear(linuxkit: RunLinuxkit, tmp_path: Path, two_arch_lock: 
             assert proc.returncode == 2, (argv, err)
             assert message in err and "hint:" in err and "Traceback" not in err, (argv, err)
         assert "tiny" not in linuxkit("cache", "ls", env=env(tmp_path, "c")).stderr.decode()  # nothing was built
+        # --skip-platforms leaves out platforms of build.yml; all of them: nothing to do (not an error, as upstream)
+        skip_all = ["pkg", "build", "--skip-platforms", "linux/amd64,linux/arm64", repo]
+        assert "with no architectures to build" in linuxkit(*skip_all, env=env(tmp_path, "c")).stderr.decode()
+        linuxkit("pkg", "build", "--skip-platforms", "linux/arm64", repo, env=env(tmp_path, "skip"))
+        name = linuxkit("pkg", "show-tag", "--canonical", repo).stdout.decode().strip()
+        assert Cache(tmp_path / "skip").platforms(name) == [Platform("linux", "amd64")]
 
         # an image without the platform a build asks for
         linuxkit("pkg", "push", "--org", org, "--platforms", "linux/amd64", repo, env=env(tmp_path, "c"))

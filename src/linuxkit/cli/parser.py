@@ -262,6 +262,12 @@ def _pkg_build(p: argparse.ArgumentParser, *, run: str = "pkg_cmd:run_build") ->
     _pkg_flags(p)
     _debian_flags(p)
     p.add_argument("--nobuild", action="store_true", help="with --push: push what the cache has, build nothing")
+    p.add_argument(
+        "--pull",
+        action="store_true",
+        help="pull a platform missing from the cache from its TAG-<arch> image in the registry instead of building it",
+    )
+    p.add_argument("--skip-platforms", default="", help="platforms of build.yml not to build, e.g. linux/arm64")
     p.add_argument("--force", action="store_true", help="build even when the image is already in the cache")
     p.add_argument("--platforms", default="", help="comma-separated platforms, e.g. linux/amd64 (default: build.yml)")
     p.add_argument(

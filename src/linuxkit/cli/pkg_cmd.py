@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from .. import log
 from ..errors import UserError
 from ..oci import reference, registry
 from ..oci.cache import Cache
+from ..oci.descriptor import Descriptor
 from ..oci.image import Platform
+from ..oci.mediatypes import is_image_manifest
 from ..oci.registry import RegistryOptions
 from ..oci.registry.remote import lookup
 from ..packages.buildyml import read_build_yml
@@ -74,16 +77,28 @@ def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
     require_dirs(args.dirs)
     if args.nobuild and args.force:
         raise UserError("flags --force and --nobuild conflict", hint="--nobuild pushes what the cache has; drop one")
-    options = registry_options(common) if args.push else None
+    if args.pull and args.force:
+        raise UserError("flags --force and --pull conflict", hint="--force builds every platform; drop one")
+    if args.platforms and args.skip_platforms:
+        raise UserError(
+            "--skip-platforms and --platforms may not be used together",
+            hint="--platforms names every platform to build; --skip-platforms leaves some of build.yml's out",
+        )
+    options = registry_options(common) if (args.push or args.pull) else None
+    cache = Cache(common.cache_dir)
     opts = PkgBuildOptions(
-        cache=Cache(common.cache_dir),
+        cache=cache,
         debian=debian_settings(args, update=args.update, locked=args.locked),
         tag=tag_options(args),
         platforms=parse_platforms(args.platforms),
         force=args.force,
         nobuild=args.nobuild and args.push,  # as upstream: --nobuild means something only with --push
+        skip_arches=tuple(p.architecture for p in parse_platforms(args.skip_platforms, "--skip-platforms")),
+        pull=_puller(cache, options) if args.pull and options is not None else None,
         release=args.release,
     )
+    if not args.push:
+        options = None
     for directory in args.dirs:
         releases = [args.release]
         if options is not None:
@@ -98,9 +113,31 @@ def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
             result = build_package(directory, replace(opts, release=release))
             if result.built:
                 log.info(f"Built {result.name} ({', '.join(str(p) for p in result.built)})")
-            if options is not None:
+            if result.pulled:
+                log.info(f"Pulled {result.name} ({', '.join(str(p) for p in result.pulled)}) instead of building")
+            if options is not None and (result.built or result.skipped or result.pulled):
                 pushed |= push_result(opts.cache, result, options, skip=pushed)
     return 0
+
+
+def _puller(cache: Cache, options: RegistryOptions) -> Callable[[str, Platform], Descriptor | None]:
+    """``--pull``: a platform missing from the cache is pulled from its ``TAG-<arch>`` image in the
+    registry (what ``pkg push`` leaves there); ``None`` (build it) when the registry has none."""
+
+    def pull(name: str, platform: Platform) -> Descriptor | None:
+        ref = f"{name}-{platform.architecture}"
+        try:
+            with log.step(f"Pulling {ref}"):
+                root = registry.pull(cache, ref, [platform], options=options)
+        except registry.RegistryError as exc:
+            log.info(f"{ref} could not be pulled; building it: {exc.message}")
+            return None
+        if not is_image_manifest(root.media_type):
+            log.info(f"{ref} in the registry is not a single image; building it")
+            return None
+        return root.with_platform(platform)
+
+    return pull
 
 
 def _check_registry(name: str, options: RegistryOptions) -> None:

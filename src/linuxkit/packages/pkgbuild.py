@@ -11,7 +11,7 @@ Packages with a ``debian:`` section are built here from Debian packages; package
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,11 @@ class PkgBuildOptions:
     force: bool = False
     #: push only (``--nobuild``): every platform must be in the cache already
     nobuild: bool = False
+    #: architectures of build.yml left out (``--skip-platforms``; not with ``platforms``)
+    skip_arches: tuple[str, ...] = ()
+    #: ``--pull``: fetch a platform missing from the cache (its ``TAG-<arch>`` image) from the registry
+    #: instead of building it; returns its manifest descriptor, or ``None`` to build it
+    pull: Callable[[str, Platform], Descriptor | None] | None = None
     release: str = ""
     #: Also name the result so (``linuxkit build`` asks for the tag its YAML resolved to, which a
     #: lock written by this build would otherwise change).
@@ -47,6 +52,7 @@ class PkgBuildResult:
     skipped: tuple[Platform, ...]
     dirty: bool = False  # the tag is a ``-dirty-`` one: such a package must not be pushed
     release: str = ""  # canonical ``org/image:RELEASE`` when ``release`` was asked for
+    pulled: tuple[Platform, ...] = ()  # fetched from the registry (``--pull``) instead of built
 
 
 #: the architectures a package can be built for (upstream's platforms of ``pkg manifest``)
@@ -75,10 +81,10 @@ def parse_platforms(text: str, flag: str = "--platforms") -> tuple[Platform, ...
     return tuple(dict.fromkeys(out))
 
 
-def _platforms(tag: PackageTag, requested: Sequence[Platform]) -> list[Platform]:
-    if requested:
-        return list(requested)
-    return [Platform("linux", arch) for arch in tag.info.arches]
+def _platforms(arches: Sequence[str], opts: PkgBuildOptions) -> list[Platform]:
+    if opts.platforms:
+        return list(opts.platforms)
+    return [Platform("linux", arch) for arch in arches if arch not in opts.skip_arches]
 
 
 def _labels(tag: PackageTag, pkg_dir: Path) -> dict[str, str]:
@@ -95,13 +101,23 @@ def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> Pkg
     info = read_build_yml(str(directory), opts.tag.build_yml)
     if info.debian is not None and not opts.nobuild:
         # lock first: the lock is part of the package, so the tag is computed with it in place
-        for plat in opts.platforms or [Platform("linux", a) for a in info.arches]:
+        for plat in _platforms(info.arches, opts):
             locked_packages(info, directory, plat.architecture, opts.debian)
     tag = package_tag(str(directory), opts.tag)
     name = tag.canonical
-    wanted = _platforms(tag, opts.platforms)
+    wanted = _platforms(tag.info.arches, opts)
+    if not wanted:  # as upstream: not an error, nothing to build or push
+        log.info(f"Skipping {name} with no architectures to build")
+        return PkgBuildResult(name, (), (), tag.dirty)
     todo = [p for p in wanted if opts.force or opts.cache.resolve(name, p) is None]
     skipped = tuple(p for p in wanted if p not in todo)
+    pulled: dict[Platform, Descriptor] = {}
+    if opts.pull is not None and not opts.force:
+        for plat in todo:
+            found = opts.pull(name, plat)
+            if found is not None:
+                pulled[plat] = found
+        todo = [p for p in todo if p not in pulled]
     if opts.nobuild and todo:
         raise UserError(
             f"{name}: no image for {', '.join(map(str, todo))} in the cache {opts.cache.root}, and --nobuild was given",
@@ -112,11 +128,12 @@ def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> Pkg
     if todo and tag.info.debian is None:
         from .dockerfile import build_dockerfile_package  # only when a Dockerfile package is built
 
-        manifests = {p: build_dockerfile_package(tag, directory, p, opts) for p in todo}
+        built = {p: build_dockerfile_package(tag, directory, p, opts) for p in todo}
     elif todo:
-        manifests = {p: _build_debian(tag, directory, p, opts) for p in todo}
+        built = {p: _build_debian(tag, directory, p, opts) for p in todo}
     else:
-        manifests = {}
+        built = {}
+    manifests = {**pulled, **built}
     if opts.also_name and opts.also_name != name:
         if not manifests:  # already built under its current name: point the requested name at it too
             current = opts.cache.find(name)
@@ -133,7 +150,7 @@ def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> Pkg
         current = opts.cache.find(name)
         if current is not None:
             opts.cache.writer().tag(release, current)
-    return PkgBuildResult(name, tuple(manifests), skipped, tag.dirty, release)
+    return PkgBuildResult(name, tuple(built), skipped, tag.dirty, release, tuple(pulled))
 
 
 def _build_debian(tag: PackageTag, directory: Path, platform: Platform, opts: PkgBuildOptions) -> Descriptor:
@@ -160,7 +177,9 @@ def _name_index(cache: Cache, name: str, built: dict[Platform, Descriptor]) -> N
         for child in cache.children(current):
             plat = child.platform or {}
             arch = plat.get("architecture")
-            if arch is None or all(p.architecture != arch for p in built):
+            # a platform an index pulled from a registry lists but that was never pulled is left out
+            present = cache.layout.has_blob(child.digest, child.size)
+            if present and (arch is None or all(p.architecture != arch for p in built)):
                 keep.append(child)
     manifests = sorted([*keep, *built.values()], key=lambda d: str((d.platform or {}).get("architecture", "")))
     writer = cache.writer()
