@@ -69,6 +69,13 @@ def test_cache_push_override(linuxkit: RunLinuxkit, tmp_path: Path, target: Targ
     assert digest_of(target, f"{multi}-amd64") == ours["amd64"]
     again = linuxkit(*lk, amd.root, "cache", "push", "--override", multi).stderr.decode()
     assert "(unchanged)" in again
+    # one platform pulled of the registry's index: pushed back unchanged, arch tags for what the cache has
+    part = tmp_path / "part"
+    linuxkit(*lk, part, "cache", "pull", "--platform", "linux/arm64", f"{multi}")
+    assert skopeo(target, "--raw", f"docker://{multi}-arm64", check=False) == b""
+    linuxkit(*lk, part, "cache", "push", "--override", "--with-arch-tags", multi)
+    assert digest_of(target, f"{multi}-arm64") == ours["arm64"]
+    assert digest_of(target, f"{multi}-amd64") == ours["amd64"]  # as the first push tagged it
 
 
 def test_rm_and_clean_published_only(linuxkit: RunLinuxkit, tmp_path: Path, target: Target) -> None:

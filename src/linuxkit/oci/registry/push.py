@@ -131,6 +131,9 @@ def _arch_tags(client: Client, cache: Cache, repository: str, root: Descriptor, 
         plat = platform_of(child.platform)
         if child.is_attestation or plat is None or not is_image_manifest(child.media_type):
             continue
+        if not cache.layout.has_blob(child.digest, child.size):  # as upstream: a platform never pulled here
+            log.debug(f"{client.what}: {plat} is not in the cache; no {tag}-{plat.architecture} tag")
+            continue
         arch_tag = f"{tag}-{plat.architecture}"
         if arch_tag in done:
             log.warn(f"{client.what}: several images for {plat.architecture}; {arch_tag} names the first")
