@@ -1,4 +1,5 @@
-"""``linuxkit pkg manifest|index`` and ``pkg remote-tag``: package images in a registry, nothing built."""
+"""``linuxkit pkg manifest|index`` and ``pkg remote-tag``: package images in a registry, nothing built (so
+none of the package builder is imported: the tag comes from :mod:`linuxkit.packages.tag`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from .. import log
 from ..oci import reference
 from ..oci.registry.arch_index import push_arch_index
 from ..oci.registry.retag import remote_tag
-from ..packages.pkgbuild import require_dirs
 from ..packages.tag import package_tag
 from .common import CommonOptions
 from .pkg_tag_cmd import tag_options
@@ -18,7 +18,6 @@ from .registries import registry_options
 def run_manifest(args: argparse.Namespace, common: CommonOptions) -> int:
     """Rebuild each package's index in the registry from its ``TAG-<arch>`` images there (and the
     release's, with ``--release``), as upstream's ``pkg manifest``."""
-    require_dirs(args.dirs)
     options = registry_options(common)
     opts = tag_options(args)
     for directory in args.dirs:
