@@ -1,7 +1,8 @@
 """arm64 EFI outputs of examples/minimal.yml as it is in the repository: ``raw-efi``, ``qcow2-efi``,
-``iso-efi`` and ``uki`` built with ``--arch arm64`` twice (identical bytes), their ESPs and UKIs checked
-with mtools/xorriso and a PE reader, and booted by ``linuxkit run qemu --arch aarch64 --uefi`` under
-AAVMF (TCG) until the console shows "Welcome to LinuxKit" and the onboot container's line."""
+``iso-efi``, ``iso-efi-initrd`` and ``uki`` built with ``--arch arm64`` twice (identical bytes), their
+ESPs and UKIs checked with mtools/xorriso and a PE reader, and booted by ``linuxkit run qemu --arch
+aarch64 --uefi`` under AAVMF (TCG) until the console shows "Welcome to LinuxKit" and the onboot
+container's line."""
 
 from __future__ import annotations
 
@@ -23,7 +24,13 @@ EXAMPLE = ROOT / "examples" / "minimal.yml"
 AAVMF = Path("/usr/share/AAVMF/AAVMF_CODE.fd")
 QEMU = "qemu-system-aarch64"
 #: format → the file it writes (``NAME`` = m)
-OUTPUTS = {"raw-efi": "m-efi.img", "qcow2-efi": "m-efi.qcow2", "iso-efi": "m-efi.iso", "uki": "m.efi"}
+OUTPUTS = {
+    "raw-efi": "m-efi.img",
+    "qcow2-efi": "m-efi.qcow2",
+    "iso-efi": "m-efi.iso",
+    "iso-efi-initrd": "m-efi-initrd.iso",
+    "uki": "m.efi",
+}
 MARKERS = ("Welcome to LinuxKit", "hello from an onboot container")
 #: TCG aarch64 on a busy 2-core machine: AAVMF alone takes ~10 s, the kernel ~20 s more
 BOOT_TIMEOUT = 600.0
@@ -135,14 +142,15 @@ def test_esp_uki_and_iso_hold_the_aa64_loader(built: tuple[Path, Path], tmp_path
     converted = tmp_path / "qcow2.raw"
     subprocess.run(["qemu-img", "convert", "-O", "raw", str(out / "m-efi.qcow2"), str(converted)], check=True)
     assert _same(converted, disk)
-    # iso-efi: the El Torito image is a FAT with the same UKI
-    esp = tmp_path / "efiboot.img"
-    subprocess.run(
-        ["xorriso", "-osirrox", "on", "-indev", str(out / "m-efi.iso"), "-extract", "/EFI/efiboot.img", str(esp)],
-        capture_output=True,
-        check=True,
-    )
-    assert _mcopy(esp, 0, "EFI/BOOT/BOOTAA64.EFI", tmp_path / "iso.efi") == uki
+    # iso-efi, iso-efi-initrd: the El Torito image is a FAT with the same UKI
+    for iso in ("m-efi.iso", "m-efi-initrd.iso"):
+        esp = tmp_path / f"{iso}.esp"
+        subprocess.run(
+            ["xorriso", "-osirrox", "on", "-indev", str(out / iso), "-extract", "/EFI/efiboot.img", str(esp)],
+            capture_output=True,
+            check=True,
+        )
+        assert _mcopy(esp, 0, "EFI/BOOT/BOOTAA64.EFI", tmp_path / f"{iso}.efi") == uki
 
 
 def _boot(cache: Path, path: Path, state: Path) -> tuple[str, float]:
