@@ -24,7 +24,7 @@ from ..debian.model import DebRef
 from ..debian.resolver import resolve
 from ..debian.sources import DEFAULT_SUITES, debian_sources
 from ..errors import BuildError, UserError
-from . import kmod
+from . import kernel_image, kmod
 from .buildyml import DebianSection, PkgInfo, context_path
 from .fstree import REG, Matcher, Tree, copy_tree, select, write_layer
 from .lockfile import LOCK_NAME, Lock, inputs_digest, read_lock, write_lock
@@ -195,12 +195,14 @@ def _with_parents(paths: set[str]) -> set[str]:
 
 
 def _kernel_tree(tree: Tree, deb: DebianSection, root: Path, epoch: int) -> Tree:
-    """A tree with just ``kernel`` (the vmlinuz) and ``kernel.tar`` (the chosen modules)."""
+    """A tree with just ``kernel`` (the vmlinuz; an uncompressed arm64/riscv64 ``Image`` gzipped) and
+    ``kernel.tar`` (the chosen modules)."""
     assert deb.kernel is not None
     vmlinuz, version = kmod.find_kernel(tree)
     out = Tree(root)
     root.mkdir()
-    out.add_file("kernel", tree.staged(vmlinuz), 0o644, origin="kernel")
+    shipped = kernel_image.kernel_file(tree.staged(vmlinuz), root.parent / "kernel.gz")
+    out.add_file("kernel", shipped, 0o644, origin="kernel")
     dtbs = kmod.device_trees(tree, version, deb.kernel.dtbs)
     tar = kmod.kernel_tar(tree, version, deb.kernel.modules, mtime=epoch, added=dtbs)
     out.add_bytes("kernel.tar", tar, origin="kernel")
