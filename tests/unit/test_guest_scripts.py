@@ -538,6 +538,40 @@ def test_issue_goes_to_each_console(guest: Guest) -> None:
     assert guest.read(guest.root / "dev/tty0") == "Welcome to LinuxKit\n"
 
 
+# /proc/consoles as booted: x86 (q35) with upstream's "console=tty0 console=ttyS0 console=ttyAMA0" and arm64's
+# virt board with "console=tty0 console=ttyAMA0 console=ttyS0" (the device the last console= names is missing,
+# so the kernel made the first registered one, tty0, /dev/console), and arm64 with upstream's order
+X86_CONSOLES = "tty0                 -WU (EC p  )    4:1\nttyS0                -W- (E  p a)    4:64\n"
+ARM64_CONSOLES = "tty0                 -WU (EC p  )    4:1\nttyAMA0              -W- (E  p a)  204:64\n"
+ARM64_UPSTREAM_CONSOLES = "ttyAMA0              -W- (EC p a)  204:64\ntty0                 -WU (E  p  )    4:1\n"
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "consoles", "expected"),
+    [
+        # the last console= that registered, when /dev/console is another one
+        ("console=tty0 console=ttyS0 console=ttyAMA0", X86_CONSOLES, "ttyS0"),
+        ("console=tty0 console=ttyS0,115200n8 console=ttyAMA0", X86_CONSOLES, "ttyS0"),
+        ("console=tty0 console=ttyAMA0 console=ttyS0", ARM64_CONSOLES, "ttyAMA0"),
+        # /dev/console is that one already: nothing to do
+        ("console=tty0 console=ttyS0 console=ttyAMA0", ARM64_UPSTREAM_CONSOLES, ""),
+        # the screen last: it stays
+        ("console=ttyS0 console=tty0", X86_CONSOLES, ""),
+        # no console=, or none registered: the kernel's choice stays
+        ("quiet", X86_CONSOLES, ""),
+        ("console=hvc0", X86_CONSOLES, ""),
+    ],
+)
+def test_rc_init_console_is_the_last_registered_console_arg(
+    guest: Guest, cmdline: str, consoles: str, expected: str
+) -> None:
+    guest.cmdline.write_text(cmdline + "\n")
+    (guest.root / "proc/consoles").write_text(consoles)
+    proc = guest.sh(RC_INIT, "console")
+    assert proc.returncode == 0
+    assert proc.stdout == expected + "\n"
+
+
 def add_device(root: Path, bus: str, rel: str, alias: str) -> None:
     """A device as sysfs has it: /sys/devices/REL/modalias, linked from /sys/bus/BUS/devices/."""
     dev = root / "sys/devices" / rel

@@ -31,7 +31,7 @@ for tty in $consoles; do
 		trap '[ -z "$login" ] || kill -HUP "$login" 2>/dev/null; exit 0' TERM
 		while :; do
 			if [ "${INSECURE:-false}" = "true" ]; then
-				$bb setsid $bb cttyhack /bin/sh -l <"/dev/$tty" >"/dev/$tty" 2>&1 &
+				$bb setsid -c /bin/sh -l <"/dev/$tty" >"/dev/$tty" 2>&1 &
 			else
 				$bb getty -L 0 "$tty" vt100 &
 			fi
