@@ -313,6 +313,9 @@ def qemu_argv(qemu: str, cfg: QemuConfig) -> list[str]:
     args = [qemu, "-smp", str(cfg.cpus), "-m", str(cfg.mem), "-uuid", cfg.vm_uuid]
     args += ["-pidfile", str(cfg.state / "qemu.pid")]
     if cfg.arch == "aarch64":
+        # under TCG upstream's cortex-a57: examples/minimal.yml reaches its marker in ~3.2 s (cortex-a53 and
+        # -a72 the same within noise), `max` in ~10.8 s (it emulates pointer authentication with QARMA),
+        # `max,pauth-impdef=on` ~4.2 s, `max,pauth=off` ~3.6 s (docs/platform-arm64.md)
         args += ["-cpu", "host" if host_arch() == "aarch64" and cfg.accel.startswith("kvm") else "cortex-a57"]
     iso_boot = cfg.boot.kind == "iso"
     # q35's SATA controller serves only the boot ISO's -cdrom (and what a --device may attach): without them it
