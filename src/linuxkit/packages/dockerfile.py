@@ -50,6 +50,40 @@ def from_images(dockerfile: str) -> list[str]:
     return out
 
 
+_RUN = re.compile(r"^\s*RUN(?:\s|\\)", re.IGNORECASE | re.MULTILINE)
+#: where the kernel lists the registered binfmt_misc handlers
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+#: Go architecture → the name qemu-user's binfmt handler has (Debian's qemu-user-static / binfmt-support)
+_QEMU_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "386": "i386", "ppc64le": "ppc64le"}
+
+
+def has_run(dockerfile: str) -> bool:
+    """Whether a Dockerfile runs commands (a ``RUN`` step): only those need the target's CPU."""
+    return _RUN.search(dockerfile) is not None
+
+
+def emulator_registered(arch: str, binfmt_dir: Path = BINFMT_DIR) -> bool:
+    """Whether binfmt_misc runs ``arch``'s programs through qemu-user (a registered, enabled handler)."""
+    try:
+        return (binfmt_dir / f"qemu-{_QEMU_ARCH.get(arch, arch)}").read_text().splitlines()[:1] == ["enabled"]
+    except OSError:
+        return False
+
+
+def check_emulation(name: str, arch: str, binfmt_dir: Path = BINFMT_DIR) -> None:
+    """A Dockerfile with RUN steps built for another architecture runs them under qemu-user: refuse
+    clearly when no handler is registered (COPY/ADD-only Dockerfiles and Debian packages need none)."""
+    if emulator_registered(arch, binfmt_dir):
+        return
+    handler = binfmt_dir / f"qemu-{_QEMU_ARCH.get(arch, arch)}"
+    raise UserError(
+        f"the Dockerfile package {name} has RUN steps: building it for {arch} on a {host_arch()} host runs them"
+        f" under emulation, and no binfmt_misc handler runs {arch} programs (no {handler})",
+        hint="install the emulators: apt-get install qemu-user-static binfmt-support; or build it on an "
+        f"{arch} machine, or describe the image with a debian: section (no emulation needed)",
+    )
+
+
 def build_dockerfile_package(tag: PackageTag, directory: Path, platform: Platform, opts: PkgBuildOptions) -> Descriptor:
     dockerfile = (directory / tag.info.dockerfile).resolve()
     if not dockerfile.is_relative_to(directory):
@@ -59,11 +93,8 @@ def build_dockerfile_package(tag: PackageTag, directory: Path, platform: Platfor
             f"{directory}: neither a debian: section in build.yml nor a {tag.info.dockerfile}",
             hint="describe the image with debian: (see docs/packages.md) or add a Dockerfile",
         )
-    if platform.architecture != host_arch():
-        raise UserError(
-            f"cannot build the Dockerfile package {tag.name} for {platform} on a {host_arch()} host",
-            hint="Dockerfile packages build for the host's architecture only; use --platforms linux/" + host_arch(),
-        )
+    if platform.architecture != host_arch() and has_run(dockerfile.read_text()):
+        check_emulation(tag.name, platform.architecture)
     buildah = runner.find_tool("buildah")
     arch = platform.architecture
     with tempfile.TemporaryDirectory(prefix="linuxkit-buildah-") as tmp, log.step(f"Building {tag.canonical} ({arch})"):
