@@ -87,6 +87,18 @@ def _platforms(arches: Sequence[str], opts: PkgBuildOptions) -> list[Platform]:
     return [Platform("linux", arch) for arch in arches if arch not in opts.skip_arches]
 
 
+def _check_arches(directory: Path, arches: Sequence[str], platforms: Sequence[Platform]) -> None:
+    """A system built for an architecture its ``@pkg:`` package does not list (before anything is locked)."""
+    missing = [p.architecture for p in platforms if p.architecture not in arches]
+    if missing:
+        raise UserError(
+            f"{directory} is built for {', '.join(arches) or 'no architecture'} only (arches: in its build.yml),"
+            f" not {', '.join(missing)}",
+            hint="use a package that lists that architecture (for arm64, e.g. pkg/kernel instead of pkg/kernel-cloud),"
+            " or add it to arches: when Debian has what the package needs there",
+        )
+
+
 def _labels(tag: PackageTag, pkg_dir: Path) -> dict[str, str]:
     labels = {"org.opencontainers.image.source": tag.info.gitrepo}
     git = Git(str(pkg_dir))
@@ -99,6 +111,8 @@ def _labels(tag: PackageTag, pkg_dir: Path) -> dict[str, str]:
 def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> PkgBuildResult:
     directory = Path(pkg_dir).resolve()
     info = read_build_yml(str(directory), opts.tag.build_yml)
+    if opts.also_name:  # `linuxkit build` needs this image for its platform: one the package lacks is an error
+        _check_arches(directory, info.arches, opts.platforms)
     if info.debian is not None and not opts.nobuild:
         # lock first: the lock is part of the package, so the tag is computed with it in place
         for plat in _platforms(info.arches, opts):
