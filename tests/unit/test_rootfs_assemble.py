@@ -166,6 +166,18 @@ def test_bzimage_payload_is_found() -> None:
     assert decompress_kernel(io.BytesIO(bytes(image))).read() == b"vmlinux"
 
 
+def test_a_gzip_bomb_of_a_kernel_is_refused_in_bounded_space() -> None:
+    """--decompress-kernel on an image from a registry: 300 MiB of zeros in 0.3 MB of gzip end in an error at the
+    256 MiB limit, not in a temporary file the size of the disk."""
+    bomb = io.BytesIO()
+    with gzip.GzipFile(fileobj=bomb, mode="wb", mtime=0) as packed:
+        for _ in range(300):
+            packed.write(bytes(1 << 20))
+    bomb.seek(0)
+    with pytest.raises(BuildError, match="more than 256 MiB"):
+        decompress_kernel(bomb)
+
+
 def test_bundle_layouts_and_single_extraction(tmp_path: Path) -> None:
     raw = _build(
         {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from .. import log
 from ..errors import BuildError
@@ -30,7 +30,7 @@ def is_gzip(path: Path) -> bool:
         return fh.read(len(GZIP_MAGIC)) == GZIP_MAGIC
 
 
-def _only_zeros(rest: bytes, src: BinaryIO) -> bool:
+def _only_zeros(rest: bytes, src: IO[bytes]) -> bool:
     """What follows the last gzip member is zero padding only (as GNU gzip accepts)."""
     while rest:
         if rest.strip(b"\0"):
@@ -39,7 +39,7 @@ def _only_zeros(rest: bytes, src: BinaryIO) -> bool:
     return True
 
 
-def gunzip_bounded(src: BinaryIO, dst: BinaryIO, limit: int = MAX_KERNEL) -> int:
+def gunzip_bounded(src: IO[bytes], dst: IO[bytes], limit: int = MAX_KERNEL) -> int:
     """Decompress the gzip stream ``src`` (one or more members) into ``dst``, in chunks of at most
     1 MiB; a :class:`BuildError` when it would exceed ``limit`` bytes, is truncated or corrupt, or is
     followed by anything but zero padding. Returns the decompressed size."""

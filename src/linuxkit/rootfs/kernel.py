@@ -10,8 +10,6 @@ kernel is spooled to a temporary file only when it must be decompressed.
 
 from __future__ import annotations
 
-import gzip
-import shutil
 import struct
 import tempfile
 from collections.abc import Iterable
@@ -20,6 +18,7 @@ from typing import IO
 from .. import log
 from ..config import schema
 from ..errors import BuildError
+from ..formats.efikernel import gunzip_bounded
 from ..safetree import TreePlan
 from ..tar.header import DEFAULT_MTIME, DIR, LINK, PAX_LOCATION, PAX_SOURCE, Header, Readable
 from ..tar.reader import Entry, read_entries
@@ -57,12 +56,13 @@ def _spool(src: Readable, size: int) -> IO[bytes]:
 
 
 def _gunzip(src: IO[bytes]) -> IO[bytes]:
+    """Bounded: the kernel image comes from a registry (a gzip bomb ends in an error, not a full disk)."""
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115
     try:
-        with gzip.GzipFile(fileobj=src, mode="rb") as unzipped:
-            shutil.copyfileobj(unzipped, out)
-    except (OSError, EOFError) as exc:
-        raise KernelImageError(f"cannot decompress the kernel: {exc}") from exc
+        gunzip_bounded(src, out)
+    except BuildError as exc:
+        out.close()
+        raise KernelImageError(f"cannot decompress the kernel: {exc.message}", hint=exc.hint) from exc
     out.seek(0)
     return out
 
