@@ -205,7 +205,9 @@ def boot_argv(argv: list[str], marker: str, timeout: float = 120.0) -> str:
     pytest.fail(f"marker {marker!r} not seen on the console of {argv}:\n{text.decode(errors='replace')[-3000:]}")
 
 
-def write_format(fmt: str, rootfs: Path, outdir: Path, epoch: int, boot_files: Path | None = None) -> list[Path]:
+def write_format(
+    fmt: str, rootfs: Path, outdir: Path, epoch: int, boot_files: Path | None = None, arch: str = "x86_64"
+) -> list[Path]:
     """Write format FMT of ROOTFS (a rootfs tar) as ``OUTDIR/lk*`` in-process (boot loaders from the tree
     ``boot_files``, e.g. the host's ``/``); the files written, sorted."""
     from linuxkit.formats.registry import FormatContext, all_formats
@@ -216,7 +218,7 @@ def write_format(fmt: str, rootfs: Path, outdir: Path, epoch: int, boot_files: P
         ctx = FormatContext(
             base=outdir / "lk",
             size_mb=0,
-            arch="x86_64",
+            arch=arch,
             decompress_kernel=False,
             outputs=outputs,
             boot_files=boot_files,

@@ -116,6 +116,17 @@ def images(host: Path) -> list[ImageSpec]:
                     symlink("evil2", str(host / "dir")),  # only files: names something below it
                     file("bin/dup", DEDUPED, 0o755),
                     file("bin/dup-same", DEDUPED, 0o755),
+                    # what rpi3/rpi3-img copy to the boot partition: the firmware and the device trees, with
+                    # links that name host files and names that climb out
+                    directory("usr/lib/raspi-firmware"),
+                    file("usr/lib/raspi-firmware/bootcode.bin", "bootcode"),
+                    file("usr/lib/raspi-firmware/start.elf", "start"),
+                    file("usr/lib/raspi-firmware/fixup.dat", "fixup"),
+                    symlink("usr/lib/raspi-firmware/evil.dat", str(host / "secret/secret.txt")),
+                    symlink("usr/lib/raspi-firmware/up", "../../../../../../.."),
+                    directory("boot"),
+                    directory("boot/dtb"),
+                    symlink("boot/dtb/broadcom", str(host / "secret")),
                 ]
             ],
         ),
@@ -126,6 +137,7 @@ def images(host: Path) -> list[ImageSpec]:
                     directory("bin"),  # the same directory in two images: the normal case
                     file("bin/sh", "sh", 0o755),
                     file("bin/dup", REPLACED, 0o755),  # the path of a stored-once file, named again
+                    file("boot/dtb/broadcom/bcm2837-rpi-3-b.dtb", "dtb"),  # below init1's symlink to the host
                     file("evil/pwned", "pwned"),  # below image 1's symlink
                     file("abs", "overwritten?"),  # replaces the symlink, never writes through it
                     file("up/tmp/pwned", "pwned"),

@@ -105,6 +105,28 @@ def test_every_format_writer_keeps_to_its_directories(fmt: str, corpus: Corpus, 
             assert_no_secret(out)
 
 
+#: formats only arm64 has (the Raspberry Pi's boot partition): written for aarch64
+ARM64_ONLY = [f.name for f in TABLE if f.writer is not None and f.arches == ("arm64",)]
+
+
+@pytest.mark.parametrize("fmt", ARM64_ONLY)
+def test_arm64_format_writers_keep_to_their_directories(fmt: str, corpus: Corpus, rootfs: Path, tmp_path: Path) -> None:
+    done = write_format(fmt, rootfs, tmp_path, EPOCH, arch="aarch64")
+    assert done
+    assert_host_untouched(corpus)
+    assert sorted(tmp_path.iterdir()) == sorted(done)
+    for out in done:
+        assert_no_secret(out)  # the tar and the FAT image store file bytes as they are
+    if fmt == "rpi3":
+        with tarfile.open(done[0]) as tf:
+            names = tf.getnames()
+        # the firmware's symlinks (to a host file, climbing out) are not boot files; the device tree below the
+        # image's symlink to the host is the image's own file
+        assert "evil.dat" not in names and "up" not in names
+        assert {"bootcode.bin", "start.elf", "fixup.dat", "bcm2837-rpi-3-b.dtb", "kernel8.img"} <= set(names)
+        assert not unsafe_names(names)
+
+
 def test_the_initrd_keeps_a_stored_once_file_when_its_path_is_named_again(
     corpus: Corpus, rootfs: Path, tmp_path: Path
 ) -> None:
