@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -72,12 +73,27 @@ def test_arm64_kernel_is_image_gz_and_the_pair_fits_the_goal(built: Path) -> Non
     assert (built / "m-cmdline").read_text() == "console=ttyS0 console=ttyAMA0"
 
 
+def _stop_qemu(pidfile: Path) -> None:
+    """boot_argv stops the CLI; the qemu it started (named by its -pidfile) is stopped here."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return
+    if b"qemu-system-aarch64" in cmdline and str(pidfile).encode() in cmdline:
+        os.kill(pid, signal.SIGTERM)
+
+
 def test_arm64_boots_to_the_marker_under_run_qemu(built: Path) -> None:
     if shutil.which("qemu-system-aarch64") is None:
         pytest.skip("qemu-system-aarch64 is not installed (scripts/setup: qemu-system-arm)")
     argv = [sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--arch", "aarch64", "--networking", "none"]
-    argv += ["--accel", "tcg", "--state", str(built / "m-state"), str(built / "m")]
-    console = boot_argv(argv, ONBOOT_LINE, timeout=BOOT_TIMEOUT)
+    state = built / "m-state"
+    argv += ["--accel", "tcg", "--state", str(state), str(built / "m")]
+    try:
+        console = boot_argv(argv, ONBOOT_LINE, timeout=BOOT_TIMEOUT)
+    finally:
+        _stop_qemu(state / "qemu.pid")
     assert "Welcome to LinuxKit" in console, console[-3000:]
     assert console.index("Welcome to LinuxKit") < console.index(ONBOOT_LINE)
     # the guest is an arm64 kernel on the virt board's PL011
