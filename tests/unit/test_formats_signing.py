@@ -60,5 +60,5 @@ def test_sign_argv_stops_the_clock_at_the_epoch() -> None:
     assert faketime_stamp(1700000000) == "2023-11-14 22:13:20"
     argv = sign_argv(Path("u.efi"), Path("s.efi"), SigningKey(Path("k"), Path("c")), epoch=86400, sbsign="/bin/sbs")
     assert argv == [
-        "faketime", "1970-01-02 00:00:00", "/bin/sbs", "--key", "k", "--cert", "c", "--output", "s.efi", "u.efi"
+        "faketime", "-f", "1970-01-02 00:00:00", "/bin/sbs", "--key", "k", "--cert", "c", "--output", "s.efi", "u.efi"
     ]  # fmt: skip

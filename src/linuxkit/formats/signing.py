@@ -67,7 +67,7 @@ def signing_key(key: str, cert: str) -> SigningKey | None:
 
 
 def faketime_stamp(epoch: int) -> str:
-    """``faketime``'s absolute time (the clock stopped there) for ``epoch``, read in ``TZ=UTC``."""
+    """``faketime -f``'s absolute time (the clock frozen there) for ``epoch``, read in ``TZ=UTC``."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(max(epoch, 0)))
 
 
@@ -75,6 +75,7 @@ def sign_argv(unsigned: Path, signed: Path, signing: SigningKey, *, epoch: int, 
     """The command signing ``unsigned`` into ``signed`` with the clock stopped at ``epoch``."""
     return [
         "faketime",
+        "-f",  # the advanced format: this absolute time freezes the clock (without -f it starts there)
         faketime_stamp(epoch),
         sbsign,
         "--key",
