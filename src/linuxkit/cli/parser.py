@@ -434,6 +434,14 @@ def _schema(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run="schema_cmd:run", uses_log=False)
 
 
+def _sbom(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="IMAGE|OUTPUT", help="an image name, or a tar / kernel+initrd build output")
+    p.add_argument("--format", default="spdx", choices=("spdx", "cyclonedx"), help="SPDX 2.3 or CycloneDX 1.5 JSON")
+    p.add_argument("--platform", default=f"linux/{host_arch()}", help="platform of an image's SBOM")
+    p.add_argument("--sbom-output", default="sbom.spdx.json", help="SBOM file name in a build output")
+    p.set_defaults(run="sbom_cmd:run")
+
+
 def _version(p: argparse.ArgumentParser) -> None:
     p.add_argument("--short", action="store_true", help="print just the version number")
     p.add_argument("--commit", action="store_true", help="print just the commit")
@@ -448,6 +456,7 @@ VERBS: VerbTable = (
     ("metadata", "manage ISO metadata", lambda p: _sub_verbs(p, "metadata_verb", "COMMAND", METADATA_VERBS), ()),
     ("push", "push a VM image to a cloud", lambda p: _sub_verbs(p, "push_target", "PROVIDER", PUSH_VERBS), ()),
     ("serve", "serve a directory over HTTP (e.g. kernel+initrd for iPXE)", _flags_of("serve_cmd:flags"), ()),
+    ("sbom", "print the SBOM of an image or a build output (SPDX or CycloneDX JSON)", _sbom, ()),
     ("schema", "print the JSON Schema (draft 2020-12) of a LinuxKit YAML", _schema, ()),
     ("version", "report the version of linuxkit", _version, ()),
 )
