@@ -45,7 +45,6 @@ BOOL_FLAGS = frozenset(
         "--override",
         "--debian-allow-expired",
         "--detached",
-        "--secure-boot",
         "--gui",
         "--iso",
         "--kernel",
