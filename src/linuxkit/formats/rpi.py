@@ -34,12 +34,12 @@ from typing import BinaryIO
 
 from .. import log
 from ..errors import BuildError, UserError
-from ..rootfs.kernel import decompress_kernel
 from ..safetree import create_file
 from ..tar.header import LINK, REG, Header
 from ..tar.writer import TarSink, TarWriter
 from .bootable import cmdline_quote, disk_size
 from .disk import fat_partition_bytes
+from .efikernel import gunzip_bounded, is_gzip
 from .fat import FatFile, make_fat
 from .initrd import InitrdSplitter, feed_tar, scratch
 from .partition import MIB, SECTOR, Partition, create_sparse, write_mbr
@@ -62,7 +62,6 @@ PARTITION_START = 4 * MIB
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\Z")
 _CHUNK = 1 << 20
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def config_txt() -> bytes:
@@ -162,13 +161,12 @@ class RpiBoot:
 
 
 def _gunzip_in_place(path: Path) -> None:
-    with open(path, "rb") as fh:
-        if fh.read(2) != _GZIP_MAGIC:
-            return
+    if not is_gzip(path):
+        return
     log.debug(f"decompressing {path.name}")
     plain = path.with_name(path.name + ".plain")
-    with open(path, "rb") as src, decompress_kernel(src) as data, open(plain, "wb") as out:
-        shutil.copyfileobj(data, out, _CHUNK)
+    with open(path, "rb") as src, open(plain, "wb") as out:
+        gunzip_bounded(src, out)
     os.replace(plain, path)
 
 
