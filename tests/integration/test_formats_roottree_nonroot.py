@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from tests.bootkit import cloud_modules, marker_rootfs_tar, write_format
 
+from linuxkit.formats import roottree
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EPOCH = 1700000000
@@ -93,7 +95,10 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def nobody_dir() -> Iterator[Path]:
     """A directory ``nobody`` owns, outside root's private pytest directory."""
     user = pwd.getpwnam("nobody")
-    path = Path(tempfile.mkdtemp(prefix="lk-nonroot-", dir="/tmp"))
+    shared = roottree.dir_for_others()  # /tmp may be mode 0700 (it is on CI's machines)
+    if shared is None:
+        pytest.skip("no temp directory that user nobody can enter")
+    path = Path(tempfile.mkdtemp(prefix="lk-nonroot-", dir=shared))
     os.chown(path, user.pw_uid, user.pw_gid)
     yield path
     shutil.rmtree(path)

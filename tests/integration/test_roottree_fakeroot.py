@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -186,7 +187,11 @@ def _can_drop() -> bool:
     """Root, and an unprivileged user can run a Python and read this package (else the session keeps
     root, with a warning: see roottree._plan)."""
     package_root = Path(roottree.__file__).resolve().parents[2]
-    return os.geteuid() == 0 and roottree._interpreter_for_others(package_root) is not None
+    return (
+        os.geteuid() == 0
+        and roottree._interpreter_for_others(package_root) is not None
+        and roottree.dir_for_others() is not None
+    )
 
 
 @pytest.mark.skipif(not _can_drop(), reason="the drop happens for root builds whose Python and package others can read")
@@ -207,3 +212,15 @@ def test_as_root_the_session_runs_unprivileged_and_cannot_write_the_hosts_files(
     # and what the session left in work is the caller's again
     assert (work / "ids").stat().st_uid == 0 and work.stat().st_uid == 0
     assert not (work / "root").exists()  # made in a directory of the session's own, then removed
+
+
+def test_a_temp_dir_others_cannot_enter_is_passed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    private = tmp_path / "private-tmp"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    found = roottree.dir_for_others()
+    assert found != private
+    if found is not None:  # one of the shared temp dirs, enterable by anyone
+        assert found.stat().st_mode & 0o001 and str(found) in roottree._SHARED_TEMP_DIRS
+    monkeypatch.setattr(roottree, "_SHARED_TEMP_DIRS", ())
+    assert roottree.dir_for_others() is None

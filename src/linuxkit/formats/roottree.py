@@ -106,6 +106,24 @@ def _reachable_by_others(directory: Path) -> bool:
         return False
 
 
+#: Where an unprivileged session's own directory may be made when ``work`` is out of its reach: the
+#: system's temp directory first, then the usual world-writable ones (a root whose /tmp is mode 0700,
+#: as on some CI machines, would otherwise lose the drop)
+_SHARED_TEMP_DIRS = ("/var/tmp", "/dev/shm")
+
+
+def dir_for_others() -> Path | None:
+    """The first of the temp directories that a user with none of its ids can enter (``None``: none)."""
+    for candidate in (tempfile.gettempdir(), *_SHARED_TEMP_DIRS):
+        path = Path(candidate)
+        try:
+            if path.is_dir() and path.stat().st_mode & stat.S_IXOTH and _reachable_by_others(path):
+                return path
+        except OSError:
+            continue
+    return None
+
+
 @dataclass(frozen=True)
 class _Session:
     """How the session runs: ``prefix`` before ``fakeroot`` (``setpriv`` when dropping root), the
@@ -124,10 +142,9 @@ def _plan(work: Path, package_root: Path) -> _Session:
         return _Session([], sys.executable)
     python = _interpreter_for_others(package_root)
     # work's own mode does not matter (it is handed to the session's user); image tools resolve
-    # their paths, so its parents must be reachable, else a directory in the system's temp dir is used
-    parent = work.parent if _reachable_by_others(work) else Path(tempfile.gettempdir())
-    usable = parent == work.parent or (_reachable_by_others(parent) and bool(parent.stat().st_mode & stat.S_IXOTH))
-    if python is None or not usable:
+    # their paths, so its parents must be reachable, else a directory of its own is made elsewhere
+    parent = work.parent if _reachable_by_others(work) else dir_for_others()
+    if python is None or parent is None:
         log.warn(
             "the root tree is extracted as root: no Python, linuxkit package or working directory here is "
             "reachable by an unprivileged user (install them world-readable to get the extra isolation)"
