@@ -37,6 +37,7 @@ from .tar.writer import TarSink
 # package builder and the Debian client (~85 ms of imports), are imported at the one step that uses
 # them, for the formats that need them: most builds (tar, kernel+initrd, ...) never do.
 if TYPE_CHECKING:
+    from .formats.signing import SigningKey
     from .oci.registry import RegistryOptions
     from .packages.debian_image import DebianSettings
 
@@ -57,6 +58,8 @@ class BuildOptions:
     input_tar: Path | None = None
     sbom: str | None = "sbom.spdx.json"
     sbom_current_time: bool = False
+    #: signs the EFI binaries of the EFI formats (``--sign-key``/``--sign-cert``); ``None``: unsigned
+    signing: SigningKey | None = None
     registry: RegistryOptions | None = field(default=None, compare=False)
     stdout: IO[bytes] | None = field(default=None, compare=False)
     #: Builds a ``@pkg:`` package (its directory) for a platform when its image is not in the cache.
@@ -192,6 +195,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
             outputs,
             boot_files=boot_files,
             epoch=source_date_epoch(),
+            signing=opts.signing,
         )
 
     entries_writer = formats[0].entries_writer if len(formats) == 1 else None

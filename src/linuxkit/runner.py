@@ -47,6 +47,9 @@ TOOL_PACKAGES: Mapping[str, str] = {
     "docker-registry": "docker-registry",
     "objcopy": "binutils",
     "setpriv": "util-linux",
+    "sbsign": "sbsigntool",
+    "sbverify": "sbsigntool",
+    "faketime": "faketime",
 }
 
 Cmd = Sequence[str | os.PathLike[str]]

@@ -50,6 +50,9 @@ class SbomCollector:
 
     build_time: datetime = DEFAULT_BUILD_TIME
     _parts: dict[str, list[Any]] = field(default_factory=lambda: {k: [] for k in _MERGED_KEYS})
+    _elements: dict[str, str] = field(default_factory=dict)  # SPDXID → the element's JSON
+    _seen: set[str] = field(default_factory=set)  # relationships and licence ids already merged
+    _count: int = 0
 
     def add(self, prefix: str, document: bytes, *, source: str = "") -> None:
         try:
@@ -64,10 +67,57 @@ class SbomCollector:
         for item in doc.get("packages") or []:
             if isinstance(item, dict) and item.get("packageFileName"):
                 item["packageFileName"] = _prefixed(prefix, str(item["packageFileName"]))
+        self._count += 1
+        renames = self._claim_ids(doc)
         for key in _MERGED_KEYS:
             values = doc.get(key) or []
             if isinstance(values, list):
-                self._parts[key].extend(values)
+                self._parts[key].extend(v for v in values if self._keep(key, v, renames))
+
+    def _claim_ids(self, doc: dict[str, Any]) -> dict[str, str | None]:
+        """Identifiers of ``doc``'s packages and files already merged: ``None`` for the same element (one
+        Debian package in several images is listed once), a new name for another element under the same
+        identifier (the same image in two places). Upstream concatenates, which makes such a merge an
+        invalid SPDX document; merges without clashes come out as upstream's."""
+        renames: dict[str, str | None] = {}
+        for key in ("packages", "files"):
+            for item in doc.get(key) or []:
+                if not isinstance(item, dict) or not isinstance(item.get("SPDXID"), str):
+                    continue
+                sid = item["SPDXID"]
+                body = json.dumps(item, sort_keys=True)
+                if sid not in self._elements:
+                    self._elements[sid] = body
+                elif self._elements[sid] == body:
+                    renames[sid] = None
+                else:
+                    n = self._count
+                    while f"{sid}-{n}" in self._elements:
+                        n += 1
+                    renames[sid] = item["SPDXID"] = f"{sid}-{n}"
+                    self._elements[item["SPDXID"]] = body
+        return renames
+
+    def _keep(self, key: str, item: Any, renames: dict[str, str | None]) -> bool:
+        if not isinstance(item, dict):
+            return True
+        if key in ("packages", "files"):
+            sid = item.get("SPDXID")
+            return not (isinstance(sid, str) and sid in renames and renames[sid] is None)
+        if key == "relationships":
+            for end in ("spdxElementId", "relatedSpdxElement"):
+                new = renames.get(str(item.get(end)))
+                if new is not None:
+                    item[end] = new
+            mark = "rel:" + json.dumps(item, sort_keys=True)
+        elif key == "hasExtractedLicensingInfos":
+            mark = "licence:" + str(item.get("licenseId"))  # the first text of a LicenseRef names it
+        else:
+            return True
+        if mark in self._seen:
+            return False
+        self._seen.add(mark)
+        return True
 
     def render(self) -> bytes:
         body: dict[str, Any] = {key: values for key, values in self._parts.items() if values}

@@ -54,6 +54,10 @@ def resolve(args: argparse.Namespace) -> BuildArgs:
             raise UserError("the --o option cannot be specified with --dir")
         if not streamable:
             raise UserError(f"the --o option cannot be specified for build type {formats[0]} as it cannot be streamed")
+    if bool(args.sign_key) != bool(args.sign_cert):
+        raise UserError(
+            "--sign-key and --sign-cert go together", hint="give both, to sign the EFI binaries (Secure Boot)"
+        )
     if args.input_tar and output_file and args.input_tar == output_file:
         raise UserError("input-tar and output file cannot be the same")
     return BuildArgs(formats, name, out_dir, output_file, parse_size_mb(args.size), normalize_arch(args.arch))

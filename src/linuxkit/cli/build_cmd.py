@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..build import BuildOptions, run_build
+from ..formats.signing import signing_key
 from .build_args import resolve
 from .common import CommonOptions
 from .registries import registry_options
@@ -36,6 +37,7 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
         input_tar=Path(args.input_tar) if args.input_tar else None,
         sbom=None if args.no_sbom else args.sbom_output,
         sbom_current_time=args.sbom_current_time,
+        signing=signing_key(args.sign_key, args.sign_cert),
         registry=registry_options(common),
         pkg_builder=packages.build,
         debian=packages.debian,

@@ -45,6 +45,7 @@ BOOL_FLAGS = frozenset(
         "--override",
         "--debian-allow-expired",
         "--detached",
+        "--secure-boot",
         "--gui",
         "--iso",
         "--kernel",

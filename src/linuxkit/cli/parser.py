@@ -132,6 +132,10 @@ def _build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sbom", action="store_true", help="do not write a consolidated SBOM into the image")
     p.add_argument("--sbom-output", default="sbom.spdx.json", help="SBOM file name in the root filesystem")
     p.add_argument("--sbom-current-time", action="store_true", help="use the current time in the SBOM")
+    p.add_argument(
+        "--sign-key", default="", metavar="KEY", help="PEM private key to sign EFI binaries with (Secure Boot)"
+    )
+    p.add_argument("--sign-cert", default="", metavar="CERT", help="PEM certificate of --sign-key")
     p.add_argument("--dry-run", action="store_true", help="print the merged configuration and stop")
     p.add_argument("--debian-mirror", default=None, help="Debian archive URL for @pkg: packages built on the way")
     p.add_argument("--debian-security-mirror", default=None, help="Debian security archive URL (same)")
@@ -337,6 +341,13 @@ def _run_qemu(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="metadata string, passed to the VM as an ISO holding config")
     p.add_argument("--data-file", default=None, help="file of metadata, passed like --data")
     p.add_argument("--fw", default="", help="OVMF firmware for UEFI boot (default: found on the host)")
+    p.add_argument("--secure-boot", action="store_true", help="UEFI with Secure Boot enforced (OVMF/AAVMF)")
+    p.add_argument(
+        "--secure-boot-cert",
+        default="",
+        metavar="CERT",
+        help="with --secure-boot: enroll CERT as PK, KEK and db (default: Microsoft's keys)",
+    )
     p.add_argument("--accel", default=None, help="accelerator, e.g. kvm or tcg (default: KVM if it works)")
     p.add_argument("--arch", default="", help="x86_64, aarch64, s390x or riscv64 (default: the host's)")
     p.add_argument("--qemu", default="", help="qemu binary (default qemu-system-ARCH from PATH)")
@@ -423,6 +434,14 @@ def _schema(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run="schema_cmd:run", uses_log=False)
 
 
+def _sbom(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="IMAGE|OUTPUT", help="an image name, or a tar / kernel+initrd build output")
+    p.add_argument("--format", default="spdx", choices=("spdx", "cyclonedx"), help="SPDX 2.3 or CycloneDX 1.5 JSON")
+    p.add_argument("--platform", default=f"linux/{host_arch()}", help="platform of an image's SBOM")
+    p.add_argument("--sbom-output", default="sbom.spdx.json", help="SBOM file name in a build output")
+    p.set_defaults(run="sbom_cmd:run")
+
+
 def _version(p: argparse.ArgumentParser) -> None:
     p.add_argument("--short", action="store_true", help="print just the version number")
     p.add_argument("--commit", action="store_true", help="print just the commit")
@@ -437,6 +456,7 @@ VERBS: VerbTable = (
     ("metadata", "manage ISO metadata", lambda p: _sub_verbs(p, "metadata_verb", "COMMAND", METADATA_VERBS), ()),
     ("push", "push a VM image to a cloud", lambda p: _sub_verbs(p, "push_target", "PROVIDER", PUSH_VERBS), ()),
     ("serve", "serve a directory over HTTP (e.g. kernel+initrd for iPXE)", _flags_of("serve_cmd:flags"), ()),
+    ("sbom", "print the SBOM of an image or a build output (SPDX or CycloneDX JSON)", _sbom, ()),
     ("schema", "print the JSON Schema (draft 2020-12) of a LinuxKit YAML", _schema, ()),
     ("version", "report the version of linuxkit", _version, ()),
 )

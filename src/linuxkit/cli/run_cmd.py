@@ -26,6 +26,8 @@ def run_qemu_cmd(args: argparse.Namespace, common: CommonOptions) -> int:
         networking=args.networking,
         accel=args.accel,
         fw=args.fw,
+        secure_boot=args.secure_boot,
+        secure_boot_cert=args.secure_boot_cert,
         qemu=args.qemu,
         arch=args.arch,
         gui=args.gui,

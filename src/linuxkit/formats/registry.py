@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..outputs import OutputSet
     from ..rootfs.assemble import ImageLookup, RootfsSettings
     from .initrd import RootfsFeed
+    from .signing import SigningKey
 
 
 class FormatContext(NamedTuple):
@@ -46,6 +47,8 @@ class FormatContext(NamedTuple):
     boot_files: Path | None = None
     #: Fixed time for every timestamp a format writes (``SOURCE_DATE_EPOCH``, else 0).
     epoch: int = 0
+    #: Signs the EFI binaries the format writes (``build --sign-key/--sign-cert``); ``None``: unsigned.
+    signing: SigningKey | None = None
 
 
 _P = ParamSpec("_P")

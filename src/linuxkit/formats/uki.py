@@ -17,6 +17,7 @@ from .bootfiles import boot_file, efi_names
 from .efikernel import efi_kernel
 from .initrd import make_kernel_initrd, scratch
 from .registry import FormatContext
+from .signing import sign_efi
 
 _CHUNK = 1 << 20
 _PAGE = 4096
@@ -174,15 +175,20 @@ def build_uki(stub: Path, kernel: Path, initrd: Path, cmdline: str, out: BinaryI
 
 def write_uki_file(ctx: FormatContext, kernel: Path, initrd: Path, cmdline: str, dest: Path) -> None:
     """Write a UKI for this build to the (temporary) path ``dest``: the EFI stub of the build's
-    architecture; a gzip kernel (arm64's) is decompressed next to ``dest`` first."""
+    architecture; a gzip kernel (arm64's) is decompressed next to ``dest`` first. Signed when the
+    build signs (:mod:`.signing`), before it goes into an ESP or an ISO."""
     stub = boot_file(ctx.boot_files, efi_names(ctx.arch).stub)
     kernel = efi_kernel(kernel, dest.parent)
-    with open(dest, "wb") as fh:
+    unsigned = dest.with_name(dest.name + ".unsigned") if ctx.signing else dest
+    with open(unsigned, "wb") as fh:
         build_uki(stub, kernel, initrd, cmdline, fh, name=ctx.base.name)
+    if ctx.signing:
+        sign_efi(unsigned, dest, ctx.signing, epoch=ctx.epoch)
+        unsigned.unlink()
 
 
 def write_uki(ctx: FormatContext, rootfs_tar: Path) -> None:
-    """``uki``: ``NAME.efi``."""
+    """``uki``: ``NAME.efi`` (signed when the build signs)."""
     final = f"{ctx.base}.efi"
     stub = boot_file(ctx.boot_files, efi_names(ctx.arch).stub)
     log.info(f"  {final}")
@@ -190,5 +196,8 @@ def write_uki(ctx: FormatContext, rootfs_tar: Path) -> None:
     with scratch(ctx, "uki") as tmp:
         parts = make_kernel_initrd(rootfs_tar, tmp, decompress_kernel=ctx.decompress_kernel)
         kernel = efi_kernel(parts.kernel, tmp)
-        with open(ctx.outputs.path(final), "wb") as fh:
+        unsigned = tmp / "unsigned.efi" if ctx.signing else ctx.outputs.path(final)
+        with open(unsigned, "wb") as fh:
             build_uki(stub, kernel, parts.initrd, parts.cmdline, fh, name=ctx.base.name)
+        if ctx.signing:
+            sign_efi(unsigned, ctx.outputs.path(final), ctx.signing, epoch=ctx.epoch)

@@ -26,8 +26,10 @@ from ..debian.sources import DEFAULT_SUITES, debian_sources
 from ..errors import BuildError, UserError
 from . import kernel_image, kmod
 from .buildyml import DebianSection, PkgInfo, context_path
+from .debian_sbom import describe_packages, image_files
 from .fstree import REG, Matcher, Tree, copy_tree, select, write_layer
 from .lockfile import LOCK_NAME, Lock, inputs_digest, read_lock, write_lock
+from .spdx import DebianPackage, ImageFile
 
 #: Never shipped unless a package asks for them by ``include``: documentation and translations.
 DEFAULT_EXCLUDES = (
@@ -67,6 +69,10 @@ class BuiltLayer:
     config: dict[str, Any]
     layer: Path
     packages: tuple[DebRef, ...]
+    #: for the SBOM: the packages as their .deb files describe them, the layer's regular files (their
+    #: ``staged`` paths are valid inside the ``with`` block of :func:`build_layer` only)
+    described: tuple[DebianPackage, ...] = ()
+    files: tuple[ImageFile, ...] = ()
 
 
 def _section(info: PkgInfo) -> DebianSection:
@@ -166,9 +172,12 @@ def build_layer(info: PkgInfo, pkg_dir: Path, arch: str, settings: DebianSetting
         for path in [*(deb.symlinks or {}), *(deb.directories or [])]:
             chosen.add(path.strip("/"))
         layer = Path(tmp) / "layer.tar"
+        shipped = _with_parents(chosen)
         with open(layer, "wb") as out:
-            write_layer(image, _with_parents(chosen), out, mtime=settings.epoch)
-        yield BuiltLayer(image_config(info, arch), layer, tuple(refs))
+            write_layer(image, shipped, out, mtime=settings.epoch)
+        described = describe_packages(refs, debs, tree)
+        files = image_files(image, shipped, tree, deb, [r.name for r in refs])
+        yield BuiltLayer(image_config(info, arch), layer, tuple(refs), tuple(described), tuple(files))
 
 
 def concatenated(tree: Tree, patterns: Sequence[str], target: str) -> bytes:

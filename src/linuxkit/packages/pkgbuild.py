@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import log
@@ -20,8 +21,12 @@ from ..errors import UserError
 from ..oci.cache import Cache
 from ..oci.descriptor import Descriptor
 from ..oci.image import Platform
+from ..oci.indexmerge import without_dangling
+from ..oci.mediatypes import is_index
+from .attestation import add_sbom_attestation
 from .buildyml import read_build_yml
-from .debian_image import DebianSettings, build_layer, locked_packages
+from .debian_image import BuiltLayer, DebianSettings, build_layer, locked_packages
+from .spdx import package_document
 from .tag import Git, PackageTag, TagOptions, package_tag
 
 
@@ -139,12 +144,16 @@ def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> Pkg
         )
     for plat in skipped:
         log.info(f"{name} ({plat}) is already in the cache; skipping (use --force to build it again)")
+    attestations: list[Descriptor] = []  # the SBOMs of the images built from Debian packages
     if todo and tag.info.debian is None:
         from .dockerfile import build_dockerfile_package  # only when a Dockerfile package is built
 
         built = {p: build_dockerfile_package(tag, directory, p, opts) for p in todo}
     elif todo:
-        built = {p: _build_debian(tag, directory, p, opts) for p in todo}
+        built = {}
+        for plat in todo:
+            built[plat], attestation = _build_debian(tag, directory, plat, opts)
+            attestations.append(attestation)
     else:
         built = {}
     manifests = {**pulled, **built}
@@ -154,12 +163,12 @@ def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> Pkg
             if current is not None:
                 opts.cache.writer().tag(opts.also_name, current)
         else:
-            _name_index(opts.cache, opts.also_name, manifests)
+            _name_index(opts.cache, opts.also_name, manifests, attestations)
     release = name.rsplit(":", 1)[0] + ":" + opts.release if opts.release else ""
     if manifests:
-        _name_index(opts.cache, name, manifests)
+        _name_index(opts.cache, name, manifests, attestations)
         if release:
-            _name_index(opts.cache, release, manifests)
+            _name_index(opts.cache, release, manifests, attestations)
     elif release:  # nothing new: the release names what the cache already has (to push it)
         current = opts.cache.find(name)
         if current is not None:
@@ -167,7 +176,10 @@ def build_package(pkg_dir: str | os.PathLike[str], opts: PkgBuildOptions) -> Pkg
     return PkgBuildResult(name, tuple(built), skipped, tag.dirty, release, tuple(pulled))
 
 
-def _build_debian(tag: PackageTag, directory: Path, platform: Platform, opts: PkgBuildOptions) -> Descriptor:
+def _build_debian(
+    tag: PackageTag, directory: Path, platform: Platform, opts: PkgBuildOptions
+) -> tuple[Descriptor, Descriptor]:
+    """The image manifest of ``platform`` and its SBOM attestation manifest (both in the cache)."""
     arch = platform.architecture
     with (
         log.step(f"Building {tag.canonical} for {platform} from Debian packages"),
@@ -180,22 +192,41 @@ def _build_debian(tag: PackageTag, directory: Path, platform: Platform, opts: Pk
             desc = writer.add_image(config, [layer], platform=platform)
         writer.tag(f"{tag.canonical}-{arch}", desc)
         log.info(f"  {tag.canonical}-{arch}: {desc.digest}")
-    return desc
+        attestation = add_sbom_attestation(
+            writer, desc, tag.canonical, str(platform), _sbom(tag, arch, built, opts.debian.epoch)
+        )
+    return desc, attestation
 
 
-def _name_index(cache: Cache, name: str, built: dict[Platform, Descriptor]) -> None:
-    """Point ``name`` at an index of the platforms just built plus those it already had."""
+def _sbom(tag: PackageTag, arch: str, built: BuiltLayer, epoch: int) -> dict[str, object]:
+    image, _, version = tag.canonical.rpartition(":")
+    created = datetime.fromtimestamp(epoch, UTC)
+    return package_document(image, version, arch, built.described, built.files, created=created)
+
+
+def _name_index(
+    cache: Cache, name: str, built: dict[Platform, Descriptor], attestations: Sequence[Descriptor] = ()
+) -> None:
+    """Point ``name`` at an index of the platforms just built plus those it already had, with the
+    attestation manifests of the images it lists (an image's SBOM goes with it)."""
     keep: list[Descriptor] = []
     current = cache.find(name)
-    if current is not None and current.media_type.endswith(("index+json", "manifest.list.v2+json")):
+    if current is not None and is_index(current.media_type):
         for child in cache.children(current):
             plat = child.platform or {}
             arch = plat.get("architecture")
             # a platform an index pulled from a registry lists but that was never pulled is left out
             present = cache.layout.has_blob(child.digest, child.size)
-            if present and (arch is None or all(p.architecture != arch for p in built)):
+            if present and (child.is_attestation or arch is None or all(p.architecture != arch for p in built)):
                 keep.append(child)
-    manifests = sorted([*keep, *built.values()], key=lambda d: str((d.platform or {}).get("architecture", "")))
+    images = sorted(
+        [d for d in [*keep, *built.values()] if not d.is_attestation],
+        key=lambda d: str((d.platform or {}).get("architecture", "")),
+    )
+    # attestations after the images (as BuildKit lists them), each only while its image is listed
+    described = {d.digest for d in images}
+    notes = [d for d in [*keep, *attestations] if d.is_attestation and d.digest not in described]
+    manifests = without_dangling([*images, *dict((d.digest, d) for d in notes).values()])
     writer = cache.writer()
     writer.tag(name, writer.add_index(manifests))
 

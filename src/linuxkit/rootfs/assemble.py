@@ -181,6 +181,8 @@ class _Build:
             entries = image_entries(flat, prefix="", location="kernel", source=ref)
             with self.located("kernel", None, (KernelImageError,)):
                 write_kernel(entries, self.sink, kernel, source=ref, decompress=self.decompress)
+        if self.on_image is not None:  # as upstream's ImageTar("kernel", ...): the kernel's SBOM too
+            self.on_image(ref, "")
 
     def init(self, apk: ApkDbSink) -> None:
         if self.moby.init:

@@ -41,6 +41,7 @@ from .metaservice import (
     iso_files,
     socket_directory,
 )
+from .secureboot import check_boot, firmware_for, vars_store
 
 ARCHES = ("x86_64", "aarch64", "s390x", "riscv64")
 OVMF_PATHS = (
@@ -238,6 +239,8 @@ class QemuConfig:
     #: with split firmware (aarch64's AAVMF): ``firmware`` is the code, mapped read-only, and this the
     #: VM's own variable store (both pflash units); "" = one pflash unit, ``firmware`` itself
     firmware_vars: str = ""
+    #: UEFI Secure Boot enforced (``--secure-boot``): x86's q35 with SMM and a secure flash
+    secure_boot: bool = False
     cmdline: str | None = None  # contents of PATH-cmdline (None: no -append)
     extra_cmdline: str = ""
     netdev: str = "user,id=t0"  # "" = no network
@@ -296,7 +299,7 @@ def netdev_for(networking: str, publish: list[PublishedPort]) -> str:
     return f"bridge,id=t0,br={qemu_opt(arg)}"
 
 
-def _machine(arch: str, accel: str, *, sata: bool = True) -> str:
+def _machine(arch: str, accel: str, *, sata: bool = True, smm: bool = False) -> str:
     if arch == "s390x":
         base = "s390-ccw-virtio"
     elif arch == "aarch64":
@@ -305,6 +308,7 @@ def _machine(arch: str, accel: str, *, sata: bool = True) -> str:
         base = "virt"
     else:
         base = "q35" if sata else "q35,sata=off"
+        base += ",smm=on" if smm else ""
     return f"{base},accel={accel}" if accel else base
 
 
@@ -321,7 +325,11 @@ def qemu_argv(qemu: str, cfg: QemuConfig) -> list[str]:
     # q35's SATA controller serves only the boot ISO's -cdrom (and what a --device may attach): without them it
     # is left out, as a cloud VM has none. Present, a kernel with `ahci` (pkg/kernel-cloud) loads it and waits
     # for the probing of its six empty ports: ~0.6 s of every boot under emulation.
-    args += ["-machine", _machine(cfg.arch, cfg.accel, sata=iso_boot or bool(cfg.devices))]
+    # OVMF's Secure Boot build keeps its variables in SMM: q35 with SMM, its flash writable from SMM only
+    smm = cfg.secure_boot and cfg.arch == "x86_64"
+    args += ["-machine", _machine(cfg.arch, cfg.accel, sata=iso_boot or bool(cfg.devices), smm=smm)]
+    if smm:
+        args += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
     rng = "virtio-rng-ccw" if cfg.arch == "s390x" else "virtio-rng-pci"
     args += ["-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", f"{rng},rng=rng0"]
     # Disks and metadata CDs are virtio devices: the kernels LinuxKit systems boot (Debian's cloud kernel
@@ -417,6 +425,8 @@ class RunOptions:
     networking: str = "user"
     accel: str | None = None
     fw: str = ""
+    secure_boot: bool = False
+    secure_boot_cert: str = ""
     qemu: str = ""
     arch: str = ""
     gui: bool = False
@@ -516,7 +526,13 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
     boot = detect_boot(opts.path, kernel=opts.kernel, iso=opts.iso, squashfs=opts.squashfs, uefi=opts.uefi)
     cmdline = _check_boot_files(boot)
     firmware = firmware_vars = ""
-    if boot.uefi and arch == "aarch64":
+    if opts.secure_boot_cert and not opts.secure_boot:
+        raise UserError("--secure-boot-cert goes with --secure-boot", hint="add --secure-boot")
+    if opts.secure_boot:
+        check_boot(boot.kind, boot.uefi)
+        secure = firmware_for(arch, opts.fw)
+        firmware, firmware_vars = secure.code, secure.empty_vars
+    elif boot.uefi and arch == "aarch64":
         firmware, firmware_vars = find_aavmf(opts.fw)
     elif boot.uefi:
         firmware = find_ovmf(opts.fw)
@@ -530,7 +546,9 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         state.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"could not create state directory {state}: {exc.strerror}") from exc
-    if firmware_vars:
+    if opts.secure_boot:
+        firmware_vars = vars_store(secure, opts.secure_boot_cert, state)
+    elif firmware_vars:
         firmware_vars = _firmware_copy(firmware_vars, state)
     elif firmware:
         firmware = _firmware_copy(firmware, state)
@@ -572,6 +590,7 @@ def prepare(opts: RunOptions) -> tuple[str, QemuConfig]:
         isos=isos,
         firmware=firmware,
         firmware_vars=firmware_vars,
+        secure_boot=opts.secure_boot,
         cmdline=cmdline,
         extra_cmdline=opts.cmdline,
         netdev=netdev,
