@@ -50,6 +50,7 @@ TOOL_PACKAGES: Mapping[str, str] = {
     "sbsign": "sbsigntool",
     "sbverify": "sbsigntool",
     "faketime": "faketime",
+    "openssl": "openssl",
 }
 
 Cmd = Sequence[str | os.PathLike[str]]
