@@ -172,9 +172,21 @@ def test_enroll_argv_sets_pk_kek_db_and_secure_boot() -> None:
     assert argv[:3] == ["/py", "-m", "virt.firmware.vars"]
     assert argv[3:] == [
         "--input", "/t/VARS.fd", "--output", "/st/out.fd",
+        "--delete", "PK", "--delete", "KEK", "--delete", "db",  # a template's own keys (Microsoft's) go first
         "--set-pk", OWNER_GUID, "db.crt", "--add-kek", OWNER_GUID, "db.crt", "--add-db", OWNER_GUID, "db.crt",
         "--secure-boot",
     ]  # fmt: skip
+
+
+def test_aarch64_enrols_into_microsofts_store() -> None:
+    """Debian's AAVMF_VARS.fd is all zeros (no variable store for virt-fw-vars): aarch64 enrols into the
+    Microsoft store, whose PK, KEK and db :func:`enroll_argv` deletes first; x86 into the empty store."""
+    arm, x86 = secureboot.FIRMWARE["aarch64"], secureboot.FIRMWARE["x86_64"]
+    assert arm.enroll_template == arm.ms_vars == "/usr/share/AAVMF/AAVMF_VARS.ms.fd"
+    assert x86.enroll_template == x86.empty_vars == "/usr/share/OVMF/OVMF_VARS_4M.fd"
+    if Path(arm.empty_vars).is_file():
+        with open(arm.empty_vars, "rb") as fh:
+            assert not fh.read(4096).strip(b"\0")  # what made the template change: nothing to enrol into
 
 
 def test_run_qemu_flags() -> None:

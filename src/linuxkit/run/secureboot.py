@@ -5,10 +5,13 @@ flash is secure, so the guest cannot write the variables behind the firmware's b
 ``AAVMF_CODE.fd`` (Debian builds it with Secure Boot; ``AAVMF_CODE.ms.fd`` is the same file). The
 variable store is the VM's own, in the state directory:
 
-- with ``--secure-boot-cert CERT``: the empty store (``OVMF_VARS_4M.fd``/``AAVMF_VARS.fd``) with CERT
-  enrolled as PK, KEK and db and Secure Boot on, made by ``virt-fw-vars`` (PyPI's ``virt-firmware``,
-  the ``secureboot`` extra; run as its own program: it is GPL-2.0). Named after the certificate's
-  digest, so another certificate gets another store and the firmware's boot entries survive reboots;
+- with ``--secure-boot-cert CERT``: CERT enrolled as PK, KEK and db and Secure Boot on, made by
+  ``virt-fw-vars`` (PyPI's ``virt-firmware``, the ``secureboot`` extra; run as its own program: it is
+  GPL-2.0) from the empty store ``OVMF_VARS_4M.fd`` on x86_64, and on aarch64 from Microsoft's
+  ``AAVMF_VARS.ms.fd`` with its PK, KEK and db deleted first (Debian's ``AAVMF_VARS.fd`` is all zeros,
+  which the firmware formats on first boot but virt-fw-vars cannot read). Named after the
+  certificate's digest, so another certificate gets another store and the firmware's boot entries
+  survive reboots;
 - without: Debian's store with Microsoft's keys enrolled (``OVMF_VARS_4M.ms.fd``/``AAVMF_VARS.ms.fd``),
   what most PCs ship: images signed by a Microsoft-signed shim boot, ours do not.
 """
@@ -41,6 +44,12 @@ class SecureFirmware(NamedTuple):
     empty_vars: str
     ms_vars: str
     package: str
+    #: the store a certificate is enrolled into when it is not ``empty_vars`` (``AAVMF_VARS.fd`` is zeros)
+    enroll_base: str = ""
+
+    @property
+    def enroll_template(self) -> str:
+        return self.enroll_base or self.empty_vars
 
 
 FIRMWARE: dict[str, SecureFirmware] = {
@@ -55,6 +64,7 @@ FIRMWARE: dict[str, SecureFirmware] = {
         "/usr/share/AAVMF/AAVMF_VARS.fd",
         "/usr/share/AAVMF/AAVMF_VARS.ms.fd",
         "qemu-efi-aarch64",
+        enroll_base="/usr/share/AAVMF/AAVMF_VARS.ms.fd",
     ),
 }
 
@@ -94,8 +104,10 @@ def _cert_digest(cert: str) -> str:
 
 
 def enroll_argv(template: str, cert: str, output: str, python: str = sys.executable) -> list[str]:
-    """``virt-fw-vars``: ``template`` with ``cert`` as PK, KEK and db and Secure Boot on, into ``output``."""
+    """``virt-fw-vars``: ``template`` with ``cert`` as PK, KEK and db (those it had deleted, e.g. Microsoft's)
+    and Secure Boot on, into ``output``."""
     argv = [python, "-m", VARS_MODULE, "--input", template, "--output", output]
+    argv += ["--delete", "PK", "--delete", "KEK", "--delete", "db"]
     argv += ["--set-pk", OWNER_GUID, cert, "--add-kek", OWNER_GUID, cert, "--add-db", OWNER_GUID, cert]
     return [*argv, "--secure-boot"]
 
@@ -115,7 +127,7 @@ def vars_store(firmware: SecureFirmware, cert: str, state: Path) -> str:
         raise UserError("--secure-boot-cert enrolls the certificate with virt-firmware, which is not installed",
                         hint=EXTRA_HINT)  # fmt: skip
     partial = state / f".{store.name}.partial"
-    done = run(enroll_argv(firmware.empty_vars, cert, str(partial)), check=False, capture=True)
+    done = run(enroll_argv(firmware.enroll_template, cert, str(partial)), check=False, capture=True)
     if done.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
         errors = [ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.strip()]
