@@ -84,7 +84,7 @@ def test_the_index_keeps_an_attestation_only_with_its_image(tmp_path: Path) -> N
     _name_index(cache, N, {AMD64: amd2}, [amd2_sbom])
     root = cache.find(N)
     assert root is not None
-    assert [d.digest for d in cache.children(root)] == [amd2.digest, arm.digest, arm_sbom.digest, amd2_sbom.digest]
+    assert [d.digest for d in cache.children(root)] == [amd2.digest, arm.digest, amd2_sbom.digest, arm_sbom.digest]
     assert cache.platforms(N) == [AMD64, ARM64]
 
 

@@ -22,7 +22,7 @@ from ..oci.cache import Cache
 from ..oci.descriptor import Descriptor
 from ..oci.image import Platform
 from ..oci.indexmerge import without_dangling
-from ..oci.mediatypes import is_index
+from ..oci.mediatypes import ANNOTATION_DOCKER_REFERENCE_DIGEST, is_index
 from .attestation import add_sbom_attestation
 from .buildyml import read_build_yml
 from .debian_image import BuiltLayer, DebianSettings, build_layer, locked_packages
@@ -223,10 +223,15 @@ def _name_index(
         [d for d in [*keep, *built.values()] if not d.is_attestation],
         key=lambda d: str((d.platform or {}).get("architecture", "")),
     )
-    # attestations after the images (as BuildKit lists them), each only while its image is listed
-    described = {d.digest for d in images}
-    notes = [d for d in [*keep, *attestations] if d.is_attestation and d.digest not in described]
-    manifests = without_dangling([*images, *dict((d.digest, d) for d in notes).values()])
+    # attestations after the images, in their images' order (as BuildKit lists them; the same index whatever
+    # the order the platforms were built in), each only while its image is listed
+    position = {d.digest: i for i, d in enumerate(images)}
+    notes = {d.digest: d for d in [*keep, *attestations] if d.is_attestation and d.digest not in position}
+    ordered = sorted(
+        notes.values(),
+        key=lambda d: (position.get(d.annotations.get(ANNOTATION_DOCKER_REFERENCE_DIGEST, ""), -1), d.digest),
+    )
+    manifests = without_dangling([*images, *ordered])
     writer = cache.writer()
     writer.tag(name, writer.add_index(manifests))
 
