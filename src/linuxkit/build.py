@@ -19,7 +19,7 @@ from .config.load import default_package_resolver, load_configs
 from .errors import LinuxKitError, Location, UserError
 from .formats.registry import Format, FormatContext, validate_formats
 from .formats.tarfmt import write_tar
-from .images import ImageFinder, PackageBuilder, image_refs
+from .images import ImageFinder, PackageBuilder, SignatureCheck, image_refs
 from .oci import reference
 from .oci.cache import Cache
 from .oci.image import Platform
@@ -61,6 +61,8 @@ class BuildOptions:
     #: signs the EFI binaries of the EFI formats (``--sign-key``/``--sign-cert``); ``None``: unsigned
     signing: SigningKey | None = None
     registry: RegistryOptions | None = field(default=None, compare=False)
+    #: checks each image's signature in its registry (``--verify-key``, ``--verify-policy``); ``None``: none
+    verify: SignatureCheck | None = field(default=None, compare=False)
     stdout: IO[bytes] | None = field(default=None, compare=False)
     #: Builds a ``@pkg:`` package (its directory) for a platform when its image is not in the cache.
     pkg_builder: PackageBuilder | None = field(default=None, compare=False)
@@ -170,6 +172,9 @@ def run_build(opts: BuildOptions) -> list[Path]:
         finder.check_all(loaded, volume_oci=not_read)
         for ref, volume_platforms in oci_volumes(loaded.moby, reused):
             ensure_index(cache, ref, volume_platforms, registry=opts.registry, always_pull=opts.pull)
+    if opts.verify is not None:
+        with log.step("Verifying image signatures"):
+            finder.verify_signatures(loaded, opts.verify)
 
     def oci_layout(ref: str, volume_platforms: Sequence[Platform]) -> Iterable[Entry]:
         return layout_entries(cache, ref, volume_platforms)

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from . import log
-from .errors import BuildError, BuildErrors, Diagnostic, LinuxKitError
+from .errors import BuildError, BuildErrors, ConfigError, Diagnostic, LinuxKitError
 from .oci import reference
 from .oci.image import Platform
 from .oci.registry import pull
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 PackageBuilder = Callable[[str, Platform, str], None]
 """Builds the package in a directory for a platform; the result is also named as the YAML asked (3rd)."""
+
+SignatureCheck = Callable[[str, str], "str | None"]
+"""Checks an image's signature in its registry (reference, root digest): ``None`` when it verifies or
+needs none, else why not (``--verify-key``/``--verify-policy``, :mod:`linuxkit.oci.signing.registry`)."""
 
 
 def image_refs(loaded: LoadedConfig) -> Iterator[tuple[str, tuple[str, int | None, tuple[str, ...]]]]:
@@ -155,6 +159,35 @@ class ImageFinder:
         if diags:
             raise MissingImagesError(diags)
 
+    def verify_signatures(self, loaded: LoadedConfig, check: SignatureCheck) -> None:
+        """Check the signature of every image the build reads from the cache (the root digest the cache
+        names, pulled now or before) in its registry; images built here from their ``@pkg:`` directory
+        and images not in the cache (not read by this build) are not checked. All failures are reported
+        together, each at its line (exit 2)."""
+        diags: list[Diagnostic] = []
+        seen: set[str] = set()
+        for ref, (section, index, fields) in image_refs(loaded):
+            key = reference.normalize(ref)
+            if key in seen or key in self.packages:
+                continue
+            seen.add(key)
+            root = self.cache.find(key)
+            if root is None:
+                continue
+            why = check(key, root.digest)
+            if why is not None:
+                diags.append(
+                    Diagnostic(
+                        f"image {key} ({root.digest}) failed signature verification: {why}",
+                        loaded.locate(section, index, *fields),
+                        _path(section, index, fields),
+                        "use an image signed with the key (`linuxkit pkg push --sign-key`), or check the key and the"
+                        " --verify-policy",
+                    )
+                )
+        if diags:
+            raise UnverifiedImagesError(diags)
+
     def __call__(self, ref: str, platform: Platform) -> ImageSource:
         image = self._lookup(ref)
         if image is None:
@@ -169,3 +202,8 @@ def _path(section: str, index: int | None, fields: tuple[str, ...]) -> str:
 
 class MissingImagesError(BuildErrors):
     """One or more images could not be found or pulled (exit 1: the YAML is fine, the cache is not)."""
+
+
+class UnverifiedImagesError(ConfigError):
+    """One or more images have no valid signature under the key their policy names (exit 2: the
+    images or the keys the user chose are wrong; nothing is written)."""

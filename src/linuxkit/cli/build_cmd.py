@@ -12,6 +12,7 @@ from ..formats.signing import signing_key
 from .build_args import resolve
 from .common import CommonOptions
 from .registries import registry_options
+from .signing_args import signature_check
 
 if TYPE_CHECKING:
     from ..oci.image import Platform
@@ -22,6 +23,7 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
     """The build's options: the flags by upstream's rules, the registries, the package builder."""
     resolved = resolve(args)
     packages = Packages(args, common)
+    registry = registry_options(common)
     return BuildOptions(
         configs=args.configs,
         formats=resolved.formats,
@@ -38,7 +40,8 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
         sbom=None if args.no_sbom else args.sbom_output,
         sbom_current_time=args.sbom_current_time,
         signing=signing_key(args.sign_key, args.sign_cert),
-        registry=registry_options(common),
+        registry=registry,
+        verify=signature_check(args.verify_key, args.verify_policy, registry),
         pkg_builder=packages.build,
         debian=packages.debian,
     )

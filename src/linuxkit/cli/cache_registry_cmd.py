@@ -12,14 +12,18 @@ from ..oci.image import Platform
 from ..oci.verify import repair, verify_names
 from .common import CommonOptions
 from .registries import registry_options
+from .signing_args import sign_pushed, signing_key, verified_pull, verify_policy
 
 
 def run_pull(args: argparse.Namespace, common: CommonOptions) -> int:
     cache, options = Cache(common.cache_dir), registry_options(common)
     platforms = [Platform.parse(p) for p in args.platform] or None
+    policy = verify_policy(args.verify_key, args.verify_policy)
     for name in args.names:
+        # with a key: the digest the registry names is verified first, then pulled by that digest
+        source = verified_pull(name, policy, options) if policy is not None else None
         with log.step(f"Pulling {reference.normalize(name)}"):
-            desc = registry.pull(cache, name, platforms, options=options)
+            desc = registry.pull(cache, source or name, platforms, options=options, name=name)
         log.info(f"{reference.normalize(name)} {desc.digest}")
     return 0
 
@@ -28,6 +32,7 @@ def run_push(args: argparse.Namespace, common: CommonOptions) -> int:
     if args.remote_name and len(args.names) > 1:
         raise UserError("--remote-name needs exactly one NAME")
     cache, options = Cache(common.cache_dir), registry_options(common)
+    key = signing_key(args.sign_key)
     for name in args.names:
         target = args.remote_name or name
         with log.step(f"Pushing {reference.normalize(name)} to {reference.normalize(target)}"):
@@ -44,6 +49,10 @@ def run_push(args: argparse.Namespace, common: CommonOptions) -> int:
             )
         if pushed.outcome != "exists":
             log.info(f"{reference.normalize(target)} {pushed.descriptor.digest}{_OUTCOMES.get(pushed.outcome, '')}")
+        if key is not None and pushed.outcome == "exists":
+            log.warn(f"{reference.normalize(target)}: the registry's image was left as it was: not signed")
+        elif key is not None:
+            sign_pushed(cache, name, target, pushed.descriptor.digest, key, options)
     return 0
 
 

@@ -133,13 +133,22 @@ def _build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sbom-output", default="sbom.spdx.json", help="SBOM file name in the root filesystem")
     p.add_argument("--sbom-current-time", action="store_true", help="use the current time in the SBOM")
     p.add_argument(
-        "--sign-key",
-        default="",
-        metavar="KEY",
-        help="PEM private key, or pkcs11: URI of a key in a token, to sign EFI binaries with (Secure Boot)",
+        "--sign-key", default="", metavar="KEY", help="PEM private key to sign EFI binaries with (Secure Boot)"
     )
     p.add_argument("--sign-cert", default="", metavar="CERT", help="PEM certificate of --sign-key")
     p.add_argument("--dry-run", action="store_true", help="print the merged configuration and stop")
+    p.add_argument(
+        "--verify-key",
+        default="",
+        metavar="KEY.pub",
+        help="PEM public key (cosign's): every image pulled or used from the cache must carry a signature it verifies",
+    )
+    p.add_argument(
+        "--verify-policy",
+        default="",
+        metavar="FILE",
+        help="YAML mapping repository prefixes to public keys (or none), see docs/signing.md",
+    )
     p.add_argument("--debian-mirror", default=None, help="Debian archive URL for @pkg: packages built on the way")
     p.add_argument("--debian-security-mirror", default=None, help="Debian security archive URL (same)")
     p.set_defaults(run=build_target)
@@ -170,6 +179,18 @@ def _cache_clean(p: argparse.ArgumentParser) -> None:
 def _cache_pull(p: argparse.ArgumentParser) -> None:
     _names(p)
     p.add_argument("--platform", action="append", default=[], help="platform to pull (repeatable; default: all)")
+    p.add_argument(
+        "--verify-key",
+        default="",
+        metavar="KEY.pub",
+        help="PEM public key (cosign's): every image pulled or used from the cache must carry a signature it verifies",
+    )
+    p.add_argument(
+        "--verify-policy",
+        default="",
+        metavar="FILE",
+        help="YAML mapping repository prefixes to public keys (or none), see docs/signing.md",
+    )
     p.set_defaults(run="cache_registry_cmd:run_pull")
 
 
@@ -185,6 +206,12 @@ def _cache_push(p: argparse.ArgumentParser) -> None:
         "--override",
         action="store_true",
         help="push even when the registry has the image already (an index keeps the registry's other platforms)",
+    )
+    p.add_argument(
+        "--sign-key",
+        default="",
+        metavar="KEY",
+        help="PEM ECDSA P-256 private key: sign what is pushed in cosign's format (tag sha256-<hex>.sig)",
     )
     p.set_defaults(run="cache_registry_cmd:run_push")
 
@@ -288,6 +315,12 @@ def _pkg_build(p: argparse.ArgumentParser, *, run: str = "pkg_cmd:run_build") ->
         "--push",
         action="store_true",
         help="push the result (index and TAG-<arch> images) to its registry; refuses a dirty package",
+    )
+    p.add_argument(
+        "--sign-key",
+        default="",
+        metavar="KEY",
+        help="PEM ECDSA P-256 private key: with --push, sign what is pushed in cosign's format (tag sha256-<hex>.sig)",
     )
     p.set_defaults(run=run)
 

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import log
 from ..errors import UserError
@@ -32,6 +33,10 @@ from ..packages.tag import TagOptions, package_tag
 from .common import CommonOptions
 from .pkg_tag_cmd import tag_options
 from .registries import registry_options
+from .signing_args import sign_pushed, signing_key
+
+if TYPE_CHECKING:
+    from ..oci.signing.keys import SigningKey
 
 
 def debian_settings(args: argparse.Namespace, *, update: bool = False, locked: bool = False) -> DebianSettings:
@@ -85,6 +90,7 @@ def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
             hint="--platforms names every platform to build; --skip-platforms leaves some of build.yml's out",
         )
     options = registry_options(common) if (args.push or args.pull) else None
+    key = signing_key(args.sign_key, push=args.push)  # a bad key is refused before a long build
     cache = Cache(common.cache_dir)
     opts = PkgBuildOptions(
         cache=cache,
@@ -116,7 +122,7 @@ def run_build(args: argparse.Namespace, common: CommonOptions) -> int:
             if result.pulled:
                 log.info(f"Pulled {result.name} ({', '.join(str(p) for p in result.pulled)}) instead of building")
             if options is not None and (result.built or result.skipped or result.pulled):
-                pushed |= push_result(opts.cache, result, options, skip=pushed)
+                pushed |= push_result(opts.cache, result, options, skip=pushed, key=key)
     return 0
 
 
@@ -164,11 +170,17 @@ def _refuse_dirty(name: str, *, dirty: bool) -> None:
 
 
 def push_result(
-    cache: Cache, result: PkgBuildResult, options: RegistryOptions, *, skip: set[str] | frozenset[str] = frozenset()
+    cache: Cache,
+    result: PkgBuildResult,
+    options: RegistryOptions,
+    *,
+    skip: set[str] | frozenset[str] = frozenset(),
+    key: SigningKey | None = None,
 ) -> set[str]:
     """Push a built package as upstream does: the index with its ``TAG-<arch>`` images, merged with
     the registry's index of that tag (platforms built elsewhere stay), then the release, unless
-    the registry has it already. Names in ``skip`` are not pushed again. Returns the names pushed."""
+    the registry has it already. Names in ``skip`` are not pushed again. Returns the names pushed.
+    With ``key``, what was pushed is signed in cosign's format (index and each platform's image)."""
 
     _refuse_dirty(result.name, dirty=result.dirty)
     done: set[str] = set()
@@ -181,6 +193,10 @@ def push_result(
                 cache, name, options=options, with_arch_tags=True, override=not release, merge=not release
             )
         log.info(f"Pushed {name} {pushed.descriptor.digest}{_OUTCOMES.get(pushed.outcome, '')}")
+        if key is not None and pushed.outcome == "exists":
+            log.warn(f"{name}: the registry's release was left as it was: not signed")
+        elif key is not None:
+            sign_pushed(cache, name, name, pushed.descriptor.digest, key, options)
         done.add(name)
     return done
 
