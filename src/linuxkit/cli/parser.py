@@ -133,7 +133,10 @@ def _build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sbom-output", default="sbom.spdx.json", help="SBOM file name in the root filesystem")
     p.add_argument("--sbom-current-time", action="store_true", help="use the current time in the SBOM")
     p.add_argument(
-        "--sign-key", default="", metavar="KEY", help="PEM private key to sign EFI binaries with (Secure Boot)"
+        "--sign-key",
+        default="",
+        metavar="KEY",
+        help="PEM private key, or pkcs11: URI of a key in a token, to sign EFI binaries with (Secure Boot)",
     )
     p.add_argument("--sign-cert", default="", metavar="CERT", help="PEM certificate of --sign-key")
     p.add_argument("--dry-run", action="store_true", help="print the merged configuration and stop")

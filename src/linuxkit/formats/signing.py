@@ -41,7 +41,8 @@ PKCS11_PREFIX = "pkcs11:"
 PKCS11_ENGINE = "pkcs11"
 PKCS11_HINT = (
     "give the token's key as a PKCS#11 URI, e.g. 'pkcs11:token=TOKEN;object=LABEL;type=private;pin-value=PIN'"
-    " (list them with: p11tool --list-all-privkeys --login), with libengine-pkcs11-openssl installed"
+    " (list them with p11tool --list-all-privkeys --login, Debian's gnutls-bin),"
+    " with libengine-pkcs11-openssl installed"
 )
 
 
