@@ -1,13 +1,16 @@
-"""Secure Boot for real: examples/minimal.yml built as ``uki``, ``raw-efi`` and ``iso-efi`` unsigned, signed with a
-throw-away key (twice, with ``SOURCE_DATE_EPOCH``: identical bytes) and signed with another key; the
-signatures checked with ``sbverify``; then booted by ``linuxkit run qemu --secure-boot --secure-boot-cert
-CERT`` (OVMF's Secure Boot build, TCG, the certificate enrolled by virt-fw-vars). The signed images reach
-the console markers with the EFI stub reporting Secure Boot on; the unsigned ones and those signed with
-the other key are refused by the firmware (its boot manager's refusal on the console, the kernel never
-starts: the wait ends at the firmware's "no bootable option", bounded)."""
+"""Secure Boot for real: examples/minimal.yml built as every EFI format (``uki``, ``raw-efi``, ``qcow2-efi``,
+``iso-efi``, ``iso-efi-initrd``) unsigned, signed with a throw-away key (twice, with ``SOURCE_DATE_EPOCH``:
+identical bytes) and signed with another key; every EFI binary inside each output (read back with mtools,
+xorriso, sfdisk, qemu-img) checked with ``sbverify``; then ``uki``, ``raw-efi`` and ``iso-efi`` booted by
+``linuxkit run qemu --secure-boot --secure-boot-cert CERT`` (OVMF's Secure Boot build, TCG, the certificate
+enrolled by virt-fw-vars). The signed images reach the console markers with the EFI stub reporting Secure
+Boot on; the unsigned ones and those signed with the other key are refused by the firmware (its boot
+manager's refusal on the console, the kernel never starts: the wait ends at the firmware's "no bootable
+option", bounded)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -25,6 +28,10 @@ EXAMPLE = ROOT / "examples" / "minimal.yml"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
 EPOCH = "1700000000"  # 2023-11-14 22:13:20 UTC
 OUTPUTS = {"uki": "m.efi", "raw-efi": "m-efi.img", "iso-efi": "m-efi.iso"}
+#: every EFI format (those booted above and the two that hold the same files in another container)
+EFI_OUTPUTS = {**OUTPUTS, "qcow2-efi": "m-efi.qcow2", "iso-efi-initrd": "m-efi-initrd.iso"}
+#: the GPT type of an EFI system partition (sfdisk -J spelling)
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 MARKERS = ("Welcome to LinuxKit", "hello from an onboot container")
 #: the end of OVMF's boot manager when nothing it tried would start
 NOTHING_BOOTED = "BdsDxe: No bootable option or device was found"
@@ -85,7 +92,7 @@ class Built:
         self.ours = _key(self.keys, "ours")
         self.theirs = _key(self.keys, "theirs")
         self.dirs = {name: root / name for name in ("unsigned", "signed", "again", "other")}
-        formats = ",".join(OUTPUTS)
+        formats = ",".join(EFI_OUTPUTS)
         for name, out in self.dirs.items():
             key, cert = self.theirs if name == "other" else self.ours
             sign = [] if name == "unsigned" else ["--sign-key", key, "--sign-cert", cert]
@@ -112,11 +119,75 @@ def _esp_loader(disk: Path, dest: Path) -> Path:
     return dest
 
 
+def _tool(*argv: str | os.PathLike[str]) -> str:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=True).stdout
+
+
+def _fat_efi_binaries(image: Path, offset: int, work: Path, where: str) -> dict[str, Path]:
+    """Every ``*.EFI`` of the FAT at ``offset`` in ``image``, wherever it sits, copied out: inside → file."""
+    found: dict[str, Path] = {}
+    for entry in _tool("mdir", "-b", "-/", "-i", f"{image}@@{offset}", "::/").splitlines():
+        if entry.lower().endswith(".efi"):
+            dest = work / f"{len(list(work.iterdir()))}.efi"
+            _tool("mcopy", "-n", "-i", f"{image}@@{offset}", entry, dest)
+            found[f"{where}:{entry.removeprefix('::')}"] = dest
+    return found
+
+
+def efi_binaries(output: Path, work: Path) -> dict[str, Path]:
+    """Every EFI binary an output holds, read back with independent tools: a UKI is one; a disk's (a qcow2
+    converted by qemu-img) from each EFI system partition of its GPT (sfdisk, mtools); an ISO's from its
+    ISO 9660 tree and from each El Torito boot image (xorriso, then mtools)."""
+    work.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".efi":
+        return {output.name: output}
+    if output.suffix == ".qcow2":
+        raw = work / "disk.raw"
+        _tool("qemu-img", "convert", "-O", "raw", output, raw)
+        return efi_binaries(raw, work)
+    found: dict[str, Path] = {}
+    if output.suffix == ".iso":
+        boot = work / "el-torito"
+        _tool("xorriso", "-osirrox", "on", "-indev", output, "-extract_boot_images", boot)
+        tree = _tool("xorriso", "-indev", output, "-find", "/", "-type", "f")
+        for line in tree.splitlines():
+            path = line.strip().strip("'")
+            if path.lower().endswith(".efi"):
+                dest = work / f"iso-{len(found)}.efi"
+                _tool("xorriso", "-osirrox", "on", "-indev", output, "-extract", path, dest)
+                found[f"iso9660:{path}"] = dest
+        for image in sorted(boot.iterdir()):
+            if "uefi" in image.name:
+                found.update(_fat_efi_binaries(image, 0, work, f"el-torito:{image.name}"))
+        return found
+    table = json.loads(_tool("sfdisk", "-J", output))["partitiontable"]
+    sector = table.get("sectorsize", 512)
+    for part in table["partitions"]:
+        if part["type"].upper() == ESP_TYPE:
+            found.update(_fat_efi_binaries(output, part["start"] * sector, work, f"esp@{part['start']}"))
+    return found
+
+
+def test_every_efi_binary_of_every_efi_format_is_signed(built: Built, tmp_path: Path) -> None:
+    _, ours = built.ours
+    for fmt, name in EFI_OUTPUTS.items():
+        signed = efi_binaries(built.dirs["signed"] / name, tmp_path / f"signed-{fmt}")
+        assert signed, f"{fmt}: no EFI binary found in {name}"
+        for where, efi in signed.items():
+            ok = _sbverify(ours, efi)
+            assert ok.returncode == 0 and "Signature verification OK" in ok.stdout + ok.stderr, (fmt, where, ok)
+        # the unsigned build has the same binaries in the same places, none of them signed
+        unsigned = efi_binaries(built.dirs["unsigned"] / name, tmp_path / f"unsigned-{fmt}")
+        assert sorted(unsigned) == sorted(signed), fmt
+        assert all(_sbverify(ours, efi).returncode != 0 for efi in unsigned.values()), fmt
+        print(f"{fmt}: {', '.join(sorted(signed))} signed")
+
+
 def test_signed_outputs_verify_and_are_reproducible(built: Built, tmp_path: Path) -> None:
     _, ours = built.ours
     _, theirs = built.theirs
     signed, again, unsigned = built.dirs["signed"], built.dirs["again"], built.dirs["unsigned"]
-    for name in OUTPUTS.values():
+    for name in EFI_OUTPUTS.values():
         assert _same(signed / name, again / name), f"signed {name} differs between two builds"
     uki = signed / "m.efi"
     ok = _sbverify(ours, uki)
@@ -149,10 +220,12 @@ def test_signed_outputs_verify_and_are_reproducible(built: Built, tmp_path: Path
     assert "signingTime" in printed and "UTCTIME:Nov 14 22:13:20 2023 GMT" in printed, printed[-3000:]
 
 
-def _run_qemu(cache: Path, image: Path, cert: Path, state: Path) -> tuple[str, float]:
-    """``linuxkit run qemu --secure-boot --secure-boot-cert CERT IMAGE`` until the markers show or the
-    firmware gives up (then the CLI and its qemu, one process group, are stopped): the console, seconds."""
+def _run_qemu(cache: Path, image: Path, cert: Path, state: Path, *, arch: str = "") -> tuple[str, float]:
+    """``linuxkit run qemu --secure-boot --secure-boot-cert CERT IMAGE`` (``--arch ARCH``) until the markers
+    show or the firmware gives up (then the CLI and its qemu, one process group, are stopped): the console,
+    seconds."""
     argv = [sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--secure-boot", "--secure-boot-cert", str(cert)]
+    argv += ["--arch", arch] if arch else []
     argv += ["--uefi", "--networking", "none", "--mem", "1024", "--state", str(state), str(image)]
     start = time.monotonic()
     proc = subprocess.Popen(
