@@ -53,6 +53,7 @@ BOOL_FLAGS = frozenset(
         "--nobuild",
         "--push",
         "--repair",
+        "--registry",
         "--squashfs",
         "--update",
         "--usb",

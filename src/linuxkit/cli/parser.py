@@ -345,6 +345,14 @@ def _pkg_remote_tag(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run="pkg_registry_cmd:run_remote_tag")
 
 
+def _pkg_verify(p: argparse.ArgumentParser) -> None:
+    _pkg_flags(p)
+    _debian_flags(p)
+    p.add_argument("--platforms", default="", help="platforms to rebuild (default: build.yml's that were published)")
+    p.add_argument("--registry", action="store_true", help="compare with the image in its registry, not the cache")
+    p.set_defaults(run="pkg_verify_cmd:run_verify")
+
+
 def _pkg_lock(p: argparse.ArgumentParser) -> None:
     _pkg_flags(p)
     _debian_flags(p)
@@ -364,6 +372,12 @@ PKG_VERBS: VerbTable = (
         ("index",),
     ),
     ("remote-tag", "tag an image in a registry with another tag (copied if another repository)", _pkg_remote_tag, ()),
+    (
+        "verify",
+        "rebuild packages from their debian.lock and compare with the image in the cache or registry",
+        _pkg_verify,
+        (),
+    ),
 )
 
 

@@ -12,12 +12,13 @@ from ... import log
 from .. import digest as _digest
 from .. import reference
 from ..mediatypes import OCI_MANIFEST
-from ..registry.client import Client, http_error
+from ..registry.client import Client
 from ..registry.errors import RegistryError
 from ..registry.options import RegistryOptions
 from ..registry.pull import open_client
 from ..registry.push import push_blob
 from ..registry.remote import put_manifest, remote_manifest
+from ..registry.smallblob import fetch_small_blob
 from .keys import SigningKey, VerifyKey
 from .policy import VerifyPolicy
 from .simplesigning import (
@@ -118,22 +119,6 @@ def _check_layer(client: Client, repository: str, layer: SignatureLayer, dig: st
     if not key.verifies(data, layer.signature):
         return f"its signature does not verify with the key {key.path}"
     return None
-
-
-def fetch_small_blob(client: Client, repository: str, dig: str, limit: int) -> bytes:
-    """Blob ``dig`` read into memory (at most ``limit`` bytes), checked against its digest."""
-    resp = client.request("GET", f"/v2/{repository}/blobs/{dig}", repository=repository)
-    try:
-        if resp.status_code != 200:
-            raise http_error(client.what, resp, f"fetching blob {dig}")
-        data = resp.read(limit + 1)
-    finally:
-        resp.close()
-    if len(data) > limit:
-        raise RegistryError(f"{client.what}: blob {dig} is larger than {limit} bytes")
-    if _digest.of_bytes(data) != dig:
-        raise RegistryError(f"{client.what}: blob {dig} does not match its digest", hint="retry")
-    return data
 
 
 Verifier = Callable[[str, str], "str | None"]
