@@ -5,6 +5,7 @@ sbverify and the Secure Boot boots are in tests/integration/test_secure_boot.py.
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -12,8 +13,16 @@ import pytest
 
 from linuxkit.cli.build_args import resolve
 from linuxkit.cli.main import build_parser, main
-from linuxkit.errors import UserError
-from linuxkit.formats.signing import SigningKey, faketime_stamp, sign_argv, signing_key
+from linuxkit.errors import BuildError, UserError
+from linuxkit.formats.fat import FatFile
+from linuxkit.formats.signing import (
+    SigningKey,
+    authenticode_signed,
+    check_esp_signed,
+    faketime_stamp,
+    sign_argv,
+    signing_key,
+)
 
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
 CERT = "-----BEGIN CERTIFICATE-----\nMIID\n-----END CERTIFICATE-----\n"
@@ -149,3 +158,40 @@ def test_sign_argv_stops_the_clock_at_the_epoch() -> None:
     assert argv == [
         "faketime", "-f", "1970-01-02 00:00:00", "/bin/sbs", "--key", "k", "--cert", "c", "--output", "s.efi", "u.efi"
     ]  # fmt: skip
+
+
+def _pe(*, security_size: int, pe32_plus: bool = True, directories: int = 16) -> bytes:
+    """The headers of a PE file: DOS stub pointing at 0x80, COFF header, optional header with
+    ``directories`` data directories, the certificate table (index 4) ``security_size`` bytes long."""
+    opt_magic, count_at = (0x20B, 108) if pe32_plus else (0x10B, 92)
+    head = bytearray(4096)
+    head[:2] = b"MZ"
+    struct.pack_into("<I", head, 0x3C, 0x80)
+    head[0x80:0x84] = b"PE\0\0"
+    opt = 0x80 + 24
+    struct.pack_into("<H", head, opt, opt_magic)
+    struct.pack_into("<I", head, opt + count_at, directories)
+    struct.pack_into("<II", head, opt + count_at + 4 + 8 * 4, 0x1000 if security_size else 0, security_size)
+    return bytes(head)
+
+
+def test_authenticode_signed_reads_the_certificate_table() -> None:
+    assert authenticode_signed(_pe(security_size=1808))
+    assert authenticode_signed(_pe(security_size=1808, pe32_plus=False))
+    assert not authenticode_signed(_pe(security_size=0))
+    assert not authenticode_signed(_pe(security_size=1808, directories=4))  # no certificate table entry
+    assert not authenticode_signed(b"MZ" + b"\0" * 10)  # truncated
+    assert not authenticode_signed(b"\x7fELF" + b"\0" * 4092)
+    assert not authenticode_signed(_pe(security_size=1808).replace(b"PE\0\0", b"NE\0\0", 1))
+
+
+def test_a_signing_build_refuses_an_unsigned_efi_binary_in_an_esp(tmp_path: Path) -> None:
+    signed, unsigned = tmp_path / "signed.efi", tmp_path / "unsigned.efi"
+    signed.write_bytes(_pe(security_size=1808))
+    unsigned.write_bytes(_pe(security_size=0))
+    key = SigningKey("k", Path("c"))
+    files = [FatFile("EFI/BOOT/BOOTX64.EFI", signed), FatFile("syslinux.cfg", unsigned)]
+    check_esp_signed(key, files)  # the EFI binary is signed; other files are not EFI binaries
+    check_esp_signed(None, [FatFile("EFI/BOOT/BOOTX64.EFI", unsigned)])  # an unsigned build
+    with pytest.raises(BuildError, match=r"EFI/systemd/loader\.efi would go into the ESP unsigned"):
+        check_esp_signed(key, [*files, FatFile("EFI/systemd/loader.efi", unsigned)])

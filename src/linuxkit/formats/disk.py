@@ -36,6 +36,7 @@ from .partition import (
     write_mbr,
 )
 from .registry import FormatContext
+from .signing import check_esp_signed
 from .sparsetar import write_sparse_tar
 from .uki import write_uki_file
 
@@ -96,6 +97,7 @@ def build_efi_disk(ctx: FormatContext, parts: KernelInitrd, work: Path, dest: Pa
     uki = work / "uki.efi"
     write_uki_file(ctx, parts.kernel, parts.initrd, parts.cmdline, uki)
     files = [FatFile(efi_boot_path(ctx.arch), uki)]
+    check_esp_signed(ctx.signing, files)
     # 1 MiB in front (GPT + alignment), 1 MiB behind (backup GPT).
     size = disk_size(ctx, 2 * MIB + fat_partition_bytes(uki.stat().st_size, 3), fmt)
     total = size // SECTOR

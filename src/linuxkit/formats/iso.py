@@ -32,6 +32,7 @@ from .fat import FatFile, make_fat
 from .initrd import scratch
 from .partition import MIB, disk_id
 from .registry import FormatContext
+from .signing import check_esp_signed
 from .uki import write_uki_file
 
 #: El Torito counts image sectors in 16 bits: an EFI boot image above this many 512-byte sectors
@@ -130,11 +131,13 @@ def write_iso_efi(ctx: FormatContext, rootfs_tar: Path, *, suffix: str = "-efi")
         size = round_up(uki.stat().st_size + uki.stat().st_size // 50 + 2 * MIB, MIB)
         with open(esp, "wb") as fh:
             fh.truncate(size)
+        files = [FatFile(boot_path, uki)]
+        check_esp_signed(ctx.signing, files)
         make_fat(
             esp,
             offset=0,
             size=size,
-            files=[FatFile(boot_path, uki)],
+            files=files,
             label="EFIBOOT",
             seed=seed,
             epoch=ctx.epoch,

@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import runner
 from ..errors import BuildError, UserError
+
+if TYPE_CHECKING:
+    from .fat import FatFile
 
 _PEM_KEY = re.compile(rb"-----BEGIN (RSA |EC )?PRIVATE KEY-----")
 _PEM_CERT = b"-----BEGIN CERTIFICATE-----"
@@ -171,3 +176,40 @@ def sign_efi(unsigned: Path, signed: Path, signing: SigningKey, *, epoch: int) -
     raise BuildError(
         f"sbsign failed (exit {done.returncode}) signing {os.path.basename(unsigned)}: {' '.join(lines[-3:])}"
     )
+
+
+#: PE optional header magic → offset of its data directory count in that header (PE32, PE32+)
+_DIRECTORY_COUNT = {0x10B: 92, 0x20B: 108}
+#: the certificate table's index among the data directories (IMAGE_DIRECTORY_ENTRY_SECURITY)
+_SECURITY_DIRECTORY = 4
+
+
+def authenticode_signed(head: bytes) -> bool:
+    """Whether the PE file starting with ``head`` (its headers: the first 4 KiB are plenty) has a
+    certificate table, the place of an Authenticode signature; ``False`` for anything not a PE."""
+    try:
+        if head[:2] != b"MZ":
+            return False
+        pe = struct.unpack_from("<I", head, 0x3C)[0]
+        if head[pe : pe + 4] != b"PE\0\0":
+            return False
+        opt = pe + 24
+        offset = _DIRECTORY_COUNT.get(struct.unpack_from("<H", head, opt)[0])
+        if offset is None or struct.unpack_from("<I", head, opt + offset)[0] <= _SECURITY_DIRECTORY:
+            return False
+        _, size = struct.unpack_from("<II", head, opt + offset + 4 + 8 * _SECURITY_DIRECTORY)
+        return bool(size)
+    except struct.error:
+        return False
+
+
+def check_esp_signed(signing: SigningKey | None, files: Sequence[FatFile]) -> None:
+    """When the build signs, every EFI binary going into an ESP (``*.EFI``) must carry a signature: a format
+    adding a loader it forgot to sign is a build error rather than an image the firmware refuses."""
+    if signing is None:
+        return
+    for file in files:
+        if file.dest.lower().endswith(".efi"):
+            with open(file.source, "rb") as fh:
+                if not authenticode_signed(fh.read(4096)):
+                    raise BuildError(f"{file.dest} would go into the ESP unsigned although the build signs")
