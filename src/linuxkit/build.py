@@ -60,6 +60,8 @@ class BuildOptions:
     sbom_current_time: bool = False
     #: signs the EFI binaries of the EFI formats (``--sign-key``/``--sign-cert``); ``None``: unsigned
     signing: SigningKey | None = None
+    #: appends a dm-verity hash tree to the root image, its root hash to the cmdline (``--verity``)
+    verity: bool = False
     registry: RegistryOptions | None = field(default=None, compare=False)
     #: checks each image's signature in its registry (``--verify-key``, ``--verify-policy``); ``None``: none
     verify: SignatureCheck | None = field(default=None, compare=False)
@@ -153,6 +155,10 @@ def run_build(opts: BuildOptions) -> list[Path]:
     with log.step("Loading configuration"):
         loaded = load_configs(opts.configs, pkg_resolver=resolve_package)
     formats = validate_formats(opts.formats, opts.arch)
+    if opts.verity:
+        from .formats.verity import check_formats
+
+        check_formats([f.name for f in formats])
     if not formats[0].streamed:
         check_writable(opts.out_dir)
     elif opts.output_file != "-":
@@ -191,7 +197,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
             return _write_streamable(opts, lambda out: writer(moby, finder, out, settings))
     base = opts.out_dir / opts.name
 
-    def context(outputs: OutputSet, boot_files: Path | None = None) -> FormatContext:
+    def context(outputs: OutputSet, boot_files: Path | None = None, verity_tools: Path | None = None) -> FormatContext:
         return FormatContext(
             base,
             opts.size_mb,
@@ -199,6 +205,7 @@ def run_build(opts: BuildOptions) -> list[Path]:
             opts.decompress_kernel,
             outputs,
             boot_files=boot_files,
+            verity_tools=verity_tools,
             epoch=source_date_epoch(),
             signing=opts.signing,
         )
@@ -225,7 +232,7 @@ def _write_from_rootfs_tar(
     finder: ImageFinder,
     settings: RootfsSettings,
     cache: Cache,
-    context: Callable[[OutputSet, Path | None], FormatContext],
+    context: Callable[[OutputSet, Path | None, Path | None], FormatContext],
 ) -> list[Path]:
     """Assemble the rootfs tar into a temporary file, then let each format read it."""
     base = opts.out_dir / opts.name
@@ -252,7 +259,15 @@ def _write_from_rootfs_tar(
                 boot_files = boot_files_tree(
                     cache, Platform("linux", opts.arch), Path(tmp) / "loaders", debian=opts.debian
                 )
-        ctx = context(outputs, boot_files)
+        verity_tools = None
+        if opts.verity:
+            from .formats.loaders import DMSETUP_DIR, boot_files_tree
+
+            with log.step("Preparing dmsetup for the root loader (--verity)"):
+                verity_tools = boot_files_tree(
+                    cache, Platform("linux", opts.arch), Path(tmp) / "dmsetup", debian=opts.debian, package=DMSETUP_DIR
+                )
+        ctx = context(outputs, boot_files, verity_tools)
         for fmt in formats:
             assert fmt.writer is not None
             with log.step(f"Writing {fmt.name}"):

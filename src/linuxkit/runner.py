@@ -34,6 +34,7 @@ TOOL_PACKAGES: Mapping[str, str] = {
     "unsquashfs": "squashfs-tools",
     "tar2sqfs": "squashfs-tools-ng",
     "mkfs.erofs": "erofs-utils",
+    "veritysetup": "cryptsetup-bin",
     "xorriso": "xorriso",
     "syslinux": "syslinux",
     "sgdisk": "gdisk",

@@ -40,6 +40,7 @@ def options_from_args(args: argparse.Namespace, common: CommonOptions) -> BuildO
         sbom=None if args.no_sbom else args.sbom_output,
         sbom_current_time=args.sbom_current_time,
         signing=signing_key(args.sign_key, args.sign_cert),
+        verity=args.verity,
         registry=registry,
         verify=signature_check(args.verify_key, args.verify_policy, registry),
         pkg_builder=packages.build,

@@ -29,6 +29,7 @@ BOOL_FLAGS = frozenset(
         "--pull",
         "--docker",
         "--decompress-kernel",
+        "--verity",
         "--no-sbom",
         "--sbom-current-time",
         "--dry-run",

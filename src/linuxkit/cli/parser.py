@@ -139,6 +139,7 @@ def _build(p: argparse.ArgumentParser) -> None:
         help="PEM private key, or pkcs11: URI of a key in a token, to sign EFI binaries with (Secure Boot)",
     )
     p.add_argument("--sign-cert", default="", metavar="CERT", help="PEM certificate of --sign-key")
+    p.add_argument("--verity", action="store_true", help="dm-verity hash tree on the root image (kernel+squashfs…)")
     p.add_argument("--dry-run", action="store_true", help="print the merged configuration and stop")
     p.add_argument(
         "--verify-key",

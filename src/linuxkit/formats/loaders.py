@@ -28,12 +28,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 MKIMAGE_DIR = Path(__file__).with_name("mkimage")
+#: dmsetup and its libraries for the root loader of ``build --verity`` (:mod:`.rootloader`)
+DMSETUP_DIR = Path(__file__).with_name("dmsetup")
 
 
-def mkimage_hash() -> str:
+def mkimage_hash(package: Path = MKIMAGE_DIR) -> str:
+    """The tag of a package shipped with this tool: a hash of its ``build.yml`` and ``debian.lock``."""
     digest = hashlib.sha1()
     for name in ("build.yml", "debian.lock"):
-        digest.update(name.encode() + b"\0" + (MKIMAGE_DIR / name).read_bytes() + b"\0")
+        digest.update(name.encode() + b"\0" + (package / name).read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -43,8 +46,10 @@ def boot_files_tree(
     dest: Path,
     *,
     debian: DebianSettings | Callable[[], DebianSettings] | None = None,
+    package: Path = MKIMAGE_DIR,
 ) -> Path:
-    """Unpack the boot-loader image for ``platform`` into ``dest`` (building it first when missing).
+    """Unpack the boot-loader image for ``platform`` into ``dest`` (building it first when missing);
+    ``package``: another package shipped with this tool the same way (``formats/dmsetup``).
 
     ``debian``: the Debian settings for that build, or a function making them (called here: making
     them may load more of the package builder), or ``None`` for the defaults."""
@@ -53,13 +58,16 @@ def boot_files_tree(
     elif callable(debian):
         debian = debian()
     opts = PkgBuildOptions(
-        cache=cache, debian=debian, tag=TagOptions(hash=mkimage_hash(), tag_template="{{.Hash}}"), platforms=(platform,)
+        cache=cache,
+        debian=debian,
+        tag=TagOptions(hash=mkimage_hash(package), tag_template="{{.Hash}}"),
+        platforms=(platform,),
     )
-    result = build_package(MKIMAGE_DIR, opts)
+    result = build_package(package, opts)
     image = cache.resolve(result.name, platform)
     if image is None:
-        raise BuildError(f"boot-loader image {result.name} is missing from the cache after building it")
-    log.debug(f"boot loaders from {result.name}")
+        raise BuildError(f"tool image {result.name} is missing from the cache after building it")
+    log.debug(f"{package.name} files from {result.name}")
     # the image comes from the cache, which may sit on a shared disk: its flattened entries go
     # straight to the one safe tree writer, without owners, devices or xattrs (the caller's files,
     # as tar's "data" filter would make them)

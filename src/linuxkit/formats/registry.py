@@ -49,6 +49,9 @@ class FormatContext(NamedTuple):
     epoch: int = 0
     #: Signs the EFI binaries the format writes (``build --sign-key/--sign-cert``); ``None``: unsigned.
     signing: SigningKey | None = None
+    #: ``build --verity``: the ``formats/dmsetup`` tree for the root loader; the root-image formats then
+    #: append a dm-verity hash tree to their image (``formats/verity.py``). ``None``: no verity.
+    verity_tools: Path | None = None
 
 
 _P = ParamSpec("_P")

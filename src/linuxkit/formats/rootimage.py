@@ -7,6 +7,10 @@ out of the root image. Every image is reproducible and needs no root: squashfs s
 ``tar2sqfs`` (times from the tar); erofs and ISO 9660 are made from a tree extracted under fakeroot
 (:mod:`.roottree`) with fixed times and a content-derived UUID (``mkfs.erofs -T -U``) or
 ``SOURCE_DATE_EPOCH`` (``xorriso``).
+
+With ``build --verity`` (``ctx.verity_tools``) the root image gets its dm-verity hash tree appended
+(:mod:`.verity`), ``NAME-cmdline`` its root hash, and the root loader ``dmsetup`` and the dm-verity
+modules to check it (:mod:`.rootloader`).
 """
 
 from __future__ import annotations
@@ -114,7 +118,17 @@ def _file_digest(path: Path) -> bytes:
         return hashlib.file_digest(fh, "sha256").digest()
 
 
-def _publish(ctx: FormatContext, kernel: Path, cmdline: Path, loader: Path) -> None:
+def _publish(ctx: FormatContext, image: Path, final: str, kernel: Path, cmdline: Path, loader: Path) -> None:
+    """Move the root ``image`` to ``final`` and the kernel, cmdline and loader beside it; with
+    ``--verity``, the image's hash tree appended and its root hash put on the command line first."""
+    if ctx.verity_tools is not None:
+        from .verity import append_hash_tree, with_verity
+
+        root = append_hash_tree(image)
+        log.debug(f"verity: {final}: {root.data_blocks} data blocks, root hash {root.root_hash}")
+        text = cmdline.read_bytes().decode(errors="surrogateescape")
+        cmdline.write_bytes(with_verity(text, root).encode(errors="surrogateescape"))
+    os.replace(image, ctx.outputs.path(final))
     base = str(ctx.base)
     if kernel.stat().st_size:
         os.replace(kernel, ctx.outputs.path(f"{base}-kernel"))
@@ -125,7 +139,7 @@ def _publish(ctx: FormatContext, kernel: Path, cmdline: Path, loader: Path) -> N
 
 def _loader(ctx: FormatContext, rootfs_tar: Path, work: Path) -> Path:
     loader = work / "loader.img"
-    modules = make_loader(rootfs_tar, loader)
+    modules = make_loader(rootfs_tar, loader, ctx.verity_tools)
     log.debug(f"root loader: busybox + {len(modules)} modules ({' '.join(modules)})")
     return loader
 
@@ -155,8 +169,7 @@ def write_kernel_squashfs(ctx: FormatContext, rootfs_tar: Path) -> None:
                 extra_env=env,
             )
         tar.unlink()
-        os.replace(image, ctx.outputs.path(final))
-        _publish(ctx, kernel, cmdline, loader)
+        _publish(ctx, image, final, kernel, cmdline, loader)
 
 
 def write_kernel_erofs(ctx: FormatContext, rootfs_tar: Path) -> None:
@@ -175,8 +188,7 @@ def write_kernel_erofs(ctx: FormatContext, rootfs_tar: Path) -> None:
             lambda tree: ["mkfs.erofs", "--quiet", f"-T{ctx.epoch}", f"-U{fs_uuid}", image.name, tree],
             extra_env={"SOURCE_DATE_EPOCH": str(ctx.epoch)},
         )
-        os.replace(image, ctx.outputs.path(final))
-        _publish(ctx, kernel, cmdline, loader)
+        _publish(ctx, image, final, kernel, cmdline, loader)
 
 
 def write_kernel_iso(ctx: FormatContext, rootfs_tar: Path) -> None:
@@ -200,5 +212,4 @@ def write_kernel_iso(ctx: FormatContext, rootfs_tar: Path) -> None:
             ],
             extra_env={"SOURCE_DATE_EPOCH": str(ctx.epoch)},
         )
-        os.replace(image, ctx.outputs.path(final))
-        _publish(ctx, kernel, cmdline, loader)
+        _publish(ctx, image, final, kernel, cmdline, loader)

@@ -6,13 +6,22 @@ so the kernel alone cannot mount such a root. The loader holds the image's own s
 ``bin/busybox``, the modules needed (with their dependencies, from the image's ``lib/modules``) and
 an ``/init`` that loads them, finds the root image (``root=`` on the cmdline first, then every
 virtio disk and CD), mounts it read-only under a tmpfs overlay (so the system is writable, as it is
-from an initramfs), moves ``/dev``, ``/proc`` and ``/sys`` across and ``switch_root``s into the
-system's own ``/init``. One loader serves all three formats, so they can be built together.
+from an initramfs), unmounts its ``/dev``, ``/proc`` and ``/sys`` (the system's init mounts its own,
+as on a root the kernel mounted) and ``switch_root``s into the system's own ``/init``. One loader
+serves all three formats, so they can be built together.
+
+Built for ``build --verity`` (:mod:`.verity`), the loader also holds ``dm_verity`` (with its
+dependencies) and Debian's ``dmsetup`` with its libraries (``formats/dmsetup``): when the command line
+names a root hash it opens the image as a dm-verity device, reads it through once (every block checked:
+a changed byte stops the boot before anything of the image runs) and mounts that device, never the
+disk itself; a mismatch, a malformed argument or a loader without ``dmsetup`` powers the machine off
+with a ``verity: ...`` message on the console.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +40,10 @@ from .initrd import GZIP_LEVEL
 
 #: Modules the loader must find (dependencies are added), unless the kernel has them built in.
 REQUIRED_MODULES = ("virtio_pci", "virtio_blk", "virtio_scsi", "sr_mod", "squashfs", "erofs", "isofs", "overlay")
+#: Added for ``build --verity`` (its dependencies dm_mod and dm_bufio come along).
+VERITY_MODULES = ("dm_verity",)
+#: ``dmsetup`` in the loader, from the ``formats/dmsetup`` package tree.
+DMSETUP = "sbin/dmsetup"
 #: Loaded when the image has them (an emulated IDE/AHCI CD-ROM, ``-cdrom``).
 OPTIONAL_MODULES = ("ata_piix", "ahci")
 #: How long ``/init`` waits for the root device to appear, in seconds.
@@ -127,8 +140,51 @@ def collect_loader_parts(rootfs: IO[bytes]) -> LoaderParts:
     return LoaderParts(busybox, modules, frozenset(builtin))
 
 
+#: The loader's dm-verity steps (a plain string: the shell's braces are its own). ``$vhash``,
+#: ``$vblocks``, ``$vsalt``: the command line's; the table is :func:`.verity.dm_table`'s.
+_VERITY_STEPS = """\
+refuse() {
+	echo "verity: $*" >&2
+	echo "verity: refusing to boot: the root image is not the one built" >&2
+	$BB poweroff -f
+	$BB sleep 2147483647
+}
+case "$vhash" in *[!0-9a-f]* | "") refuse "malformed linuxkit.verity=$vhash" ;; esac
+[ ${#vhash} -eq 64 ] || refuse "malformed linuxkit.verity=$vhash (not 64 hex digits)"
+case "$vblocks" in *[!0-9]* | "") refuse "malformed linuxkit.verity_blocks=$vblocks" ;; esac
+case "$vsalt" in *[!0-9a-f]* | "") refuse "malformed linuxkit.verity_salt=$vsalt" ;; esac
+[ -x /sbin/dmsetup ] || refuse "this root loader has no dmsetup (built without --verity): it cannot check the root"
+verity_disk() {
+	[ -b "$1" ] && [ "$($BB dd if="$1" bs=4096 skip=$vblocks count=1 2>/dev/null | $BB head -c 6)" = verity ]
+}
+found=
+i=0
+while [ $i -lt WAIT_TENTHS ]; do
+	for dev in $want /dev/vd? /dev/sr? /dev/sd?; do
+		if verity_disk "$dev"; then
+			found=$dev
+			break 2
+		fi
+	done
+	$BB usleep 100000
+	i=$((i + 1))
+done
+[ -n "$found" ] || refuse "no disk holds a root image with its dm-verity hash tree (root=$want, virtio disks, CDs)"
+table="0 $((vblocks * 8)) verity 1 $found $found 4096 4096 $vblocks $((vblocks + 1)) sha256 $vhash $vsalt"
+DM_DISABLE_UDEV=1 /sbin/dmsetup create lkroot --readonly --noudevsync --table "$table" ||
+	refuse "cannot set up the dm-verity device of $found"
+# every block read once through the verity device: a changed byte anywhere stops the boot here
+$BB dd if=/dev/mapper/lkroot of=/dev/null bs=1M 2>/dev/null ||
+	refuse "root image on $found is corrupted: its blocks do not match root hash $vhash"
+echo "verity: root image on $found verified (root hash $vhash)"
+try_root /dev/mapper/lkroot || refuse "cannot mount the verified root image of $found"
+"""
+
+
 def init_script(modules: Sequence[str]) -> str:
-    """The loader's ``/init``: load ``modules`` in order, mount the root image, switch into it."""
+    """The loader's ``/init``: load ``modules`` in order, mount the root image (through its dm-verity
+    device when the command line names a root hash), switch into it."""
+    verity_steps = _VERITY_STEPS.replace("WAIT_TENTHS", str(WAIT_SECONDS * 10))
     return f"""#!/bin/busybox sh
 # LinuxKit root loader: mount the root image read-only under a tmpfs overlay, then start its /init.
 BB=/bin/busybox
@@ -144,8 +200,16 @@ for m in {" ".join(modules)}; do
 	$BB insmod /modules/$m.ko 2>/dev/null || $BB grep -q "^$m " /proc/modules || echo "root loader: cannot load $m" >&2
 done
 want=
+vhash=
+vblocks=
+vsalt=
 for arg in $($BB cat /proc/cmdline); do
-	case "$arg" in root=/dev/*) want=${{arg#root=}} ;; esac
+	case "$arg" in
+	root=/dev/*) want=${{arg#root=}} ;;
+	linuxkit.verity=*) vhash=${{arg#linuxkit.verity=}} ;;
+	linuxkit.verity_blocks=*) vblocks=${{arg#linuxkit.verity_blocks=}} ;;
+	linuxkit.verity_salt=*) vsalt=${{arg#linuxkit.verity_salt=}} ;;
+	esac
 done
 try_root() {{
 	[ -b "$1" ] || return 1
@@ -154,6 +218,8 @@ try_root() {{
 	done
 	return 1
 }}
+if [ -n "$vhash$vblocks$vsalt" ]; then
+{verity_steps}else
 found=
 i=0
 while [ $i -lt {WAIT_SECONDS * 10} ]; do
@@ -167,21 +233,23 @@ while [ $i -lt {WAIT_SECONDS * 10} ]; do
 	i=$((i + 1))
 done
 [ -n "$found" ] || fail "no root image found (root=$want, virtio disks, CDs)"
+fi
 [ -x /lower/init ] || [ -L /lower/init ] || fail "$found has no /init"
 $BB mount -t tmpfs -o mode=0755 rw /rw || fail "cannot mount the tmpfs overlay"
 $BB mkdir -p /rw/upper /rw/work
 $BB mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work root /newroot || fail "overlay mount failed"
-for d in dev proc sys; do
-	$BB mkdir -p /newroot/$d
-	$BB mount --move /$d /newroot/$d
-done
+# the system's init mounts /dev, /proc and /sys itself, as on a root the kernel mounted (pkg/init's
+# rc.init takes a mounted /proc for a start in a container and skips its mounts: no cgroups)
+$BB umount /dev /proc /sys || fail "cannot unmount the loader's /dev, /proc, /sys"
+$BB mkdir -p /newroot/dev /newroot/proc /newroot/sys
 exec $BB switch_root /newroot /init
 """
 
 
-def chosen_modules(parts: LoaderParts) -> list[str]:
-    """The modules the loader loads, dependencies first."""
-    wanted = [m for m in REQUIRED_MODULES if m not in parts.builtin]
+def chosen_modules(parts: LoaderParts, *, verity: bool = False) -> list[str]:
+    """The modules the loader loads, dependencies first (with ``verity``, those of dm-verity too)."""
+    required = (*REQUIRED_MODULES, *VERITY_MODULES) if verity else REQUIRED_MODULES
+    wanted = [m for m in required if m not in parts.builtin]
     return load_order(parts.modules, wanted, [m for m in OPTIONAL_MODULES if m not in parts.builtin])
 
 
@@ -194,9 +262,24 @@ def read_files(rootfs: IO[bytes], paths: set[str]) -> dict[str, bytes]:
     return found
 
 
-def write_loader(parts: LoaderParts, order: Sequence[str], data: dict[str, bytes], out: IO[bytes]) -> None:
-    """Write the loader initrd (gzip'd newc cpio) to ``out``: busybox, ``/init`` and the modules
-    ``order`` (their bytes in ``data``, by tar path)."""
+def add_tree(cpio: CpioWriter, root: Path) -> None:
+    """Add the directories, regular files and symlinks below ``root`` (a tree this tool unpacked from a
+    package of its own), in path order, owned by root, with fixed times."""
+    for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+        name = path.relative_to(root).as_posix().encode()
+        if path.is_symlink():
+            cpio.add_symlink(name, os.fsencode(os.readlink(path)))
+        elif path.is_dir():
+            cpio.add_dir(name)
+        elif path.is_file():
+            cpio.add_file(name, path.read_bytes(), mode=0o755 if os.access(path, os.X_OK) else 0o644)
+
+
+def write_loader(
+    parts: LoaderParts, order: Sequence[str], data: dict[str, bytes], out: IO[bytes], tools: Path | None = None
+) -> None:
+    """Write the loader initrd (gzip'd newc cpio) to ``out``: busybox, ``/init``, the modules ``order``
+    (their bytes in ``data``, by tar path) and, for ``--verity``, the ``tools`` tree (dmsetup)."""
     gz = igzip.IGzipFile(  # type: ignore[no-untyped-call]
         filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL, mtime=0
     )
@@ -209,16 +292,21 @@ def write_loader(parts: LoaderParts, order: Sequence[str], data: dict[str, bytes
         cpio.add_file(b"init", init_script(order).encode(), mode=0o755)
         for name in order:
             cpio.add_file(f"modules/{name}.ko".encode(), data[parts.modules[name].path])
+        if tools is not None:
+            add_tree(cpio, tools)
         cpio.close()
 
 
-def make_loader(rootfs_tar: Path, dest: Path) -> list[str]:
-    """Read the parts from ``rootfs_tar`` and write the loader initrd to ``dest``."""
+def make_loader(rootfs_tar: Path, dest: Path, verity_tools: Path | None = None) -> list[str]:
+    """Read the parts from ``rootfs_tar`` and write the loader initrd to ``dest``; ``verity_tools``: the
+    ``formats/dmsetup`` tree for ``build --verity`` (with the dm-verity modules)."""
     with open(rootfs_tar, "rb") as src:
         parts = collect_loader_parts(src)
-    order = chosen_modules(parts)
+    if verity_tools is not None and not (verity_tools / DMSETUP).is_file():
+        raise BuildError(f"the dmsetup package tree {verity_tools} has no {DMSETUP}")
+    order = chosen_modules(parts, verity=verity_tools is not None)
     with open(rootfs_tar, "rb") as src:
         data = read_files(src, {parts.modules[m].path for m in order})
     with open(dest, "wb") as out:
-        write_loader(parts, order, data, out)
+        write_loader(parts, order, data, out, verity_tools)
     return order
