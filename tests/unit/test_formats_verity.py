@@ -87,6 +87,8 @@ def test_root_hash_is_the_salted_hash_of_the_top_block() -> None:
 def test_verity_takes_one_root_image_format() -> None:
     check_formats(["kernel+squashfs"])
     check_formats(["kernel+erofs"])
+    with pytest.raises(UserError, match=r"root-image formats only, not kernel\+iso"):
+        check_formats(["kernel+iso"])
     with pytest.raises(UserError, match="root-image formats only, not raw-bios"):
         check_formats(["kernel+squashfs", "raw-bios"])
     with pytest.raises(UserError, match="one root-image format at a time"):

@@ -8,7 +8,7 @@ out of the root image. Every image is reproducible and needs no root: squashfs s
 (:mod:`.roottree`) with fixed times and a content-derived UUID (``mkfs.erofs -T -U``) or
 ``SOURCE_DATE_EPOCH`` (``xorriso``).
 
-With ``build --verity`` (``ctx.verity_tools``) the root image gets its dm-verity hash tree appended
+With ``build --verity`` (``ctx.verity_tools``; squashfs and erofs) the root image gets its dm-verity hash tree appended
 (:mod:`.verity`), ``NAME-cmdline`` its root hash, and the root loader ``dmsetup`` and the dm-verity
 modules to check it (:mod:`.rootloader`).
 """

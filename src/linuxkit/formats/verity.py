@@ -29,8 +29,9 @@ from ..errors import BuildError, UserError
 BLOCK = 4096
 #: The hash the tree is made with.
 ALGORITHM = "sha256"
-#: Formats whose root image can carry a hash tree (all read by the same root loader).
-VERITY_FORMATS = ("kernel+squashfs", "kernel+erofs", "kernel+iso")
+#: Formats whose root image can carry a hash tree (read by the same root loader). Not ``kernel+iso``: the
+#: verity device has 4 KiB sectors and the kernel's ISO 9660 driver mounts 2 KiB ones only.
+VERITY_FORMATS = ("kernel+squashfs", "kernel+erofs")
 #: Kernel command line keys the root loader reads.
 ROOT_HASH_KEY = "linuxkit.verity"
 BLOCKS_KEY = "linuxkit.verity_blocks"
@@ -143,7 +144,9 @@ def check_formats(formats: list[str]) -> None:
     if other:
         raise UserError(
             f"--verity works with the root-image formats only, not {', '.join(other)}",
-            hint="build one of " + ", ".join(VERITY_FORMATS) + " with --verity",
+            hint="build one of "
+            + ", ".join(VERITY_FORMATS)
+            + " with --verity (the EFI formats hold the root in the UKI's initramfs: --sign-key signs all of it)",
         )
     if len(formats) > 1:
         raise UserError(
