@@ -66,6 +66,7 @@ class ImageFinder:
         self.pkg_builder = pkg_builder
         self._found: dict[str, ImageSource] = {}
         self._pulled: dict[str, str | None] = {}  # key → result of a pull done by _pull_in_parallel
+        self._pulled_now: set[str] = set()  # the images this build pulled (verify_signatures unnames failures)
 
     def _build_package(self, key: str) -> bool:
         directory = self.packages.get(key)
@@ -116,6 +117,7 @@ class ImageFinder:
 
         with log.step(f"Pulling {len(keys)} images"), ThreadPoolExecutor(min(4, len(keys))) as pool:
             self._pulled.update(zip(keys, pool.map(one, keys), strict=True))
+        self._pulled_now.update(key for key in keys if self._pulled[key] is None)
 
     def _lookup(self, ref: str) -> ImageSource | None:
         key = reference.normalize(ref)
@@ -141,6 +143,8 @@ class ImageFinder:
             if self._build_package(key) and self._lookup(ref) is not None:
                 continue
             why = self._pull(key)
+            if why is None:
+                self._pulled_now.add(key)
             if why is None and self._lookup(ref) is not None:
                 continue
             offered = self.cache.platforms(key)
@@ -163,7 +167,8 @@ class ImageFinder:
         """Check the signature of every image the build reads from the cache (the root digest the cache
         names, pulled now or before) in its registry; images built here from their ``@pkg:`` directory
         and images not in the cache (not read by this build) are not checked. All failures are reported
-        together, each at its line (exit 2)."""
+        together, each at its line (exit 2); an image that failed and that this build pulled loses its name
+        in the cache again (its blobs stay until ``cache clean``), so nothing unverified is left named."""
         diags: list[Diagnostic] = []
         seen: set[str] = set()
         for ref, (section, index, fields) in image_refs(loaded):
@@ -175,6 +180,9 @@ class ImageFinder:
             if root is None:
                 continue
             why = check(key, root.digest)
+            if why is not None and key in self._pulled_now:
+                self.cache.untag(key)
+                why += " (the image pulled for this build was not kept under its name)"
             if why is not None:
                 diags.append(
                     Diagnostic(

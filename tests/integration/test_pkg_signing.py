@@ -156,6 +156,10 @@ def test_signed_package_push_verifies(
     assert f"s.yml:3:12: onboot[0].image: image {name} ({index}) failed signature verification" in err
     assert f"does not verify with the key {other_public}" in err
     assert not (tmp_path / "out").exists()
+    assert "not kept under its name" not in err  # it was in the cache before this build: left as it was
+    bad = linuxkit("--cache", "new", "build", "--verify-key", other_public, "--dir", "out", "s.yml", check=False)
+    assert bad.returncode == 2 and b"(the image pulled for this build was not kept under its name)" in bad.stderr
+    assert name.encode() not in linuxkit("--cache", "new", "cache", "ls").stderr
     pull = linuxkit("--cache", "other", "cache", "pull", "--verify-key", other_public, name, check=False)
     assert pull.returncode == 2 and b"failed signature verification" in pull.stderr
     assert name.encode() not in linuxkit("--cache", "other", "cache", "ls").stderr
@@ -205,7 +209,10 @@ def test_unsigned_tampered_and_other_digest_signatures_are_refused(
     assert f"does not verify with the key {public}" in err
     assert f"s.yml:9:12: onboot[3].image: image {names['swapped']}" in err
     assert f"its signature is for another image ({digests['signed']})" in err
+    assert "(the image pulled for this build was not kept under its name)" in err
     assert not (tmp_path / "out").exists()
+    listed = linuxkit("--cache", "fresh", "cache", "ls").stderr.decode()  # only the verified one keeps its name
+    assert names["signed"] in listed and not any(names[w] in listed for w in ("unsigned", "tampered", "swapped"))
     for what in ("unsigned", "tampered", "swapped"):
         pull = linuxkit("--cache", "pulls", "cache", "pull", "--verify-key", public, names[what], check=False)
         assert pull.returncode == 2, pull.stderr
