@@ -32,6 +32,9 @@ from .simplesigning import (
     signed_digest,
 )
 
+#: signatures of one digest checked at most (each costs a request; a registry could list thousands)
+MAX_SIGNATURES = 32
+
 
 def sign_digests(name: str, digests: Sequence[str], key: SigningKey, options: RegistryOptions) -> list[str]:
     """Sign each of ``digests`` in the repository of ``name``; returns the signature tags written
@@ -95,7 +98,9 @@ def verify_digest(name: str, dig: str, key: VerifyKey, options: RegistryOptions)
         except ValueError as exc:
             return Verdict(False, f"its signature image {ref.name}:{tag} is not readable: {exc}")
         reasons: list[str] = []
-        for layer in layers:
+        if len(layers) > MAX_SIGNATURES:
+            reasons.append(f"only the first {MAX_SIGNATURES} of its {len(layers)} signatures were checked")
+        for layer in layers[:MAX_SIGNATURES]:
             reason = _check_layer(client, ref.path, layer, dig, key)
             if reason is None:
                 return Verdict(True)
@@ -109,7 +114,10 @@ def _check_layer(client: Client, repository: str, layer: SignatureLayer, dig: st
     """Why this signature does not sign ``dig`` under ``key`` (``None``: it does)."""
     if layer.size > MAX_PAYLOAD:
         return f"a signature payload of {layer.size} bytes (at most {MAX_PAYLOAD})"
-    data = fetch_small_blob(client, repository, layer.digest, MAX_PAYLOAD)
+    try:
+        data = fetch_small_blob(client, repository, layer.digest, MAX_PAYLOAD)
+    except RegistryError as exc:
+        return f"a signature payload could not be read: {exc.message}"
     try:
         named = signed_digest(data)
     except ValueError as exc:
