@@ -4,7 +4,8 @@ booted by ``linuxkit run qemu`` (TCG): the root loader (dm_verity + Debian's dms
 and the system reaches its onboot marker. One byte flipped in the image's data area (not the tree): the
 console shows the kernel's and the loader's verity errors, the guest powers off and the marker never
 appears. A root hash on the command line with a loader built without --verity, or with an image that has
-no tree, is refused the same way (never a fallback to the unverified disk)."""
+no tree, is refused the same way (never a fallback to the unverified disk). arm64: built and booted
+(run qemu --arch aarch64), a flipped byte refused."""
 
 from __future__ import annotations
 
@@ -93,25 +94,25 @@ def _stop_qemu(pidfile: Path) -> None:
         os.kill(pid, signal.SIGTERM)
 
 
-def _run_qemu(out: Path) -> list[str]:
+def _run_qemu(out: Path, arch: str = "x86_64") -> list[str]:
     return [
-        *(sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--networking", "none", "--accel", "tcg"),
-        *("--state", str(out / "m-state"), str(out / "m")),
+        *(sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--arch", arch, "--networking", "none"),
+        *("--accel", "tcg", "--state", str(out / "m-state"), str(out / "m")),
     ]
 
 
-def _boot_to_marker(out: Path) -> str:
+def _boot_to_marker(out: Path, arch: str = "x86_64") -> str:
     try:
-        return boot_argv(_run_qemu(out), MARKER, timeout=BOOT_TIMEOUT)
+        return boot_argv(_run_qemu(out, arch), MARKER, timeout=BOOT_TIMEOUT)
     finally:
         _stop_qemu(out / "m-state" / "qemu.pid")
 
 
-def _boot_until_power_off(out: Path) -> str:
+def _boot_until_power_off(out: Path, arch: str = "x86_64") -> str:
     """A boot that must end by itself (the loader powers the guest off): the whole console."""
     start = time.monotonic()
     try:
-        proc = subprocess.run(_run_qemu(out), capture_output=True, timeout=BOOT_TIMEOUT, check=False)
+        proc = subprocess.run(_run_qemu(out, arch), capture_output=True, timeout=BOOT_TIMEOUT, check=False)
     finally:
         _stop_qemu(out / "m-state" / "qemu.pid")
     print(f"refused boot took {time.monotonic() - start:.1f}s")
@@ -159,19 +160,24 @@ def test_verified_root_boots_to_the_marker(built: Built, name: str) -> None:
     assert console.index("verity: root image on /dev/vda verified") < console.index("Welcome to LinuxKit")
 
 
-def test_a_flipped_byte_in_the_data_stops_the_boot(built: Built) -> None:
-    out = built.copy("squashfs", "flipped")
-    image = out / IMAGES["kernel+squashfs"]
+def _flip_a_data_byte(out: Path) -> int:
+    """Flip one bit of a byte in the middle of the image's data area (well before the hash area); its block."""
     root = parse_cmdline((out / "m-cmdline").read_text())
     assert root is not None
-    offset = root.data_blocks * BLOCK // 2 + 123  # in the data area, well before the hash area
-    with open(image, "r+b") as fh:
+    offset = root.data_blocks * BLOCK // 2 + 123
+    with open(out / IMAGES["kernel+squashfs"], "r+b") as fh:
         fh.seek(offset)
         byte = fh.read(1)
         fh.seek(offset)
         fh.write(bytes([byte[0] ^ 0x01]))
+    return offset // BLOCK
+
+
+def test_a_flipped_byte_in_the_data_stops_the_boot(built: Built) -> None:
+    out = built.copy("squashfs", "flipped")
+    block = _flip_a_data_byte(out)
     console = _boot_until_power_off(out)
-    assert f"verity: 254:0: data block {offset // BLOCK} is corrupted" in console, console[-3000:]
+    assert f"verity: 254:0: data block {block} is corrupted" in console, console[-3000:]
     assert "verity: root image on /dev/vda is corrupted" in console, console[-3000:]
     assert "reboot: Power down" in console
     assert MARKER not in console and "Welcome to LinuxKit" not in console
@@ -206,3 +212,31 @@ def test_verity_with_another_format_is_a_user_error(built: Built, tmp_path: Path
     assert message in proc.stderr, proc.stderr
     assert b"Traceback" not in proc.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_arm64_verified_root_boots_and_a_flipped_byte_stops_it(built: Built) -> None:
+    if shutil.which("qemu-system-aarch64") is None:
+        pytest.skip("qemu-system-aarch64 is not installed (scripts/setup: qemu-system-arm)")
+    out = built.root / "arm64"
+    _lk(
+        built.cache,
+        "build",
+        "--arch",
+        "arm64",
+        "-f",
+        "kernel+squashfs",
+        "--verity",
+        "--name",
+        "m",
+        "--dir",
+        out,
+        EXAMPLE,
+    )
+    console = _boot_to_marker(out, "aarch64")
+    assert "verity: root image on /dev/vda verified" in console, console[-3000:]
+    shutil.rmtree(out / "m-state", ignore_errors=True)
+    block = _flip_a_data_byte(out)
+    console = _boot_until_power_off(out, "aarch64")
+    assert f"verity: 254:0: data block {block} is corrupted" in console, console[-3000:]
+    assert "verity: root image on /dev/vda is corrupted" in console, console[-3000:]
+    assert MARKER not in console and "Welcome to LinuxKit" not in console
