@@ -156,9 +156,10 @@ def run_build(opts: BuildOptions) -> list[Path]:
         loaded = load_configs(opts.configs, pkg_resolver=resolve_package)
     formats = validate_formats(opts.formats, opts.arch)
     if opts.verity:
-        from .formats.verity import check_formats
+        from .formats.verity import check_formats, root_image_first
 
         check_formats([f.name for f in formats])
+        formats = root_image_first(formats)
     if not formats[0].streamed:
         check_writable(opts.out_dir)
     elif opts.output_file != "-":

@@ -39,11 +39,13 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
-def _lk(cache: Path, *args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def _lk(
+    cache: Path, *args: str | os.PathLike[str], check: bool = True, epoch: str = ""
+) -> subprocess.CompletedProcess[bytes]:
     proc = subprocess.run(
         [sys.executable, "-m", "linuxkit.cli.main", *map(str, args)],
         capture_output=True,
-        env=_env(cache),
+        env={**_env(cache), **({"SOURCE_DATE_EPOCH": epoch} if epoch else {})},
         timeout=1800,
         check=False,
     )
@@ -94,25 +96,26 @@ def _stop_qemu(pidfile: Path) -> None:
         os.kill(pid, signal.SIGTERM)
 
 
-def _run_qemu(out: Path, arch: str = "x86_64") -> list[str]:
+def _run_qemu(out: Path, arch: str = "x86_64", image: str = "m", extra: tuple[str, ...] = ()) -> list[str]:
     return [
         *(sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--arch", arch, "--networking", "none"),
-        *("--accel", "tcg", "--state", str(out / "m-state"), str(out / "m")),
+        *("--accel", "tcg", *extra, "--state", str(out / "m-state"), str(out / image)),
     ]
 
 
-def _boot_to_marker(out: Path, arch: str = "x86_64") -> str:
+def _boot_to_marker(out: Path, arch: str = "x86_64", image: str = "m", extra: tuple[str, ...] = ()) -> str:
     try:
-        return boot_argv(_run_qemu(out, arch), MARKER, timeout=BOOT_TIMEOUT)
+        return boot_argv(_run_qemu(out, arch, image, extra), MARKER, timeout=BOOT_TIMEOUT)
     finally:
         _stop_qemu(out / "m-state" / "qemu.pid")
 
 
-def _boot_until_power_off(out: Path, arch: str = "x86_64") -> str:
+def _boot_until_power_off(out: Path, arch: str = "x86_64", image: str = "m", extra: tuple[str, ...] = ()) -> str:
     """A boot that must end by itself (the loader powers the guest off): the whole console."""
     start = time.monotonic()
+    argv = _run_qemu(out, arch, image, extra)
     try:
-        proc = subprocess.run(_run_qemu(out, arch), capture_output=True, timeout=BOOT_TIMEOUT, check=False)
+        proc = subprocess.run(argv, capture_output=True, timeout=BOOT_TIMEOUT, check=False)
     finally:
         _stop_qemu(out / "m-state" / "qemu.pid")
     print(f"refused boot took {time.monotonic() - start:.1f}s")
@@ -201,7 +204,8 @@ def test_a_root_hash_without_a_verifying_loader_or_tree_is_refused(built: Built)
 @pytest.mark.parametrize(
     ("formats", "message"),
     [
-        ("uki", b"--verity works with the root-image formats only, not uki"),
+        ("raw-efi", b"--verity works with the root-image formats only, not raw-efi"),
+        ("uki", b"--verity builds one root-image format at a time"),
         ("kernel+iso", b"--verity works with the root-image formats only, not kernel+iso"),
         ("kernel+squashfs,kernel+erofs", b"--verity builds one root-image format at a time"),
     ],
@@ -237,6 +241,60 @@ def test_arm64_verified_root_boots_and_a_flipped_byte_stops_it(built: Built) -> 
     shutil.rmtree(out / "m-state", ignore_errors=True)
     block = _flip_a_data_byte(out)
     console = _boot_until_power_off(out, "aarch64")
+    assert f"verity: 254:0: data block {block} is corrupted" in console, console[-3000:]
+    assert "verity: root image on /dev/vda is corrupted" in console, console[-3000:]
+    assert MARKER not in console and "Welcome to LinuxKit" not in console
+
+
+OVMF_SECBOOT = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
+
+
+def test_signed_uki_carries_the_root_hash_and_boots_the_verified_root_under_secure_boot(built: Built) -> None:
+    tools = ("sbsign", "sbverify", "faketime", "openssl", "objcopy")
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing or not OVMF_SECBOOT.is_file():
+        pytest.skip(f"missing: {missing or OVMF_SECBOOT} (scripts/setup installs sbsigntool, faketime, ovmf)")
+    keys = built.root / "keys"
+    keys.mkdir()
+    key, cert = keys / "k.key", keys / "k.crt"
+    subprocess.run(
+        [
+            *("openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650"),
+            *("-subj", "/CN=linuxkit verity test", "-keyout", str(key), "-out", str(cert)),
+        ],
+        capture_output=True,
+        check=True,
+    )
+    outs = [built.root / "uki-a", built.root / "uki-b"]
+    for out in outs:
+        _lk(
+            built.cache,
+            *("build", "-f", "uki,kernel+squashfs", "--verity", "--sign-key", key, "--sign-cert", cert),
+            *("--name", "m", "--dir", out, EXAMPLE),
+            epoch="1700000000",
+        )
+    out = outs[0]
+    for name in ("m.efi", "m-cmdline", "m-initrd.img", IMAGES["kernel+squashfs"]):
+        assert (out / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    verify = subprocess.run(["sbverify", "--cert", str(cert), str(out / "m.efi")], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    # the signed UKI's command line is the one with the root hash; its initrd is the verifying loader
+    section = built.root / "cmdline.section"
+    subprocess.run(
+        ["objcopy", "-O", "binary", "--only-section=.cmdline", str(out / "m.efi"), str(section)],
+        capture_output=True,
+        check=True,
+    )
+    assert section.read_bytes().rstrip(b"\0") == (out / "m-cmdline").read_bytes()
+    secure = ("--uefi", "--secure-boot", "--secure-boot-cert", str(cert), "--mem", "1024")
+    disk = ("--disk", f"file={out / IMAGES['kernel+squashfs']},format=raw")
+    console = _boot_to_marker(out, image="m.efi", extra=(*secure, *disk))
+    assert "EFI stub: UEFI Secure Boot is enabled" in console, console[:3000]
+    assert "verity: root image on /dev/vda verified" in console, console[-3000:]
+    # the same signed UKI with a tampered root image: refused
+    shutil.rmtree(out / "m-state", ignore_errors=True)
+    block = _flip_a_data_byte(out)
+    console = _boot_until_power_off(out, image="m.efi", extra=(*secure, *disk))
     assert f"verity: 254:0: data block {block} is corrupted" in console, console[-3000:]
     assert "verity: root image on /dev/vda is corrupted" in console, console[-3000:]
     assert MARKER not in console and "Welcome to LinuxKit" not in console

@@ -23,6 +23,7 @@ from linuxkit.formats.verity import (
     derived_salt_and_uuid,
     dm_table,
     parse_cmdline,
+    root_image_first,
     tree_root_hash,
     with_verity,
 )
@@ -93,6 +94,21 @@ def test_verity_takes_one_root_image_format() -> None:
         check_formats(["kernel+squashfs", "raw-bios"])
     with pytest.raises(UserError, match="one root-image format at a time"):
         check_formats(["kernel+squashfs", "kernel+erofs"])
+    # uki comes along as the root image's boot chain, never alone
+    check_formats(["uki", "kernel+erofs"])
+    with pytest.raises(UserError, match="one root-image format at a time") as alone:
+        check_formats(["uki"])
+    assert "add -f kernel+squashfs" in (alone.value.hint or "")
+    with pytest.raises(UserError, match="not raw-efi"):
+        check_formats(["raw-efi", "kernel+squashfs"])
+
+
+def test_the_root_image_is_written_before_the_uki_that_reads_it() -> None:
+    from linuxkit.formats.registry import all_formats
+
+    table = all_formats()
+    ordered = root_image_first([table["uki"], table["kernel+squashfs"]])
+    assert [f.name for f in ordered] == ["kernel+squashfs", "uki"]
 
 
 def _parts() -> LoaderParts:

@@ -189,6 +189,11 @@ def write_uki_file(ctx: FormatContext, kernel: Path, initrd: Path, cmdline: str,
 
 def write_uki(ctx: FormatContext, rootfs_tar: Path) -> None:
     """``uki``: ``NAME.efi`` (signed when the build signs)."""
+    if ctx.verity_tools is not None:
+        from .verityuki import write_verity_uki  # build --verity: the root image's boot chain
+
+        write_verity_uki(ctx)
+        return
     final = f"{ctx.base}.efi"
     stub = boot_file(ctx.boot_files, efi_names(ctx.arch).stub)
     log.info(f"  {final}")

@@ -21,6 +21,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from .. import runner
 from ..errors import BuildError, UserError
@@ -32,11 +33,21 @@ ALGORITHM = "sha256"
 #: Formats whose root image can carry a hash tree (read by the same root loader). Not ``kernel+iso``: the
 #: verity device has 4 KiB sectors and the kernel's ISO 9660 driver mounts 2 KiB ones only.
 VERITY_FORMATS = ("kernel+squashfs", "kernel+erofs")
+#: May come with one of those under ``--verity``: its UKI is then the root image's boot chain
+#: (kernel, root loader, command line with the root hash; :mod:`.verityuki`), written after it.
+VERITY_UKI = "uki"
 #: Kernel command line keys the root loader reads.
 ROOT_HASH_KEY = "linuxkit.verity"
 BLOCKS_KEY = "linuxkit.verity_blocks"
 SALT_KEY = "linuxkit.verity_salt"
 
+
+class _HasName(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_Named = TypeVar("_Named", bound=_HasName)
 _HEX = re.compile(r"[0-9a-f]+")
 _ROOT_HASH_LINE = re.compile(rb"^Root hash:\s*([0-9a-f]{64})\s*$", re.MULTILINE)
 
@@ -139,17 +150,27 @@ def append_hash_tree(image: Path) -> VerityRoot:
 
 
 def check_formats(formats: list[str]) -> None:
-    """``--verity`` needs one root-image format: each writes its own root hash into ``NAME-cmdline``."""
-    other = [f for f in formats if f not in VERITY_FORMATS]
+    """``--verity`` needs one root-image format (each writes its own root hash into ``NAME-cmdline``),
+    optionally with ``uki`` (its boot chain as one EFI binary)."""
+    other = [f for f in formats if f not in (*VERITY_FORMATS, VERITY_UKI)]
+    roots = [f for f in formats if f in VERITY_FORMATS]
     if other:
         raise UserError(
             f"--verity works with the root-image formats only, not {', '.join(other)}",
             hint="build one of "
             + ", ".join(VERITY_FORMATS)
-            + " with --verity (the EFI formats hold the root in the UKI's initramfs: --sign-key signs all of it)",
+            + " with --verity, and uki for its signed boot chain (the other EFI formats hold the root in the "
+            "UKI's initramfs: --sign-key signs all of it)",
         )
-    if len(formats) > 1:
+    if len(roots) != 1:
         raise UserError(
             "--verity builds one root-image format at a time: each has its own root hash in NAME-cmdline",
-            hint="build " + " and ".join(formats) + " in separate builds (or with different --name)",
+            hint="build " + " and ".join(roots) + " in separate builds (or with different --name)"
+            if roots
+            else "add -f kernel+squashfs (or kernel+erofs): the uki of --verity boots that root image",
         )
+
+
+def root_image_first(formats: list[_Named]) -> list[_Named]:
+    """``formats`` with the root-image one first: ``uki`` reads what it wrote."""
+    return sorted(formats, key=lambda f: f.name not in VERITY_FORMATS)
