@@ -137,6 +137,10 @@ def test_verity_loader_cpio_holds_the_tools_tree(tmp_path: Path) -> None:
     (tools / "sbin" / "dmsetup").chmod(0o755)
     (tools / "lib" / "libdevmapper.so.1.02.1").write_bytes(b"lib")
     (tools / "lib64").symlink_to("lib")
+    outside = tmp_path / "host"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"host file")
+    (tools / "hostlib").symlink_to(outside)  # a link to a directory is kept as a link, never followed
     parts = _parts()
     order = chosen_modules(parts, verity=True)
     data = {parts.modules[m].path: m.encode() for m in order}
@@ -150,6 +154,8 @@ def test_verity_loader_cpio_holds_the_tools_tree(tmp_path: Path) -> None:
     assert lines["lib/libdevmapper.so.1.02.1"].startswith("-rw-r--r--")
     assert lines["lib64"].startswith("l") and lines["lib64"].endswith("-> lib")
     assert list(lines).index("lib") < list(lines).index("lib/libdevmapper.so.1.02.1")
+    assert lines["hostlib"].startswith("l") and lines["hostlib"].endswith(f"-> {outside}")
+    assert not any(name.startswith("hostlib/") for name in lines)
     again = io.BytesIO()
     write_loader(parts, order, data, again, tools)
     assert again.getvalue() == out.getvalue()

@@ -265,7 +265,10 @@ def read_files(rootfs: IO[bytes], paths: set[str]) -> dict[str, bytes]:
 def add_tree(cpio: CpioWriter, root: Path) -> None:
     """Add the directories, regular files and symlinks below ``root`` (a tree this tool unpacked from a
     package of its own), in path order, owned by root, with fixed times."""
-    for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+    found: list[Path] = []
+    for top, dirs, files in os.walk(root):  # symlinks to directories are listed, never followed
+        found.extend(Path(top, name) for name in (*dirs, *files))
+    for path in sorted(found, key=lambda p: p.relative_to(root).as_posix()):
         name = path.relative_to(root).as_posix().encode()
         if path.is_symlink():
             cpio.add_symlink(name, os.fsencode(os.readlink(path)))
