@@ -184,6 +184,18 @@ def test_a_flipped_byte_in_the_data_stops_the_boot(built: Built) -> None:
     assert "verity: root image on /dev/vda is corrupted" in console, console[-3000:]
     assert "reboot: Power down" in console
     assert MARKER not in console and "Welcome to LinuxKit" not in console
+    # a byte of the hash tree itself (its top block, right after the superblock) is found the same way
+    out = built.copy("squashfs", "flipped-tree")
+    root = parse_cmdline((out / "m-cmdline").read_text())
+    assert root is not None
+    with open(out / IMAGES["kernel+squashfs"], "r+b") as fh:
+        fh.seek(root.hash_start * BLOCK + 7)
+        byte = fh.read(1)
+        fh.seek(root.hash_start * BLOCK + 7)
+        fh.write(bytes([byte[0] ^ 0x80]))
+    console = _boot_until_power_off(out)
+    assert "verity: root image on /dev/vda is corrupted" in console, console[-3000:]
+    assert MARKER not in console and "Welcome to LinuxKit" not in console
 
 
 def test_a_root_hash_without_a_verifying_loader_or_tree_is_refused(built: Built) -> None:
