@@ -40,7 +40,7 @@ from .initrd import GZIP_LEVEL
 
 #: Modules the loader must find (dependencies are added), unless the kernel has them built in.
 REQUIRED_MODULES = ("virtio_pci", "virtio_blk", "virtio_scsi", "sr_mod", "squashfs", "erofs", "isofs", "overlay")
-#: Added for ``build --verity`` (its dependencies dm_mod and dm_bufio come along).
+#: Added for ``build --verity`` (its dependencies dm_mod, dm_bufio and reed_solomon come along).
 VERITY_MODULES = ("dm_verity",)
 #: ``dmsetup`` in the loader, from the ``formats/dmsetup`` package tree.
 DMSETUP = "sbin/dmsetup"
