@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -14,6 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "unit"))  # the rootfs scenario helpers live there
 
 RunLinuxkit = Callable[..., subprocess.CompletedProcess[bytes]]
+
+# A suite started in the background by a non-interactive shell (``./scripts/test &``, nohup) inherits SIGINT
+# ignored, and so would every linuxkit it starts: the tests that interrupt one with SIGINT (as Ctrl-C does)
+# would wait in vain. With a handler here, the children start with SIGINT at its default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
