@@ -178,22 +178,27 @@ def boot(args: list[str], marker: str, timeout: float = 120.0) -> str:
     return boot_argv(argv, marker, timeout)
 
 
-def boot_argv(argv: list[str], marker: str, timeout: float = 120.0) -> str:
-    """Run the whole qemu command line ``argv`` (e.g. ``run qemu``'s) as :func:`boot` does."""
+def boot_argv(argv: list[str], marker: str, timeout: float = 120.0, linger: float = 0.0) -> str:
+    """Run the whole qemu command line ``argv`` (e.g. ``run qemu``'s) as :func:`boot` does; with ``linger``,
+    keep reading the console that many seconds after the marker (what the system does next)."""
     if shutil.which(argv[0]) is None:
         pytest.skip(f"{argv[0]} is not installed")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
     text = b""
+    seen = False
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             chunk = proc.stdout.read()
             if chunk:
                 text += chunk
-                if marker.encode() in text:
-                    return text.decode(errors="replace")
+                if not seen and marker.encode() in text:
+                    if linger <= 0:
+                        return text.decode(errors="replace")
+                    seen = True
+                    deadline = time.monotonic() + linger
             elif proc.poll() is not None:
                 break
             else:
@@ -202,6 +207,8 @@ def boot_argv(argv: list[str], marker: str, timeout: float = 120.0) -> str:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+    if seen:
+        return text.decode(errors="replace")
     pytest.fail(f"marker {marker!r} not seen on the console of {argv}:\n{text.decode(errors='replace')[-3000:]}")
 
 
