@@ -44,6 +44,13 @@ def big_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cache, yml
 
 
+def _default_signal_actions() -> None:
+    """The build starts with every signal of the test at its default: a suite run under nohup would
+    otherwise hand it SIGHUP ignored (which linuxkit rightly keeps ignored)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("fmt", ["tar", "kernel+initrd"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signal_mid_build_leaves_no_temporary_files(
@@ -57,7 +64,9 @@ def test_signal_mid_build_leaves_no_temporary_files(
         out = tmp_path / f"out{attempt}"
         out.mkdir()
         cmd = [sys.executable, "-m", "linuxkit.cli.main", "build", "--format", fmt, "--dir", str(out), str(yml)]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_default_signal_actions
+        )
         try:
             deadline = time.monotonic() + 60
             while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
