@@ -166,8 +166,9 @@ def test_init_refuses_rather_than_mounting_the_disk_when_a_root_hash_is_named() 
     verity, _, plain = script.partition('if [ -n "$vhash$vblocks$vsalt" ]; then')[2].partition("else\n")
     # the verity branch mounts the dm device only, and every failure there powers off
     assert "try_root /dev/mapper/lkroot" in verity
-    assert 'try_root "$dev"' not in verity and "fail " not in verity.replace("refuse", "")
-    assert 'try_root "$dev"' in plain
+    assert "find_disk verity_disk" in verity and "find_disk try_root" not in verity
+    assert "fail " not in verity.replace("refuse", "")
+    assert "find_disk try_root" in plain
     assert "poweroff -f" in script
     table = dm_table(VerityRoot(0, "$vsalt", "$vhash"), "$found")
     shell_table = table.replace("0 0 verity", "0 $((vblocks * 8)) verity").replace(

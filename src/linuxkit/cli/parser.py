@@ -141,6 +141,14 @@ def _build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sign-cert", default="", metavar="CERT", help="PEM certificate of --sign-key")
     p.add_argument("--verity", action="store_true", help="dm-verity hash tree on the root image (kernel+squashfs…)")
     p.add_argument("--dry-run", action="store_true", help="print the merged configuration and stop")
+    _verify_flags(p)
+    p.add_argument("--debian-mirror", default=None, help="Debian archive URL for @pkg: packages built on the way")
+    p.add_argument("--debian-security-mirror", default=None, help="Debian security archive URL (same)")
+    p.set_defaults(run=build_target)
+
+
+def _verify_flags(p: argparse.ArgumentParser) -> None:
+    """``--verify-key``/``--verify-policy`` of ``build`` and ``cache pull`` (docs/signing.md)."""
     p.add_argument(
         "--verify-key",
         default="",
@@ -153,9 +161,6 @@ def _build(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="YAML mapping repository prefixes to public keys (or none), see docs/signing.md",
     )
-    p.add_argument("--debian-mirror", default=None, help="Debian archive URL for @pkg: packages built on the way")
-    p.add_argument("--debian-security-mirror", default=None, help="Debian security archive URL (same)")
-    p.set_defaults(run=build_target)
 
 
 def _names(p: argparse.ArgumentParser) -> None:
@@ -183,18 +188,7 @@ def _cache_clean(p: argparse.ArgumentParser) -> None:
 def _cache_pull(p: argparse.ArgumentParser) -> None:
     _names(p)
     p.add_argument("--platform", action="append", default=[], help="platform to pull (repeatable; default: all)")
-    p.add_argument(
-        "--verify-key",
-        default="",
-        metavar="KEY.pub",
-        help="PEM public key (cosign's): every image pulled or used from the cache must carry a signature it verifies",
-    )
-    p.add_argument(
-        "--verify-policy",
-        default="",
-        metavar="FILE",
-        help="YAML mapping repository prefixes to public keys (or none), see docs/signing.md",
-    )
+    _verify_flags(p)
     p.set_defaults(run="cache_registry_cmd:run_pull")
 
 

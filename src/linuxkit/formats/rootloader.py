@@ -157,19 +157,8 @@ case "$vsalt" in *[!0-9a-f]* | "") refuse "malformed linuxkit.verity_salt=$vsalt
 verity_disk() {
 	[ -b "$1" ] && [ "$($BB dd if="$1" bs=4096 skip=$vblocks count=1 2>/dev/null | $BB head -c 6)" = verity ]
 }
-found=
-i=0
-while [ $i -lt WAIT_TENTHS ]; do
-	for dev in $want /dev/vd? /dev/sr? /dev/sd?; do
-		if verity_disk "$dev"; then
-			found=$dev
-			break 2
-		fi
-	done
-	$BB usleep 100000
-	i=$((i + 1))
-done
-[ -n "$found" ] || refuse "no disk holds a root image with its dm-verity hash tree (root=$want, virtio disks, CDs)"
+find_disk verity_disk ||
+	refuse "no disk holds a root image with its dm-verity hash tree (root=$want, virtio disks, CDs)"
 table="0 $((vblocks * 8)) verity 1 $found $found 4096 4096 $vblocks $((vblocks + 1)) sha256 $vhash $vsalt"
 DM_DISABLE_UDEV=1 /sbin/dmsetup create lkroot --readonly --noudevsync --table "$table" ||
 	refuse "cannot set up the dm-verity device of $found"
@@ -184,7 +173,6 @@ try_root /dev/mapper/lkroot || refuse "cannot mount the verified root image of $
 def init_script(modules: Sequence[str]) -> str:
     """The loader's ``/init``: load ``modules`` in order, mount the root image (through its dm-verity
     device when the command line names a root hash), switch into it."""
-    verity_steps = _VERITY_STEPS.replace("WAIT_TENTHS", str(WAIT_SECONDS * 10))
     return f"""#!/bin/busybox sh
 # LinuxKit root loader: mount the root image read-only under a tmpfs overlay, then start its /init.
 BB=/bin/busybox
@@ -218,21 +206,26 @@ try_root() {{
 	done
 	return 1
 }}
-if [ -n "$vhash$vblocks$vsalt" ]; then
-{verity_steps}else
-found=
-i=0
-while [ $i -lt {WAIT_SECONDS * 10} ]; do
-	for dev in $want /dev/vd? /dev/sr? /dev/sd?; do
-		if try_root "$dev"; then
-			found=$dev
-			break 2
-		fi
+# the first disk (root= first, then virtio disks, CDs, SCSI) for which test $1 succeeds, into $found; waits
+# for disks to appear
+find_disk() {{
+	i=0
+	while [ $i -lt {WAIT_SECONDS * 10} ]; do
+		for dev in $want /dev/vd? /dev/sr? /dev/sd?; do
+			if "$1" "$dev"; then
+				found=$dev
+				return 0
+			fi
+		done
+		$BB usleep 100000
+		i=$((i + 1))
 	done
-	$BB usleep 100000
-	i=$((i + 1))
-done
-[ -n "$found" ] || fail "no root image found (root=$want, virtio disks, CDs)"
+	return 1
+}}
+found=
+if [ -n "$vhash$vblocks$vsalt" ]; then
+{_VERITY_STEPS}else
+find_disk try_root || fail "no root image found (root=$want, virtio disks, CDs)"
 fi
 [ -x /lower/init ] || [ -L /lower/init ] || fail "$found has no /init"
 $BB mount -t tmpfs -o mode=0755 rw /rw || fail "cannot mount the tmpfs overlay"
