@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     from ..oci.signing.policy import VerifyPolicy
 
 
+def _need_cryptography(flag: str) -> None:
+    """A clear error naming the ``signing`` extra when ``cryptography`` is not installed."""
+    from ..cloud.extras import require
+
+    require("signing", "cryptography", verb=f"{flag} (signed images)")
+
+
 def signature_check(verify_key: str, policy_file: str, options: RegistryOptions) -> SignatureCheck | None:
     """The check of ``build --verify-key/--verify-policy``; ``None`` without those flags."""
     policy = verify_policy(verify_key, policy_file)
@@ -34,6 +41,7 @@ def signing_key(path: str, *, push: bool = True) -> SigningKey | None:
         return None
     if not push:
         raise UserError("--sign-key signs what --push pushes", hint="add --push, or drop --sign-key")
+    _need_cryptography("--sign-key")
     from ..oci.signing.keys import load_signing_key
 
     return load_signing_key(path)
@@ -66,6 +74,7 @@ def verify_policy(verify_key: str, policy_file: str) -> VerifyPolicy | None:
     """The policy of ``--verify-key``/``--verify-policy`` (keys read now); ``None`` without them."""
     if not verify_key and not policy_file:
         return None
+    _need_cryptography("--verify-key" if verify_key else "--verify-policy")
     from ..oci.signing.policy import load_policy
 
     return load_policy(verify_key, policy_file)

@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "vcenter": ("pyvmomi",),
     "scaleway": ("boto3",),
     "virtualization": ("pyobjc-framework-Virtualization",),  # run virtualization (macOS)
+    "signing": ("cryptography",),  # --sign-key of the push verbs, --verify-key/--verify-policy
 }
 
 
