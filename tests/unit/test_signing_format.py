@@ -143,3 +143,9 @@ def test_policy_problems_are_located(tmp_path: Path) -> None:
     (tmp_path / "q.yml").write_text("keys: {}\n")
     with pytest.raises(ConfigError, match="one key, registries:"):
         load_policy("", str(tmp_path / "q.yml"))
+
+
+def test_a_deeply_nested_payload_from_a_registry_is_a_plain_refusal() -> None:
+    # within the size limit, nested deeper than Python's parser recurses: a ValueError, never a RecursionError
+    with pytest.raises(ValueError, match="nested more than"):
+        signed_digest(b"[" * 8000 + b"]" * 8000)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import digest as _digest
+from .. import jsonfmt
 from ..mediatypes import OCI_CONFIG, OCI_MANIFEST
 
 PAYLOAD_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -48,12 +49,8 @@ def payload(repository: str, digest: str) -> bytes:
 
 def signed_digest(data: bytes) -> str:
     """The image digest a payload signs; :class:`ValueError` when it is not a cosign payload."""
-    if len(data) > MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(data)} bytes (at most {MAX_PAYLOAD})")
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"payload is not JSON: {exc}") from exc
+    # the one JSON reader for untrusted bytes: size and nesting bounded (a registry serves the payload)
+    doc = jsonfmt.loads(data, "signature payload", max_size=MAX_PAYLOAD)
     critical = doc.get("critical") if isinstance(doc, dict) else None
     if not isinstance(critical, dict):
         raise ValueError("payload has no critical section")
