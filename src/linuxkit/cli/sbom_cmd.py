@@ -14,11 +14,11 @@ import sys
 from .. import log
 from ..cyclonedx import from_spdx
 from ..errors import UserError
-from ..oci import reference, registry
+from ..oci import jsonfmt, reference, registry
 from ..oci.cache import Cache
 from ..oci.image import Platform
 from ..sbom import SbomCollector, attestation_sboms
-from ..sbom_files import output_file, sbom_from_output
+from ..sbom_files import MAX_SBOM, output_file, sbom_from_output
 from .common import CommonOptions
 from .registries import registry_options
 
@@ -47,8 +47,8 @@ def _image_sbom(args: argparse.Namespace, common: CommonOptions) -> bytes:
 def run(args: argparse.Namespace, common: CommonOptions) -> int:
     path = output_file(args.target)
     data = sbom_from_output(path, args.sbom_output) if path is not None else _image_sbom(args, common)
-    try:
-        document = json.loads(data)
+    try:  # the one JSON reader: an output or image's SBOM is untrusted (nesting bounded)
+        document = jsonfmt.loads(data, "its SBOM", max_size=MAX_SBOM)
     except ValueError as exc:
         raise UserError(f"{args.target}: its SBOM is not JSON: {exc}") from exc
     if not isinstance(document, dict):

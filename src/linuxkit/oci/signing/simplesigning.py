@@ -83,7 +83,7 @@ class SignatureLayer:
 def signature_layers(manifest: bytes) -> list[SignatureLayer]:
     """The signature layers of a signature image's manifest (other layers are left out); a manifest
     that is not JSON or has no layer list raises :class:`ValueError`."""
-    doc = json.loads(manifest)
+    doc = jsonfmt.loads(manifest, "the signature manifest")  # the one JSON reader: size and nesting bounded
     layers = doc.get("layers") if isinstance(doc, dict) else None
     if not isinstance(layers, list):
         raise ValueError("the signature manifest has no layers")
