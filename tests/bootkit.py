@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -235,3 +236,14 @@ def write_format(
         assert writer is not None
         writer(ctx, rootfs)
         return sorted(outputs.commit())
+
+
+def stop_qemu(pidfile: Path) -> None:
+    """Stop the qemu that ``run qemu`` left behind (killing the CLI does not stop it)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"qemu-system" in cmdline and str(pidfile).encode() in cmdline:
+        os.kill(pid, signal.SIGTERM)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from tests.bootkit import boot_argv
+from tests.bootkit import boot_argv, stop_qemu
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,17 +32,6 @@ WATCH_SECONDS = 30.0
 def _env(cache: Path) -> dict[str, str]:
     debs = Path(os.environ.get("LINUXKIT_TEST_CACHE", Path.home() / ".cache" / "linuxkit-tests")) / "debian"
     return {**os.environ, "LINUXKIT_CACHE": str(cache), "LINUXKIT_DEBIAN_CACHE": str(debs), "COLUMNS": "200"}
-
-
-def _stop_qemu(pidfile: Path) -> None:
-    """Stop the qemu that ``run qemu`` left behind (killing the CLI does not stop it)."""
-    try:
-        pid = int(pidfile.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return
-    if b"qemu-system" in cmdline and str(pidfile).encode() in cmdline:
-        os.kill(pid, signal.SIGTERM)
 
 
 def test_getty_starts_once_and_stays_up_on_a_squashfs_root(tmp_path: Path) -> None:
@@ -79,7 +67,7 @@ def test_getty_starts_once_and_stays_up_on_a_squashfs_root(tmp_path: Path) -> No
     try:
         console = boot_argv(argv, PROMPT, timeout=BOOT_TIMEOUT, linger=WATCH_SECONDS)
     finally:
-        _stop_qemu(state / "qemu.pid")
+        stop_qemu(state / "qemu.pid")
     tail = console[-3000:]
     assert "hello from an onboot container" in console, tail
     assert console.count("service getty: starting (policy on-failure, restarts 0)") == 1, tail

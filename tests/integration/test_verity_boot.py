@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from tests.bootkit import boot_argv
+from tests.bootkit import boot_argv, stop_qemu
 from tests.conftest import ROOT
 
 from linuxkit.formats.verity import BLOCK, parse_cmdline
@@ -85,17 +84,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(tmp_path_factory.mktemp("verity"))
 
 
-def _stop_qemu(pidfile: Path) -> None:
-    """Stop the qemu that ``run qemu`` left behind (killing the CLI does not stop it)."""
-    try:
-        pid = int(pidfile.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return
-    if b"qemu-system" in cmdline and str(pidfile).encode() in cmdline:
-        os.kill(pid, signal.SIGTERM)
-
-
 def _run_qemu(out: Path, arch: str = "x86_64", image: str = "m", extra: tuple[str, ...] = ()) -> list[str]:
     return [
         *(sys.executable, "-m", "linuxkit.cli.main", "run", "qemu", "--arch", arch, "--networking", "none"),
@@ -107,7 +95,7 @@ def _boot_to_marker(out: Path, arch: str = "x86_64", image: str = "m", extra: tu
     try:
         return boot_argv(_run_qemu(out, arch, image, extra), MARKER, timeout=BOOT_TIMEOUT)
     finally:
-        _stop_qemu(out / "m-state" / "qemu.pid")
+        stop_qemu(out / "m-state" / "qemu.pid")
 
 
 def _boot_until_power_off(out: Path, arch: str = "x86_64", image: str = "m", extra: tuple[str, ...] = ()) -> str:
@@ -117,7 +105,7 @@ def _boot_until_power_off(out: Path, arch: str = "x86_64", image: str = "m", ext
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=BOOT_TIMEOUT, check=False)
     finally:
-        _stop_qemu(out / "m-state" / "qemu.pid")
+        stop_qemu(out / "m-state" / "qemu.pid")
     print(f"refused boot took {time.monotonic() - start:.1f}s")
     return proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
 
